@@ -22,6 +22,8 @@ import pickle
 from types import SimpleNamespace
 from typing import Any
 
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
+
 FORK_ENUMS_MODULE = "megatron.model.enums"
 FORK_CORE_ENUMS_MODULE = "megatron.core.enums"
 
@@ -80,13 +82,17 @@ class ForkArgsError(ValueError):
 
 
 def build_fork_args(
-    hf_config: Any, tp: int, pp: int, iteration: int = 0, extra_args: dict[str, Any] | None = None
+    hf_config: Any, tp: int, pp: int, iteration: int = 0, extra_args: dict[str, Any] | None = None,
+    divisible_by: int = DEFAULT_DIVISIBLE_BY,
 ) -> argparse.Namespace:
     """The Namespace the fork expects in a checkpoint of ``hf_config`` split ``tp`` x ``pp``.
 
     Names and meanings follow the fork's ``megatron/arguments.py``; ``--use-checkpoint-args`` and
     ``check_checkpoint_args`` read num_layers, hidden_size, num_attention_heads, max_position_embeddings,
-    make_vocab_size_divisible_by, padded_vocab_size, tokenizer_type and the parallel sizes.
+    make_vocab_size_divisible_by, padded_vocab_size, tokenizer_type, data_parallel_random_init and the
+    parallel sizes. The vocab is padded the fork's way (``conversion.vocab_padding``): ``padded_vocab_size``
+    is ``hf_config.vocab_size`` rounded up to a multiple of ``divisible_by x tp``, and the real size is kept
+    as ``true_vocab_size``.
     """
     if not getattr(hf_config, "multi_query", False):
         raise ForkArgsError("only multi-query GPT-BigCode models are supported (config multi_query is false)")
@@ -95,7 +101,6 @@ def build_fork_args(
         raise ForkArgsError(f"activation_function {act!r} has no Megatron equivalent (use gelu_pytorch_tanh)")
     tanh_gelu = act != "gelu"
     vocab = hf_config.vocab_size
-    divisible_by = _largest_divisor_for_vocab(vocab, tp)
     heads = hf_config.n_head
     ffn = hf_config.n_inner if hf_config.n_inner is not None else 4 * hf_config.n_embd
     values: dict[str, Any] = dict(
@@ -108,8 +113,9 @@ def build_fork_args(
         max_position_embeddings=hf_config.n_positions,
         seq_length=hf_config.n_positions,
         position_embedding_type=PositionEmbeddingType.absolute,
-        padded_vocab_size=vocab,
+        padded_vocab_size=padded_vocab_size(vocab, divisible_by, tp),
         make_vocab_size_divisible_by=divisible_by,
+        true_vocab_size=vocab,
         tokenizer_type="TokenizerFromFile",
         tokenizer_file=None,
         vocab_file=None,
@@ -127,6 +133,7 @@ def build_fork_args(
         data_parallel_size=1,
         world_size=tp * pp,
         use_distributed_optimizer=False,
+        data_parallel_random_init=False,
         model_type=ModelType.encoder_or_decoder,
         params_dtype=_params_dtype(hf_config),
         fp16=False,
@@ -139,8 +146,10 @@ def build_fork_args(
     return argparse.Namespace(**values)
 
 
-def hf_config_from_args(args: argparse.Namespace, bos_token_id: int, eos_token_id: int) -> Any:
-    """The ``GPTBigCodeConfig`` (DESIGN.md 2.5) of a checkpoint whose args are ``args``."""
+def hf_config_from_args(args: argparse.Namespace, bos_token_id: int, eos_token_id: int,
+                        vocab_size: int | None = None) -> Any:
+    """The ``GPTBigCodeConfig`` (DESIGN.md 2.5) of a checkpoint whose args are ``args``; ``vocab_size`` is the
+    real vocab (default: every row of the padded embedding, ``args.padded_vocab_size``)."""
     from transformers import GPTBigCodeConfig
 
     def need(name: str) -> Any:
@@ -160,7 +169,7 @@ def hf_config_from_args(args: argparse.Namespace, bos_token_id: int, eos_token_i
     hidden = need("hidden_size")
     ffn = getattr(args, "ffn_hidden_size", None) or 4 * hidden
     return GPTBigCodeConfig(
-        vocab_size=need("padded_vocab_size"),
+        vocab_size=vocab_size or need("padded_vocab_size"),
         n_positions=need("max_position_embeddings"),
         n_embd=hidden,
         n_layer=need("num_layers"),
@@ -181,22 +190,6 @@ def hf_config_from_args(args: argparse.Namespace, bos_token_id: int, eos_token_i
         eos_token_id=eos_token_id,
         architectures=["GPTBigCodeForCausalLM"],
     )
-
-
-def _largest_divisor_for_vocab(vocab: int, tp: int) -> int:
-    """The fork pads the vocab to a multiple of ``make_vocab_size_divisible_by * tp``.
-
-    We keep the HF vocab unchanged (no padding rows), so we record the largest power of two <= 128 (the
-    fork's default) for which the vocab is already padded; that makes the fork's own padding a no-op.
-    """
-    if vocab % tp:
-        raise ForkArgsError(
-            f"vocab_size {vocab} is not divisible by tensor parallel size {tp}; pick a TP that divides it"
-        )
-    divisor = 128
-    while divisor > 1 and vocab % (divisor * tp):
-        divisor //= 2
-    return divisor
 
 
 def _params_dtype(hf_config: Any) -> Any:

@@ -1,14 +1,16 @@
 """Convert a Hugging Face GPT-BigCode checkpoint to a Megatron ``release`` checkpoint at a chosen TP/PP.
 
     python -m conversion.hf_to_megatron --hf HF_DIR --out CKPT_ROOT [--tp N] [--pp N] [--tokenizer FILE]
-        [--config run.yaml]
+        [--make-vocab-size-divisible-by N] [--config run.yaml]
 
 Writes ``CKPT_ROOT/release/mp_rank_*/model_optim_rng.pt`` and the tracker (``release``), the layout the
 fork loads with ``--load CKPT_ROOT --finetune``. Tensors are read lazily from the HF shards
 (safetensors or ``.bin``, through ``conversion.hf_checkpoint_reader``), so memory holds about one rank's
-file. ``--tp``/``--pp`` not given come from the run config's ``conversion:`` section. The vocab is kept
-as is: it must be divisible by TP (the recorded ``make_vocab_size_divisible_by`` is chosen so the fork's
-own padding is a no-op).
+file. ``--tp``/``--pp``/``--make-vocab-size-divisible-by`` not given come from the run config's
+``conversion:`` section. The vocab is padded as the fork pads it (``conversion.vocab_padding``): to a multiple
+of ``make_vocab_size_divisible_by x TP`` (128 x TP by default), with zero rows split across the TP ranks;
+``args.padded_vocab_size``, ``args.make_vocab_size_divisible_by`` and the real ``args.true_vocab_size`` are
+recorded, so the fork loads it with its default flags (or the same ``--make-vocab-size-divisible-by``).
 """
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from typing import Any
 from conversion.fork_namespace import ForkArgsError
 from conversion.hf_checkpoint_reader import HFCheckpointReader
 from conversion.megatron_checkpoint import write_megatron_checkpoint
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY
 
 
 def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
-            tokenizer: str | Path | None = None) -> Path:
-    """Write ``out_dir/release`` (TP x PP shards) and its tracker from the HF checkpoint ``hf_dir``."""
+            tokenizer: str | Path | None = None, divisible_by: int = DEFAULT_DIVISIBLE_BY) -> Path:
+    """Write ``out_dir/release`` (TP x PP shards) and its tracker from the HF checkpoint ``hf_dir``; the vocab
+    is padded to a multiple of ``divisible_by x tp``."""
     from transformers import GPTBigCodeConfig
 
     hf_dir = Path(hf_dir)
@@ -45,7 +49,8 @@ def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
     # The reader is a lazy mapping: the writer fetches each tensor when it builds the rank that needs it.
     try:
         with HFCheckpointReader(hf_dir) as tensors:
-            return write_megatron_checkpoint(out_dir, None, tensors, config, tp=tp, pp=pp, extra_args=extra)
+            return write_megatron_checkpoint(out_dir, None, tensors, config, tp=tp, pp=pp, extra_args=extra,
+                                             divisible_by=divisible_by)
     except ForkArgsError as exc:  # a config field with no Megatron equivalent: say which file holds it
         raise ForkArgsError(f"{config_path}: {exc}") from exc
 
@@ -60,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tp", type=int, help="tensor parallel size")
     parser.add_argument("--pp", type=int, help="pipeline parallel size")
     parser.add_argument("--tokenizer", help="tokenizer.json to record as args.tokenizer_file")
+    parser.add_argument("--make-vocab-size-divisible-by", type=int, dest="divisible_by",
+                        help="pad the vocab to a multiple of this x TP, as the fork's flag of that name (default 128)")
     parser.add_argument("--config", help="run config YAML; its conversion: section gives the defaults")
     parser.add_argument("overrides", nargs="*", help="conversion.key=value overrides of the run config")
     ns = parser.parse_args(argv)
@@ -67,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_section(ns.config, "conversion", ConversionConfig, ns.overrides)
         tp = ns.tp if ns.tp is not None else cfg.tp
         pp = ns.pp if ns.pp is not None else cfg.pp
-        folder = convert(ns.hf, ns.out, tp=tp, pp=pp, tokenizer=ns.tokenizer)
+        divisible_by = ns.divisible_by if ns.divisible_by is not None else cfg.make_vocab_size_divisible_by
+        folder = convert(ns.hf, ns.out, tp=tp, pp=pp, tokenizer=ns.tokenizer, divisible_by=divisible_by)
     except (ConfigError, ValueError, OSError, KeyError) as exc:
         print(f"hf_to_megatron: error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {folder} (tp={tp} pp={pp})")
+    print(f"wrote {folder} (tp={tp} pp={pp}, vocab padded to a multiple of {divisible_by} x {tp})")
     return 0
 
 

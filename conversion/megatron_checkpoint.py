@@ -30,6 +30,7 @@ from conversion.key_map import (
 )
 from conversion.megatron_reader import MegatronReader
 from conversion.tensor_parallel import tensor_piece
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, pad_rows
 
 
 @dataclass
@@ -57,11 +58,15 @@ def write_megatron_checkpoint(
     opt_param_scheduler: Any = None,
     rng_state: Any = None,
     extra_args: dict[str, Any] | None = None,
+    divisible_by: int = DEFAULT_DIVISIBLE_BY,
+    extra_keys: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``root/{release|iter_N}/mp_rank_*`` and the tracker; returns the tag folder.
 
     ``iteration=None`` writes a ``release`` checkpoint. The tag folder appears complete or not at all; an
-    existing one is replaced only once the new one is fully written.
+    existing one is replaced only once the new one is fully written. The word embeddings (and the last
+    stage's head copy) get zero rows up to ``args.padded_vocab_size`` (``conversion.vocab_padding``).
+    ``extra_keys`` are further top-level entries written into every rank's file (the fork ignores them).
     """
     root = Path(root)
     if iteration is not None and iteration < 1:
@@ -74,12 +79,12 @@ def write_megatron_checkpoint(
         raise ValueError(f"n_head {hf_config.n_head} is not divisible by tensor parallel size {tp}")
     _check_tied_head(hf_state_dict)
     tag = "release" if iteration is None else str(iteration)
-    args = build_fork_args(hf_config, tp, pp, iteration or 0, extra_args)
+    args = build_fork_args(hf_config, tp, pp, iteration or 0, extra_args, divisible_by)
     final = root / tag_dir_name(tag)
     with atomic_output_dir(final) as tmp:
         for stage in range(pp):
             for tp_rank in range(tp):
-                flat = _rank_tensors(hf_state_dict, hf_config, tp, pp, stage, tp_rank)
+                flat = _rank_tensors(hf_state_dict, hf_config, tp, pp, stage, tp_rank, args.padded_vocab_size)
                 state: dict[str, Any] = {
                     "args": args,
                     "checkpoint_version": CHECKPOINT_VERSION,
@@ -92,6 +97,7 @@ def write_megatron_checkpoint(
                     state["opt_param_scheduler"] = opt_param_scheduler
                 if rng_state is not None:
                     state["rng_state"] = rng_state
+                state.update(extra_keys or {})
                 save_checkpoint_file(tmp / rank_dir_name(tp_rank, stage, pp) / MODEL_FILE, state)
                 del flat, state
     write_tracker(root, tag)
@@ -101,10 +107,11 @@ def write_megatron_checkpoint(
 def read_megatron_checkpoint(
     root: str | Path, tag: str | None = None, tokenizer: str | Path | None = None
 ) -> MegatronCheckpoint:
-    """Load a whole checkpoint (default: the tracker's tag) merged into one HF state dict, in memory."""
+    """Load a whole checkpoint (default: the tracker's tag) merged into one HF state dict, in memory; the
+    vocab padding rows are dropped (``MegatronReader.hf_config`` says how many rows are real)."""
     reader = MegatronReader(root, tag)
     config = reader.hf_config(reader.tokenizer(tokenizer))
-    state = dict(reader.iter_hf_tensors())
+    state = dict(reader.iter_hf_tensors(config.vocab_size))
     state[HF_TIED_HEAD] = state["transformer.wte.weight"]
     optimizer = reader.optimizer
     if reader.layout.dist_opt and optimizer is None:
@@ -126,11 +133,14 @@ def _check_tied_head(hf_state_dict: Mapping[str, torch.Tensor]) -> None:
 
 
 def _rank_tensors(
-    hf_state_dict: Mapping[str, torch.Tensor], hf_config: Any, tp: int, pp: int, stage: int, tp_rank: int
+    hf_state_dict: Mapping[str, torch.Tensor], hf_config: Any, tp: int, pp: int, stage: int, tp_rank: int,
+    padded_vocab: int,
 ) -> dict[str, torch.Tensor]:
     """Flat Megatron dict (stage-local layer numbers) of one rank. Each HF tensor is fetched, split and
     dropped in turn, so with a lazy mapping memory holds one rank's file plus one tensor."""
     def pieces(name: str, tensor: torch.Tensor) -> torch.Tensor:
+        if name in (EMBEDDING_KEYS["transformer.wte.weight"], HEAD_KEY):
+            tensor = pad_rows(tensor, padded_vocab)
         return tensor_piece(name, tensor.detach(), tp, tp_rank)
 
     flat: dict[str, torch.Tensor] = {}

@@ -13,6 +13,7 @@ Library module, no command line.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,8 +28,9 @@ from conversion.key_map import (
     MEGATRON_LAYER_SUFFIXES, flatten_model, megatron_layer_to_hf, stage_keys, stage_layers,
 )
 from conversion.tensor_parallel import split_dim
-from conversion.tensor_source import OpenFiles, Piece, Segment, TensorSource, materialize, same_bytes
+from conversion.tensor_source import OpenFiles, Piece, Segment, TensorSource, first_rows, materialize, same_bytes
 from conversion.tokenizer_files import special_token_ids
+from conversion.vocab_padding import TRUE_VOCAB_ARG, VocabPaddingError, real_vocab_size, tokenizer_vocab_size
 
 
 def _dims(args: argparse.Namespace) -> tuple[int, int, int, int, int, int]:
@@ -39,9 +41,11 @@ def _dims(args: argparse.Namespace) -> tuple[int, int, int, int, int, int]:
     return args.padded_vocab_size, args.max_position_embeddings, hidden, ffn, head_dim, args.num_layers
 
 
-def hf_tensor_shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
-    """Every HF tensor (lm_head excluded: tied) and its shape, in the order the reader yields them."""
-    vocab, positions, hidden, _, _, layers = _dims(args)
+def hf_tensor_shapes(args: argparse.Namespace, vocab_size: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Every HF tensor (lm_head excluded: tied) and its shape, in the order the reader yields them;
+    ``vocab_size`` rows of the word embeddings (default: all ``args.padded_vocab_size`` rows)."""
+    padded, positions, hidden, _, _, layers = _dims(args)
+    vocab = vocab_size or padded
     # The Megatron layer's shapes through the same name map the tensors take (c_attn stacks query, key_value).
     per_layer = megatron_layer_to_hf(megatron_layer_shapes(args), _stacked_shape)
     shapes: dict[str, tuple[int, ...]] = {
@@ -130,8 +134,8 @@ class MegatronReader:
                 " load and re-save it with the fork first"
             )
 
-    def hf_tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        return hf_tensor_shapes(self.args)
+    def hf_tensor_shapes(self, vocab_size: int | None = None) -> dict[str, tuple[int, ...]]:
+        return hf_tensor_shapes(self.args, vocab_size)
 
     def tokenizer(self, explicit: str | Path | None = None) -> Path | None:
         """``explicit`` when given, else the tokenizer the checkpoint records (``args.tokenizer_file``) if it is here."""
@@ -141,12 +145,22 @@ class MegatronReader:
         return Path(recorded) if recorded and Path(recorded).exists() else None
 
     def hf_config(self, tokenizer: Path | None) -> Any:
-        """The ``GPTBigCodeConfig`` of this checkpoint, bos/eos from ``tokenizer`` (StarCoder's 0 without one)."""
+        """The ``GPTBigCodeConfig`` of this checkpoint, bos/eos from ``tokenizer`` (StarCoder's 0 without one).
+
+        Its ``vocab_size`` is the real vocab (``conversion.vocab_padding.real_vocab_size``: the recorded
+        ``args.true_vocab_size``, else the tokenizer's size); pass it to ``iter_hf_sources`` to drop the padding rows.
+        """
         bos, eos = special_token_ids(tokenizer)
+        where = self.layout.model_file(0, 0)
         try:
-            return hf_config_from_args(self.args, bos, eos)
-        except ForkArgsError as exc:
-            raise CheckpointFormatError(f"{self.layout.model_file(0, 0)}: args: {exc}") from exc
+            vocab, warning = real_vocab_size(
+                self.args.padded_vocab_size, getattr(self.args, TRUE_VOCAB_ARG, None),
+                tokenizer_vocab_size(tokenizer) if tokenizer is not None else None)
+            if warning:
+                print(f"warning: {where}: {warning}", file=sys.stderr)
+            return hf_config_from_args(self.args, bos, eos, vocab)
+        except (ForkArgsError, VocabPaddingError) as exc:
+            raise CheckpointFormatError(f"{where}: args: {exc}") from exc
 
     def stored_dtype(self) -> torch.dtype:
         """The dtype the checkpoint stores its weights in (that of the first shard's first parameter)."""
@@ -199,11 +213,16 @@ class MegatronReader:
             )
         return TensorSource((Segment(tuple(pieces), dim),))
 
-    def iter_hf_sources(self, files: OpenFiles) -> Iterator[tuple[str, TensorSource]]:
-        """(HF name, byte source of the merged tensor) in ``hf_tensor_shapes`` order."""
+    def iter_hf_sources(self, files: OpenFiles, vocab_size: int | None = None
+                        ) -> Iterator[tuple[str, TensorSource]]:
+        """(HF name, byte source of the merged tensor) in ``hf_tensor_shapes`` order; the word embeddings
+        keep their first ``vocab_size`` rows (default: all, padding included)."""
         shapes = self.hf_tensor_shapes()
         for hf_name, megatron_name in EMBEDDING_KEYS.items():
-            yield hf_name, self._source(files, 0, megatron_name, shapes[hf_name])
+            source = self._source(files, 0, megatron_name, shapes[hf_name])
+            if hf_name == "transformer.wte.weight" and vocab_size is not None:
+                source = first_rows(source, vocab_size)
+            yield hf_name, source
         full_shapes = megatron_layer_shapes(self.args)
         for stage in range(self.layout.pp):
             for local, layer in enumerate(stage_layers(self.args.num_layers, self.layout.pp, stage)):
@@ -220,10 +239,10 @@ class MegatronReader:
         if self.layout.pp > 1:
             self._check_tied_head(files, shapes["transformer.wte.weight"])
 
-    def iter_hf_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+    def iter_hf_tensors(self, vocab_size: int | None = None) -> Iterator[tuple[str, torch.Tensor]]:
         """(HF name, full tensor) in ``hf_tensor_shapes`` order, one tensor read at a time."""
         with OpenFiles() as files:
-            for name, source in self.iter_hf_sources(files):
+            for name, source in self.iter_hf_sources(files, vocab_size):
                 yield name, materialize(files, source)
 
     def _check_tied_head(self, files: OpenFiles, shape: tuple[int, ...]) -> None:

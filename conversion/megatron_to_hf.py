@@ -6,7 +6,9 @@
 
 Streams one tensor at a time: the TP shards are indexed without loading them and each merged tensor's
 bytes go from the shard files into the output shard being filled (copied by the kernel when the dtype is
-unchanged), so memory stays about one tensor whatever the model size. Output (DESIGN.md 2.5): sharded
+unchanged), so memory stays about one tensor whatever the model size. The fork's vocab padding rows are
+dropped: ``vocab_size`` is the checkpoint's recorded ``true_vocab_size``, else the tokenizer's size
+(``conversion.vocab_padding``). Output (DESIGN.md 2.5): sharded
 weights + index, ``config.json`` (tanh GELU, multi-query, bos/eos from the tokenizer), tokenizer files,
 ``generation_config.json`` and ``conversion_manifest.json``; the folder appears atomically and replaces
 an old one only when complete (an ``--out`` holding the checkpoint, or a non-empty folder that is not a
@@ -78,12 +80,13 @@ def convert(
     config = reader.hf_config(tokenizer_path)
     dtype = dtype or reader.stored_dtype()
     config.dtype = dtype
-    shapes = reader.hf_tensor_shapes()
+    shapes = reader.hf_tensor_shapes(config.vocab_size)
     with atomic_output_dir(out_dir) as tmp:
         writer = ShardedWeightWriter(tmp, shapes, dtype, fmt, parse_size(max_shard_size))  # type: ignore[arg-type]
         try:
             with OpenFiles() as files:
-                for name, source in tqdm(reader.iter_hf_sources(files), total=len(shapes), desc="megatron->hf",
+                sources = reader.iter_hf_sources(files, config.vocab_size)  # padding rows dropped
+                for name, source in tqdm(sources, total=len(shapes), desc="megatron->hf",
                                          unit="tensor", disable=not progress, file=sys.stderr):
                     writer.write_source(name, source, files)
             writer.finish()
@@ -101,7 +104,9 @@ def convert(
                   " files (AutoTokenizer cannot load it)", file=sys.stderr)
         manifest = {
             "source": str(Path(megatron_dir).resolve()), "tag": reader.layout.tag, "iteration": reader.iteration,
-            "tp": reader.layout.tp, "pp": reader.layout.pp, "distributed_optimizer": reader.layout.dist_opt,
+            "tp": reader.layout.tp, "pp": reader.layout.pp,
+            "vocab_size": config.vocab_size, "padded_vocab_size": reader.args.padded_vocab_size,
+            "distributed_optimizer": reader.layout.dist_opt,
             "format": fmt, "dtype": str(dtype).removeprefix("torch."), "shards": writer.file_names,
             "total_bytes": writer.bytes_written, "tokenizer_files": tokenizer_files,
             "seconds": round(time.perf_counter() - started, 3),
@@ -116,7 +121,7 @@ def load_hf_model_from_megatron(megatron_dir: str | Path, dtype: torch.dtype = t
     reader = MegatronReader(megatron_dir, tag)
     config = reader.hf_config(reader.tokenizer(tokenizer))
     config.dtype = dtype
-    state = {name: tensor.to(dtype) for name, tensor in reader.iter_hf_tensors()}
+    state = {name: tensor.to(dtype) for name, tensor in reader.iter_hf_tensors(config.vocab_size)}
     state[HF_TIED_HEAD] = state["transformer.wte.weight"]
     with _parameters_on_meta():
         model = GPTBigCodeForCausalLM(config)

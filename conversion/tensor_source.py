@@ -206,3 +206,28 @@ def same_bytes(files: OpenFiles, a: Piece, b: Piece) -> bool:
         if left != right:
             return False
     return True
+
+
+def first_rows(source: TensorSource, rows: int) -> TensorSource:
+    """The first ``rows`` rows of a source of dim-0 segments (e.g. the real vocab of a padded embedding).
+
+    Rows of a dim-0 piece are contiguous in its file, so a shorter piece keeps its offset; pieces past the
+    cut are dropped without being read.
+    """
+    if not 0 < rows <= source.shape[0]:
+        raise ValueError(f"cannot take {rows} rows of a tensor with {source.shape[0]}")
+    kept: list[Segment] = []
+    left = rows
+    for segment in source.segments:
+        if segment.dim != 0:
+            raise ValueError("first_rows needs segments joined along dim 0")
+        pieces: list[Piece] = []
+        for piece in segment.pieces:
+            if left == 0:
+                break
+            take = min(left, piece.shape[0])
+            pieces.append(Piece(piece.path, piece.offset, (take,) + piece.shape[1:], piece.dtype))
+            left -= take
+        if pieces:
+            kept.append(Segment(tuple(pieces), 0))
+    return TensorSource(tuple(kept))

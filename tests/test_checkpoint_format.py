@@ -179,10 +179,16 @@ def test_inconsistent_replicated_copy_is_refused(tmp_path: Path) -> None:
         read_megatron_checkpoint(tmp_path)
 
 
-def test_recorded_vocab_divisor_makes_the_forks_padding_a_no_op() -> None:
-    # The fork pads the vocab to a multiple of make_vocab_size_divisible_by x tp; the largest power of two
-    # <= 128 (its default) for which the vocab already is such a multiple. Worked out by hand:
-    # 96 = 2 x 48 and 48 = 16 x 3; 49152 = 4 x 12288 = 4 x 128 x 96; 50257 is odd.
-    for vocab, tp, expected in ((96, 2, 16), (49152, 4, 128), (50257, 1, 1)):
+def test_vocab_is_padded_as_the_fork_pads_it() -> None:
+    # The fork's _vocab_size_with_padding: round up to a multiple of make_vocab_size_divisible_by x tp, and the
+    # divisor is recorded as given (not x tp). Worked out by hand: 96 -> 256 (x2=256); 49152 = 96 x 512 stays;
+    # 50257 -> 393 x 128 = 50304; 515 at tp=3 with divisor 8 -> multiple 24, 22 x 24 = 528.
+    for vocab, tp, divisor, padded in ((96, 2, 128, 256), (49152, 4, 128, 49152), (50257, 1, 128, 50304),
+                                       (515, 3, 8, 528)):
         config = GPTBigCodeConfig(vocab_size=vocab, n_embd=64, n_head=4, multi_query=True)
-        assert build_fork_args(config, tp, 1).make_vocab_size_divisible_by == expected, (vocab, tp)
+        args = build_fork_args(config, tp, 1, divisible_by=divisor)
+        assert (args.padded_vocab_size, args.make_vocab_size_divisible_by, args.true_vocab_size) == (
+            padded, divisor, vocab), (vocab, tp)
+        assert args.data_parallel_random_init is False
+
+
