@@ -22,6 +22,7 @@ import pickle
 from types import SimpleNamespace
 from typing import Any
 
+from conversion.fork_arg_defaults import FORK_ARG_DEFAULTS
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 
 FORK_ENUMS_MODULE = "megatron.model.enums"
@@ -87,7 +88,8 @@ def build_fork_args(
 ) -> argparse.Namespace:
     """The Namespace the fork expects in a checkpoint of ``hf_config`` split ``tp`` x ``pp``.
 
-    Names and meanings follow the fork's ``megatron/arguments.py``; ``--use-checkpoint-args`` and
+    Every name of the fork's parser is there (``conversion.fork_arg_defaults``), with the fork's default
+    unless the model or ``extra_args`` (the run's values) say otherwise. ``--use-checkpoint-args`` and
     ``check_checkpoint_args`` read num_layers, hidden_size, num_attention_heads, max_position_embeddings,
     make_vocab_size_divisible_by, padded_vocab_size, tokenizer_type, data_parallel_random_init and the
     parallel sizes. The vocab is padded the fork's way (``conversion.vocab_padding``): ``padded_vocab_size``
@@ -103,7 +105,8 @@ def build_fork_args(
     vocab = hf_config.vocab_size
     heads = hf_config.n_head
     ffn = hf_config.n_inner if hf_config.n_inner is not None else 4 * hf_config.n_embd
-    values: dict[str, Any] = dict(
+    values: dict[str, Any] = dict(FORK_ARG_DEFAULTS)  # every name the fork's parser defines
+    values.update(
         num_layers=hf_config.n_layer,
         hidden_size=hf_config.n_embd,
         ffn_hidden_size=ffn,
@@ -131,7 +134,6 @@ def build_fork_args(
         tensor_model_parallel_size=tp,
         pipeline_model_parallel_size=pp,
         data_parallel_size=1,
-        world_size=tp * pp,
         use_distributed_optimizer=False,
         data_parallel_random_init=False,
         model_type=ModelType.encoder_or_decoder,
@@ -143,6 +145,16 @@ def build_fork_args(
         consumed_valid_samples=0,
     )
     values.update(extra_args or {})
+    # what the fork's validate_args derives from the values above
+    values.update(
+        encoder_seq_length=values["seq_length"],
+        transformer_pipeline_model_parallel_size=pp,
+        virtual_pipeline_model_parallel_size=None,
+        world_size=values["data_parallel_size"] * tp * pp,
+    )
+    for name in ("start_weight_decay", "end_weight_decay"):
+        if values[name] is None:
+            values[name] = values["weight_decay"]
     return argparse.Namespace(**values)
 
 
