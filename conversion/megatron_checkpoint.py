@@ -12,7 +12,7 @@ the scheduler and RNG state go into every file, as the fork does. Library module
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,6 +45,7 @@ class MegatronCheckpoint:
     optimizer: Any = None
     opt_param_scheduler: Any = None
     rng_state: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)  # further top-level entries of rank (0, 0)'s file
 
 
 def write_megatron_checkpoint(
@@ -121,7 +122,7 @@ def read_megatron_checkpoint(
     return MegatronCheckpoint(
         iteration=reader.iteration, tag=reader.layout.tag, args=reader.args, hf_config=config,
         hf_state_dict=state, optimizer=optimizer, opt_param_scheduler=reader.opt_param_scheduler,
-        rng_state=reader.rng_state,
+        rng_state=reader.rng_state, extra=reader.extra,
     )
 
 

@@ -33,6 +33,10 @@ from conversion.tokenizer_files import special_token_ids
 from conversion.vocab_padding import TRUE_VOCAB_ARG, VocabPaddingError, real_vocab_size, tokenizer_vocab_size
 
 
+_FORK_TOP_LEVEL = ("args", "checkpoint_version", "iteration", "model", "optimizer", "opt_param_scheduler",
+                   "rng_state")
+
+
 def _dims(args: argparse.Namespace) -> tuple[int, int, int, int, int, int]:
     hidden = args.hidden_size
     heads = args.num_attention_heads
@@ -112,6 +116,8 @@ class MegatronReader:
         self.optimizer = first.get("optimizer")
         self.opt_param_scheduler = first.get("opt_param_scheduler")
         self.rng_state = first.get("rng_state")
+        # top-level entries beyond the fork's own (e.g. the local engine's ``fork_resume``, ``local_engine``)
+        self.extra: dict[str, Any] = {key: value for key, value in first.items() if key not in _FORK_TOP_LEVEL}
         del first
         self._check_args(first_path)
         self._index: dict[tuple[int, int], dict[str, Piece]] = {}

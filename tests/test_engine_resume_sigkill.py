@@ -63,7 +63,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     assert a.hf_state_dict.keys() == b.hf_state_dict.keys()
     for name in a.hf_state_dict:
         assert torch.equal(a.hf_state_dict[name], b.hf_state_dict[name]), name
-    state_a, state_b = a.optimizer["state_dict"]["state"], b.optimizer["state_dict"]["state"]
+    state_a, state_b = a.optimizer["state"], b.optimizer["state"]  # the fork's FP32Optimizer entry
     for index in state_a:
         for key in ("exp_avg", "exp_avg_sq", "step"):
             assert torch.equal(state_a[index][key], state_b[index][key]), (index, key)

@@ -40,7 +40,7 @@ def test_two_processes_match_one(single_run, fsdp):
         torch.testing.assert_close(two.hf_state_dict[name], tensor, rtol=1e-4, atol=2e-6, msg=name)
         moved = max(moved, float((tensor - start[name]).abs().max()))
     assert moved > 1e-3  # the comparison is between weights that actually trained
-    opt_one, opt_two = one.optimizer["state_dict"]["state"], two.optimizer["state_dict"]["state"]
+    opt_one, opt_two = one.optimizer["state"], two.optimizer["state"]
     assert opt_one.keys() == opt_two.keys()
     for index, state in opt_one.items():  # FSDP2 gathers the sharded Adam moments back to full tensors
         torch.testing.assert_close(opt_two[index]["exp_avg"], state["exp_avg"], rtol=1e-3, atol=1e-7)

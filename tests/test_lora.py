@@ -27,7 +27,8 @@ def test_lora_trains_adapters_and_saves_a_merged_plain_model(tmp_path):
     start = read_megatron_checkpoint(base).hf_state_dict
     saved = read_megatron_checkpoint(tmp_path / "lora_run")
     assert set(saved.hf_state_dict) == set(start)  # plain GPT-BigCode names: no lora_ / base_layer keys
-    adapters = saved.optimizer["lora_adapters"]
+    adapters = saved.extra["local_engine"]["lora_adapters"]
+    assert saved.optimizer is None and saved.extra["fork_resume"]["load_optim"] is False
     changed = 0
     for name, weight in saved.hf_state_dict.items():
         module = name.rsplit(".", 1)[0]

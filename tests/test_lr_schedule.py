@@ -27,7 +27,7 @@ def test_linear_and_constant():
 
 def test_decay_defaults_to_the_whole_run_and_bad_windows_are_rejected():
     cfg = SimpleNamespace(lr=1.0, min_lr=0.0, lr_warmup_samples=0, lr_decay_samples=0,
-                          lr_decay_style="cosine", train_iters=10, global_batch_size=8)
+                          lr_decay_style="cosine", train_iters=10, global_batch_size=8, weight_decay=0.1)
     assert SampleLRSchedule.from_config(cfg).decay_samples == 80
     with pytest.raises(ValueError, match="lr_decay_samples"):
         SampleLRSchedule(1.0, 0.0, 100, 50)

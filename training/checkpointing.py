@@ -6,12 +6,19 @@ temporary name, renamed into place, then the tracker is replaced)::
     SAVE/latest_checkpointed_iteration.txt
     SAVE/iter_0000030/mp_rank_00/model_optim_rng.pt
 
-What a checkpoint holds besides the weights, so that a resumed run is bitwise the run that was killed:
+What a checkpoint holds besides the weights, so that a resumed run is bitwise the run that was killed, and
+so that the fork (``megatron/checkpointing.py``, branch ``mtf``) can take the job over mid-run (``--load SAVE``
+without ``--finetune``, TP=1 PP=1, fp32):
 
-* ``optimizer``: ``{"format": "torch.optim.AdamW", "state_dict": ..., "lora_adapters": ... | None}``;
-* ``opt_param_scheduler``: the fork's scheduler entry, steps counted in samples;
-* ``rng_state``: one entry per data-parallel rank (python, numpy, torch, CUDA generators);
-* ``args``: ``iteration``, ``consumed_train_samples`` and the batch geometry the data position means.
+* ``optimizer``: the fork's ``FP32Optimizer`` state (``conversion.fork_optimizer``: AdamW moments in the fork's
+  parameter order and shapes, its two param groups with ``wd_mult``/``lr_mult``); absent for LoRA runs;
+* ``opt_param_scheduler``: the fork's ``OptimizerParamScheduler`` entry, steps counted in samples;
+* ``rng_state``: one entry per data-parallel rank, in the fork's structure (``training.rng_state``);
+* ``args``: every fork argument (``conversion.fork_arg_defaults``) with the run's values: ``iteration``,
+  ``consumed_train_samples`` and the batch geometry the data position means, the optimizer settings;
+* ``fork_resume``: what ``optimizer`` holds and whether the fork can load it (``fork_resume_entry``; the
+  cluster launcher adds ``--no-load-optim`` when it cannot);
+* ``local_engine``: what only this engine reads: LoRA adapters and their optimizer state.
 
 Where a run starts (``plan_start``): a save folder with a tracker resumes from it (everything restored);
 otherwise the weights come from ``training.load`` (a release checkpoint or an HF folder) and optimizer,
@@ -25,9 +32,14 @@ from typing import Any
 
 import torch
 
-from conversion.checkpoint_format import TRACKER_NAME
+from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file
+from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 
-OPTIMIZER_FORMAT = "torch.optim.AdamW"
+LOCAL_ENGINE_KEY = "local_engine"
+LOCAL_ENGINE_FORMAT = "codeft.local_engine.v2"
+LORA_NOT_FOR_FORK = ("LoRA run: the optimizer state covers the adapters only, which the fork's model does not"
+                     " have (the saved weights are merged); resume it in the fork with --no-load-optim")
 
 
 class ResumeError(ValueError):
@@ -76,16 +88,39 @@ def save_checkpoint(
     scheduler_state: dict[str, Any],
     rng_states: list[dict[str, Any]],
     run_args: dict[str, Any],
+    divisible_by: int = DEFAULT_DIVISIBLE_BY,
+    trained_dtype: str = "float32",
 ) -> Path:
-    """Write ``SAVE/iter_{iteration:07d}`` (atomic) and point the tracker at it; returns the iteration folder."""
+    """Write ``SAVE/iter_{iteration:07d}`` (atomic) and point the tracker at it; returns the iteration folder.
+
+    ``optimizer_state`` is the engine's AdamW ``state_dict()`` (``training.optim_setup`` groups); it is
+    stored as the fork's ``FP32Optimizer`` state unless the run is LoRA (then under ``local_engine``).
+    """
     from conversion.megatron_checkpoint import write_megatron_checkpoint
 
-    optimizer = {"format": OPTIMIZER_FORMAT, "state_dict": optimizer_state, "lora_adapters": lora_adapters}
+    local: dict[str, Any] = {"format": LOCAL_ENGINE_FORMAT, "lora_adapters": lora_adapters, "torch_optimizer": None}
+    if lora_adapters is None:
+        padded = padded_vocab_size(hf_config.vocab_size, divisible_by, 1)
+        fork_optimizer = to_fork_optimizer(optimizer_state, hf_config.n_embd, padded)
+        not_for_fork = None
+    else:
+        fork_optimizer, not_for_fork = None, LORA_NOT_FOR_FORK
+        local["torch_optimizer"] = optimizer_state
     return write_megatron_checkpoint(
         Path(save_dir), iteration, hf_state_dict, hf_config,
-        optimizer=optimizer, opt_param_scheduler=scheduler_state, rng_state=rng_states,
-        extra_args={**run_args, "iteration": iteration},
+        optimizer=fork_optimizer, opt_param_scheduler=scheduler_state, rng_state=rng_states,
+        extra_args={**run_args, "iteration": iteration}, divisible_by=divisible_by,
+        extra_keys={LOCAL_ENGINE_KEY: local, FORK_RESUME_KEY: fork_resume_entry(not_for_fork, trained_dtype)},
     )
+
+
+def vocab_divisor(source: Path) -> int:
+    """``make_vocab_size_divisible_by`` recorded in the Megatron checkpoint ``source`` (the fork's default for
+    a Hugging Face folder), so the run's checkpoints pad the vocab as its start did."""
+    if not (Path(source) / TRACKER_NAME).is_file():
+        return DEFAULT_DIVISIBLE_BY
+    args = load_checkpoint_file(discover_layout(source).model_file(0, 0), meta=True).get("args")
+    return int(getattr(args, "make_vocab_size_divisible_by", None) or DEFAULT_DIVISIBLE_BY)
 
 
 @dataclass
@@ -94,10 +129,16 @@ class ResumeState:
     consumed_train_samples: int
     hf_config: Any  # transformers.GPTBigCodeConfig, as read_megatron_checkpoint builds it
     hf_state_dict: dict[str, torch.Tensor]
-    optimizer_state: dict[str, Any]
+    optimizer_state: dict[str, Any]  # the fork's FP32Optimizer entry, or (LoRA) the AdamW state_dict itself
     lora_adapters: dict[str, torch.Tensor] | None
     scheduler_state: dict[str, Any]
     rng_states: list[dict[str, Any]]
+
+    def optimizer_state_for(self, template: dict[str, Any]) -> dict[str, Any]:
+        """The AdamW ``state_dict()`` to load into the optimizer whose own ``state_dict()`` is ``template``."""
+        if self.lora_adapters is not None:
+            return self.optimizer_state
+        return from_fork_optimizer(self.optimizer_state, template, self.hf_config.n_embd, self.hf_config.vocab_size)
 
 
 def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
@@ -106,12 +147,16 @@ def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
 
     ckpt = read_megatron_checkpoint(Path(save_dir))
     where = f"{save_dir}/{ckpt.tag}"
-    optimizer = ckpt.optimizer
-    if not isinstance(optimizer, dict) or optimizer.get("format") != OPTIMIZER_FORMAT:
+    local = ckpt.extra.get(LOCAL_ENGINE_KEY)
+    if not isinstance(local, dict) or local.get("format") != LOCAL_ENGINE_FORMAT:
         raise ResumeError(
-            f"{where}: no local-engine optimizer state (a checkpoint written by the fork cannot be resumed"
+            f"{where}: not a checkpoint of this engine's (a checkpoint written by the fork cannot be resumed"
             " exactly here); start from it as training.load with a new training.save instead"
         )
+    lora_adapters = local.get("lora_adapters")
+    optimizer = local.get("torch_optimizer") if lora_adapters is not None else ckpt.optimizer
+    if not isinstance(optimizer, dict):
+        raise ResumeError(f"{where}: optimizer state missing; the checkpoint is incomplete")
     if not ckpt.rng_state or ckpt.opt_param_scheduler is None:
         raise ResumeError(f"{where}: RNG or scheduler state missing; the checkpoint is incomplete")
     consumed = getattr(ckpt.args, "consumed_train_samples", None)
@@ -127,8 +172,8 @@ def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
         consumed_train_samples=int(consumed),
         hf_config=ckpt.hf_config,
         hf_state_dict=ckpt.hf_state_dict,
-        optimizer_state=optimizer["state_dict"],
-        lora_adapters=optimizer.get("lora_adapters"),
+        optimizer_state=optimizer,
+        lora_adapters=lora_adapters,
         scheduler_state=ckpt.opt_param_scheduler,
         rng_states=list(ckpt.rng_state),
     )

@@ -52,9 +52,12 @@ class TrainResult:
     tokens_per_s: float = 0.0
 
 
+def _compute_dtype(env: DistEnv, cfg: Any) -> str:
+    return cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if env.device.type == "cuda" else "float32")
+
+
 def _amp(env: DistEnv, cfg: Any) -> contextlib.AbstractContextManager:
-    dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if env.device.type == "cuda" else "float32")
-    if dtype == "bfloat16":
+    if _compute_dtype(env, cfg) == "bfloat16":
         return torch.autocast(device_type=env.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -119,9 +122,9 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
 
 
 def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-          schedule: SampleLRSchedule, iteration: int, consumed: int) -> Path | None:
+          schedule: SampleLRSchedule, iteration: int, consumed: int, divisible_by: int) -> Path | None:
     fsdp = cfg.fsdp and env.distributed
-    rng = [capture_rng_state()]
+    rng = [capture_rng_state(cfg.seed, env.device)]
     if env.distributed:
         gathered: list[Any] = [None] * env.world_size
         dist.all_gather_object(gathered, rng[0])
@@ -137,15 +140,25 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
     path = None
     if env.is_main:
         config = causal_lm(model).config
+        # the fork's names for the run's settings (conversion.fork_arg_defaults gives the rest)
         run_args = {"consumed_train_samples": consumed, "consumed_valid_samples": 0,
                     "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size,
                     "seq_length": cfg.seq_length, "train_iters": cfg.train_iters, "seed": cfg.seed,
-                    "lr": cfg.lr, "min_lr": cfg.min_lr, "local_engine": True}
+                    "lr": cfg.lr, "min_lr": cfg.min_lr, "lr_decay_style": cfg.lr_decay_style,
+                    "lr_warmup_samples": cfg.lr_warmup_samples, "lr_decay_samples": schedule.decay_samples,
+                    "weight_decay": cfg.weight_decay, "adam_beta1": cfg.adam_beta1, "adam_beta2": cfg.adam_beta2,
+                    "adam_eps": cfg.adam_eps, "clip_grad": cfg.clip_grad, "optimizer": "adam",
+                    "data_parallel_size": env.world_size, "save": str(cfg.save), "load": str(cfg.load) or None,
+                    "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
+                    "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
+                    "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
+                    "local_engine": True}
         if cfg.tokenizer:
             run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
         path = checkpointing.save_checkpoint(
             Path(cfg.save), iteration, weights, config, optimizer_state,
-            lora.adapter_state_dict(model) if is_lora else None, schedule.state_dict(consumed), rng, run_args)
+            lora.adapter_state_dict(model) if is_lora else None, schedule.state_dict(consumed), rng, run_args,
+            divisible_by=divisible_by, trained_dtype=_compute_dtype(env, cfg))
     barrier(env)
     return path
 
@@ -172,6 +185,7 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     plan = checkpointing.plan_start(cfg.load, cfg.save)
     resume = checkpointing.load_resume_state(plan.source, cfg.global_batch_size) if plan.resume else None
     seed_everything(cfg.seed)
+    divisible_by = checkpointing.vocab_divisor(plan.source)  # the run's checkpoints pad the vocab as its start
     model = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
     pad_id = resolve_pad_id(cfg, inner_config)
@@ -189,7 +203,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     schedule = SampleLRSchedule.from_config(cfg)
     iteration, consumed = 0, 0
     if resume is not None:
-        load_optimizer_state(model, optimizer, resume.optimizer_state, cfg.fsdp and env.distributed)
+        load_optimizer_state(model, optimizer, resume.optimizer_state_for(optimizer.state_dict()),
+                             cfg.fsdp and env.distributed)
         for problem in schedule.check_matches(resume.scheduler_state):
             say(f"warning: LR schedule differs from the checkpoint's ({problem}); the config wins")
         if env.world_size > len(resume.rng_states):  # said once, by the main rank
@@ -197,7 +212,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
             # so its dropout masks repeat rank 0's; exact resume holds only for the same number of processes
             say(f"warning: the checkpoint holds RNG states for {len(resume.rng_states)} process(es), this run has"
                 f" {env.world_size}; ranks {len(resume.rng_states)}.. reuse rank 0's state")
-        restore_rng_state(resume.rng_states[env.rank] if env.rank < len(resume.rng_states) else resume.rng_states[0])
+        restore_rng_state(resume.rng_states[env.rank] if env.rank < len(resume.rng_states) else resume.rng_states[0],
+                          env.device)
         iteration, consumed = resume.iteration, resume.consumed_train_samples
         say(f"restored: optimizer state, LR schedule at {consumed} samples, RNG states (python, numpy, torch),"
             f" data position iteration {iteration} / {consumed} samples")
@@ -253,7 +269,7 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
         if data.valid and (iteration % cfg.eval_interval == 0 or iteration == cfg.train_iters):
             _validate(runner, data, cfg, env, pad_id, iteration, result, logger, log)
         if iteration % cfg.save_interval == 0 or iteration == cfg.train_iters:
-            result.last_checkpoint = _save(cfg, env, model, optimizer, schedule, iteration, consumed)
+            result.last_checkpoint = _save(cfg, env, model, optimizer, schedule, iteration, consumed, divisible_by)
             log(f"iteration {iteration}: saved checkpoint {result.last_checkpoint}")
     bar.close()
     if result.last_checkpoint is None and iteration > 0:  # resumed at train_iters: the checkpoint exists

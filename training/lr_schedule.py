@@ -23,6 +23,8 @@ class SampleLRSchedule:
     warmup_samples: int
     decay_samples: int
     decay_style: str = "cosine"
+    weight_decay: float = 0.0  # constant (the fork's default --weight-decay-incr-style constant)
+    wd_incr_steps: int = 0  # the fork's wd_incr_steps: train_iters x global_batch_size samples
 
     def __post_init__(self) -> None:
         if self.decay_style not in ("cosine", "linear", "constant"):
@@ -37,7 +39,8 @@ class SampleLRSchedule:
     def from_config(cls, cfg: Any) -> "SampleLRSchedule":
         """Build from a ``TrainingConfig``; ``lr_decay_samples: 0`` means the whole run."""
         decay = cfg.lr_decay_samples or cfg.train_iters * cfg.global_batch_size
-        return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, decay, cfg.lr_decay_style)
+        return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, decay, cfg.lr_decay_style, cfg.weight_decay,
+                   cfg.train_iters * cfg.global_batch_size)
 
     def lr_at(self, samples: int) -> float:
         """Learning rate after ``samples`` consumed samples."""
@@ -55,14 +58,20 @@ class SampleLRSchedule:
         return self.min_lr + coeff * (self.max_lr - self.min_lr)
 
     def state_dict(self, samples: int) -> dict[str, Any]:
-        """The fork's ``opt_param_scheduler`` checkpoint entry (steps are samples here, as in the fork)."""
+        """The fork's ``OptimizerParamScheduler.state_dict()`` (its keys and value types; steps are samples, as
+        in the fork). The fork asserts these equal what its own flags give unless it runs with
+        ``--use-checkpoint-opt_param-scheduler``."""
         return {
-            "max_lr": self.max_lr,
-            "min_lr": self.min_lr,
-            "lr_warmup_steps": self.warmup_samples,
-            "lr_decay_steps": self.decay_samples,
-            "lr_decay_style": self.decay_style,
+            "max_lr": float(self.max_lr),
+            "lr_warmup_steps": int(self.warmup_samples),
             "num_steps": int(samples),
+            "lr_decay_style": self.decay_style,
+            "lr_decay_steps": int(self.decay_samples),
+            "min_lr": float(self.min_lr),
+            "start_wd": float(self.weight_decay),
+            "end_wd": float(self.weight_decay),
+            "wd_incr_style": "constant",
+            "wd_incr_steps": int(self.wd_incr_steps),
         }
 
     def check_matches(self, state: dict[str, Any]) -> list[str]:

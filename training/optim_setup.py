@@ -2,7 +2,9 @@
 
 Megatron's ``_get_params_for_weight_decay_optimization`` puts every bias and every LayerNorm
 parameter (all 1-D tensors in GPT-BigCode) in a group with weight decay 0, and everything else
-(embeddings included) in a group with ``weight_decay``. The optimizer is Adam with decoupled weight
+(embeddings included) in a group with ``weight_decay``; like the fork's ``get_param_groups`` the groups carry
+``wd_mult`` (1.0 / 0.0) and ``lr_mult`` (1.0), and ``names`` (the HF parameter names, in index order, which the
+checkpoint needs to write the fork's optimizer state). The optimizer is Adam with decoupled weight
 decay (apex ``FusedAdam(adam_w_mode=True)`` in the fork, ``torch.optim.AdamW`` here).
 
     optimizer = build_adamw(model, cfg)
@@ -38,8 +40,10 @@ def build_adamw(model: torch.nn.Module, cfg: Any, fused: bool = True) -> torch.o
     if not decay and not no_decay:
         raise ValueError("the model has no trainable parameters (is everything frozen?)")
     groups = [
-        {"params": [params[n] for n in decay], "weight_decay": cfg.weight_decay, "names": decay},
-        {"params": [params[n] for n in no_decay], "weight_decay": 0.0, "names": no_decay},
+        {"params": [params[n] for n in decay], "weight_decay": cfg.weight_decay, "names": decay,
+         "wd_mult": 1.0, "lr_mult": 1.0},
+        {"params": [params[n] for n in no_decay], "weight_decay": 0.0, "names": no_decay,
+         "wd_mult": 0.0, "lr_mult": 1.0},
     ]
     groups = [g for g in groups if g["params"]]
     kernel = {"fused": True} if fused else {"foreach": True}
