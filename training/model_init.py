@@ -23,10 +23,9 @@ import torch
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
 from conversion.checkpoint_format import TRACKER_NAME
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from dataset.text_tokenizer import EOD_TOKEN
 
-# Megatron pads the vocabulary to a multiple of --make-vocab-size-divisible-by (128) x TP.
-VOCAB_MULTIPLE = 128
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
 
 
@@ -54,7 +53,7 @@ def tokenizer_ids(tokenizer_json: Path) -> dict[str, int | None]:
 
 
 def tiny_config(vocab_size: int, eod_id: int | None, pad_id: int | None, spec: TinyModelSpec) -> GPTBigCodeConfig:
-    padded = -(-vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    padded = padded_vocab_size(vocab_size, DEFAULT_DIVISIBLE_BY, 1)  # the fork's padding, so TP=1 adds none
     return GPTBigCodeConfig(
         vocab_size=padded,
         n_positions=spec.max_positions,
