@@ -9,12 +9,17 @@
         --seq-length 2048 --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] \\
         [--seed 1234] [--legacy-split-offsets] [--json plan.json]
     python -m dataset.splits plan --config run.yaml [splits.key=value ...]
+    python -m dataset.splits plan --data-path data/code_content_document --split 969,30,1 --seq-length 2048 \
+        --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] [--json plan.json]
 
 ``write`` prints the exact bytes it wrote. ``check`` exits 0 when the fork accepts the file (its
 parser's asserts plus the dataset build's: ``0 <= START < END <= 1``, positive weights) and 1 with
 the reason otherwise. ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
 to the train split file); ``--seq-length`` is the model's (rows of N+1). Prefixes are resolved relative
 to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``).
+``plan --data-path`` plans continued pretraining (``pretrain_gpt.py --data-path P --split 969,30,1``):
+document ranges, samples per epoch and epochs of each split (``dataset.gpt_split_planner``); a split file
+whose prefix is a raw-document dataset (``PREFIX.idx`` exists) is planned the same way, range by range.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import sys
 from pathlib import Path
 
 from dataset.atomic_files import write_json_atomic
+from dataset.gpt_index import GPTIndexError
+from dataset.gpt_split_planner import format_gpt_plan, is_raw_document_prefix, plan_gpt_data
 from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.packed_index import PackingError
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
@@ -63,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--eval-interval", int), ("--eval-iters", int), ("--seed", int)):
         plan.add_argument(flag, type=kind, default=None)
     plan.add_argument("--legacy-split-offsets", action="store_true", default=None)
+    plan.add_argument("--data-path", type=Path, help="raw-document dataset PREFIX (pretraining, with --split)")
+    plan.add_argument("--split", default="969,30,1", help="with --data-path: train,valid,test document shares")
     plan.add_argument("--json", type=Path, help="where to save the plan (default: next to the train file)")
     plan.add_argument("overrides", nargs="*", default=[], help="splits.key=value overrides for --config")
     return parser
@@ -116,7 +125,8 @@ def command_check(args: argparse.Namespace) -> int:
         for group in groups:
             for d in group.datasets:
                 prefix = resolve_prefix(d.prefix, args.file)
-                indexes = [index_file_path(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES]
+                indexes = ([index_file_path(prefix)] if is_raw_document_prefix(prefix) else
+                           [index_file_path(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES])
                 missing += [str(index) for index in indexes if not index.exists()]
     if missing:
         print(f"{args.file}: missing index file(s): {', '.join(missing)}", file=sys.stderr)
@@ -134,6 +144,8 @@ def command_check(args: argparse.Namespace) -> int:
 
 def command_plan(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in PLAN_KEYS if getattr(args, k) is not None}
+    if args.data_path is not None:
+        return command_plan_gpt(args, flags)
     splits: dict[str, list[tuple[SplitGroup, list[Path]]]] = {}
     if args.config is not None:
         config = load_section(args.config, "splits", SplitsConfig, args.overrides)
@@ -166,12 +178,30 @@ def command_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_plan_gpt(args: argparse.Namespace, flags: dict) -> int:
+    if args.config is not None or args.train is not None or args.valid:
+        raise SplitFileError("plan --data-path takes --split, not split files or --config")
+    if "seq_length" not in flags:
+        raise SplitFileError("plan needs --seq-length N (the model's sequence length)")
+    try:  # the splits: section's own checks (positive seq_length, no negative counts)
+        config = dataclasses.replace(SplitsConfig(), **flags)
+    except ValueError as exc:
+        raise SplitFileError(f"plan: {exc}") from exc
+    plan = plan_gpt_data(args.data_path, args.split, config.seq_length, config.train_iters,
+                         config.global_batch_size, config.eval_interval, config.eval_iters)
+    print(format_gpt_plan(plan))
+    out = args.json or args.data_path.resolve().parent / PLAN_FILE_NAME
+    write_json_atomic(out, plan.to_dict(), indent=1)
+    print(f"plan saved to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"write": command_write, "check": command_check, "plan": command_plan}[args.command]
     try:
         return handler(args)
-    except (SplitFileError, ConfigError, PackingError, IndexFormatError, FileNotFoundError) as exc:
+    except (SplitFileError, ConfigError, PackingError, IndexFormatError, FileNotFoundError, GPTIndexError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
