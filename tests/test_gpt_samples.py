@@ -109,3 +109,15 @@ def test_missing_fim_token_exits_2_through_the_command(tmp_path, capsys):
     argv[argv.index(str(FIM_DIR / "tokenizer.json"))] = str(tok)
     assert main(argv) == 2
     assert "<fim_prefix>" in capsys.readouterr().err and not (tmp_path / "out.npy").exists()
+
+
+def test_any_access_order_gives_the_in_order_items(tmp_path):
+    from training.fim import FimSettings
+    from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
+
+    settings = GPTSampleSettings(str(FIM_DIR / "code_content_document"), str(FIM_DIR / "tokenizer.json"), 128, 240,
+                                 fim=FimSettings(0.5, 0.5))
+    samples = build_gpt_samples(settings, tmp_path).samples
+    golden = np.load(FIM_DIR / "samples.npz")["fim_train"]
+    for i in (37, 5, 5, 6, 200, 0, 239):  # skip ahead, go back, repeat: always the fork's in-order item
+        np.testing.assert_array_equal(samples[i], golden[i])

@@ -100,8 +100,12 @@ class FimPermuter:
     """Applies FIM to samples one after the other, with its own generator (see the module docstring)."""
 
     def __init__(self, codec: TextCodec, tokens: FimTokens, settings: FimSettings, eod: int, seed: int) -> None:
-        self.codec, self.tokens, self.settings, self.eod = codec, tokens, settings, eod
-        self.rng = np.random.RandomState(seed=seed)
+        self.codec, self.tokens, self.settings, self.eod, self.seed = codec, tokens, settings, eod, seed
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state of a fresh dataset (the next sample is transformed as the fork's item 0)."""
+        self.rng = np.random.RandomState(seed=self.seed)
 
     def __call__(self, sample: np.ndarray) -> np.ndarray:
         """The FIM form of ``sample`` (int64), as long as ``sample``; draws nothing when the rate is 0."""

@@ -1,10 +1,14 @@
 """The fork's GPT pretraining samples: rows of ``seq_length + 1`` tokens read across documents, with FIM.
 
-``GPTSamples[i]`` is what the fork's ``GPTDataset.__getitem__(i)`` returns (branch ``multi-query-attention``):
-``shuffle_idx`` picks the raw sample, ``sample_idx``/``doc_idx`` give its ``seq_length + 1`` tokens (the
-documents' EODs included), and with a FIM rate the sample goes through ``training.fim.FimPermuter``. FIM
-draws from one generator whose state carries over, so only items read in order ``0, 1, 2...`` on a fresh
-object match the fork; :meth:`GPTSamples.rows` does that.
+``GPTSamples[i]`` is what the fork's ``GPTDataset.__getitem__(i)`` returns (branch ``multi-query-attention``)
+when items ``0 .. i`` are read in order on a fresh object: ``shuffle_idx`` picks the raw sample,
+``sample_idx``/``doc_idx`` give its ``seq_length + 1`` tokens (the documents' EODs included), and with a FIM
+rate the sample goes through ``training.fim.FimPermuter``. FIM draws from one generator whose state carries
+from item to item, so the fork's item ``i`` depends on every item read before it. Here item ``i`` is always
+the fork's in-order item ``i``, whatever the access order: a read that skips ahead transforms (and drops) the
+items in between, a read that goes back starts the generator over. In-order reading costs nothing extra;
+several ranks each read every item, and a resume replays the consumed items, which makes a resumed run
+identical to an uninterrupted one (the fork's own data loader restarts the generator instead).
 
 ``build_gpt_samples`` is the fork's ``build_train_valid_test_datasets`` for one data prefix and one split:
 ``--split`` document ranges (``dataset.gpt_index``), index maps through the key-checked cache
@@ -54,6 +58,8 @@ class GPTSamples:
 
     def __init__(self, documents: IndexedDataset, index: GPTIndex, eod: int, fim: FimPermuter | None) -> None:
         self.documents, self.index, self.eod, self.fim = documents, index, eod, fim
+        self._next = 0  # the item the FIM generator is positioned for
+        self._last: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self.index.sample_idx.shape[0] - 1
@@ -73,9 +79,22 @@ class GPTSamples:
         return tokens.astype(np.int64)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        """Item ``i`` (FIM advances the generator: read items in order to match the fork)."""
-        sample = self.raw(i)
-        return self.fim(sample) if self.fim is not None else sample
+        """Item ``i``: the fork's item ``i`` of an in-order read (see the module docstring)."""
+        if self.fim is None:
+            return self.raw(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"item {i} of {len(self)}")
+        if self._last is not None and self._last[0] == i:
+            return self._last[1]
+        if i < self._next:  # going back: replay from a fresh generator
+            self.fim.reset()
+            self._next = 0
+        while self._next < i:
+            self.fim(self.raw(self._next))
+            self._next += 1
+        row = self.fim(self.raw(i))
+        self._next, self._last = i + 1, (i, row)
+        return row
 
     def rows(self, count: int) -> Iterator[np.ndarray]:
         """Items ``0 .. count - 1`` in order."""
