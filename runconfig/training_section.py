@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from runconfig.pretrain_section import PretrainConfig
+
 
 @dataclass(frozen=True)
 class LoraConfig:
@@ -31,6 +33,9 @@ class LoraConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     engine: Literal["local", "megatron"] = "local"
+    # finetune: inputs/targets pairs from the split files (finetune_mtf.py); pretrain: raw documents of
+    # pretrain.data_path with FIM (pretrain_gpt.py), loss on every token but padding
+    mode: Literal["finetune", "pretrain"] = "finetune"
     load: str = ""  # a Megatron release checkpoint folder or a Hugging Face model folder
     save: str = ""
     train_split_file: str = ""
@@ -69,6 +74,7 @@ class TrainingConfig:
     tensorboard: bool = True  # local engine: also write TensorBoard event files under SAVE/tensorboard
     progress_bar: bool = True  # local engine: a tqdm bar on rank 0
     lora: LoraConfig = field(default_factory=LoraConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def __post_init__(self) -> None:
         if self.micro_batch_size < 1 or self.global_batch_size < 1:

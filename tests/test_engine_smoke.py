@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from runconfig import load_section
+from runconfig.pretrain_section import PretrainConfig
 from runconfig.training_section import LoraConfig, TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import run_overrides, tiny_release
@@ -20,8 +21,9 @@ def _cfg(tmp_path, base, save, **extra):
 def _saved_config(save):
     """``training_config.json`` read back into a TrainingConfig (JSON turned the tuple into a list)."""
     data = json.loads((save / "training_config.json").read_text(encoding="utf-8"))
-    lora = data.pop("lora")
-    return TrainingConfig(**data, lora=LoraConfig(**{**lora, "target_modules": tuple(lora["target_modules"])}))
+    lora, pretrain = data.pop("lora"), data.pop("pretrain")
+    return TrainingConfig(**data, lora=LoraConfig(**{**lora, "target_modules": tuple(lora["target_modules"])}),
+                          pretrain=PretrainConfig(**pretrain))
 
 
 def test_fresh_run_then_resume(tmp_path):
