@@ -8,10 +8,10 @@ fine-tuning path uses, so the loss model and the engine are shared:
   got shorter; the fork counts those too, which teaches the model to emit padding); with
   ``eod_mask_loss`` also 0 where the *input* token is EOD (the fork's ``get_ltor_masks_and_position_ids``:
   the first token of a document is not predicted from the previous document's EOD);
-* ``attention_mask`` bool ``[B, 1, T, T]``, True = masked: causal over the whole row by default (documents
-  see the documents before them in the row, as the fork and the StarCoder cookbook train); with
-  ``reset_attention_mask`` causal within each document only, where a document runs up to and including its
-  EOD;
+* ``attention_mask``: None by default, i.e. causal over the whole row (documents see the documents before
+  them in the row, as the fork and the StarCoder cookbook train; the model then takes SDPA's fast causal
+  path instead of reading a ``[B, 1, T, T]`` mask); with ``reset_attention_mask`` bool ``[B, 1, T, T]``,
+  True = masked, causal within each document only, where a document runs up to and including its EOD;
 * ``position_ids``: ``0 .. T-1``, or restarting at 0 after each EOD with ``reset_position_ids``.
 
 ``segment_ids`` numbers the documents of each row from 1 (EOD belongs to the document it ends).
@@ -51,11 +51,8 @@ def get_gpt_batch(rows: torch.Tensor, eod: int, pad_id: int, masking: DocumentMa
     if masking.eod_mask_loss:
         loss_mask &= tokens != eod
     length = tokens.shape[1]
-    if masking.reset_attention_mask:
-        attention_mask = packed_attention_mask(documents)  # document ids are never 0: no padding rows
-    else:
-        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=rows.device))
-        attention_mask = (~causal)[None, None].expand(tokens.shape[0], 1, length, length)
+    # document ids are never 0, so packed_attention_mask masks no padding rows
+    attention_mask = packed_attention_mask(documents) if masking.reset_attention_mask else None
     if masking.reset_position_ids:
         position_ids = positions_per_segment(documents)
     else:
