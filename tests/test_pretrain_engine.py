@@ -13,7 +13,7 @@ from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import tiny_release
 from training.engine import train
 from training.gpt_batch import DocumentMasking, get_gpt_batch
-from training.model_init import load_start_model
+from training.model_init import TinyModelSpec, load_start_model, write_tiny_release
 from training.packed_attention import packed_logits, require_sdpa
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
@@ -104,6 +104,19 @@ def test_resumed_pretraining_equals_an_uninterrupted_run(tmp_path):
     assert resumed.train_losses == whole.train_losses[2:]  # FIM rows 8..15 replayed exactly after the resume
 
 
-def test_pretrain_needs_its_data_path(tmp_path):
+def test_pretrain_needs_its_data_path_and_a_model_that_covers_the_tokenizer(tmp_path):
     with pytest.raises(ValueError, match="training.pretrain.data_path is empty"):
         train(_cfg(tmp_path, **{"pretrain.data_path": ""}))
+    small = tmp_path / "small"
+    # a 2-token vocabulary, padded to 128 embeddings (model_init pads to a multiple of 128)
+    write_tiny_release(_tiny_vocab_tokenizer(tmp_path), small, TinyModelSpec(layers=1, hidden=16, heads=2, max_positions=128))
+    with pytest.raises(ValueError, match="8192 tokens, but the model in training.load has only 128 embeddings"):
+        train(_cfg(tmp_path, load=small))
+
+
+def _tiny_vocab_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models
+
+    path = tmp_path / "tiny_tokenizer.json"
+    Tokenizer(models.WordLevel({"<|endoftext|>": 0, "a": 1}, unk_token="a")).save(str(path))
+    return path
