@@ -26,7 +26,7 @@ class ClusterConfig:
     partition: str = ""
     account: str = ""
     qos: str = ""
-    time: str = "24:00:00"
+    time: str | int = "24:00:00"  # an int only reaches here from unquoted YAML, and is refused
     job_name: str = "codeft-finetune"
     cpus_per_task: int = 0  # per node (one task per node); 0 = the site's default
     mem: str = ""  # per node, as sbatch writes it (e.g. 480G, 0 = all); empty = the site's default
@@ -41,6 +41,9 @@ class ClusterConfig:
         if self.nodes < 1 or self.gpus_per_node < 1:
             raise ValueError(f"nodes and gpus_per_node must be >= 1, got nodes={self.nodes}"
                              f" gpus_per_node={self.gpus_per_node}")
+        if isinstance(self.time, int):  # YAML 1.1 reads 24:00:00 as 86400 and 30 as 30: neither is meant
+            raise ValueError(f"time {self.time!r}: quote the time limit in the YAML (time: '24:00:00'), or it is"
+                             " read as a number")
         if not _TIME.match(self.time):
             raise ValueError(f"time {self.time!r} is not a SLURM time limit; write e.g. 24:00:00 or 2-00:00:00")
         if not 0 < self.rdzv_port < 65536:

@@ -38,14 +38,16 @@ def test_unknown_preset_lists_the_known_ones():
 
 def test_cluster_section_loads_and_checks(tmp_path):
     p = tmp_path / "run.yaml"
-    p.write_text("cluster:\n  nodes: 4\n  gpus_per_node: 8\n  partition: gpu\n  time: 2-00:00:00\n")
+    p.write_text("cluster:\n  nodes: 4\n  gpus_per_node: 8\n  partition: gpu\n  time: '2-00:00:00'\n")
     cfg = load_run_config(p)
     assert (cfg.cluster.nodes, cfg.cluster.gpus_per_node, cfg.cluster.partition) == (4, 8, "gpu")
     for bad, message in [("time=24h", "not a SLURM time limit"), ("nodes=0", "must be >= 1"),
                          ("rdzv_port=70000", "not a TCP port"), ("sbatch_args=[-x]", "write each option whole")]:
         with pytest.raises(ConfigError, match=message):
             load_run_config(p, [f"cluster.{bad}"])
-    for good in ("'30'", "10:00", "1-12", "1-12:30:00"):
+    with pytest.raises(ConfigError, match="quote the time limit"):  # YAML 1.1 reads 24:00:00 as 86400
+        load_section(None, "cluster", ClusterConfig, ["time=24:00:00"])
+    for good in ("'30'", "'10:00'", "1-12", "'1-12:30:00'"):
         assert load_section(None, "cluster", ClusterConfig, [f"time={good}"]).time == good.strip("'")
 
 
