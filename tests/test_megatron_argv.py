@@ -88,13 +88,13 @@ GOLDEN = {
         "--num-layers 42 --hidden-size 4096 --num-attention-heads 32 --ffn-hidden-size 16384"
         " --max-position-embeddings 8192 --attention-head-type multiquery --seq-length 2048"
         " --make-vocab-size-divisible-by 128 --tensor-model-parallel-size 4 --pipeline-model-parallel-size 1"
-        " --sequence-parallel --use-distributed-optimizer --micro-batch-size 2 --global-batch-size 128"
+        " --sequence-parallel --micro-batch-size 2 --global-batch-size 128"
         " --train-samples 32000 " + COMMON.format(p="starcoderbase-7b", s="sc7b", tp=4, pp=1)),
     "starcoderbase": (
         "--num-layers 40 --hidden-size 6144 --num-attention-heads 48 --ffn-hidden-size 24576"
         " --max-position-embeddings 8192 --attention-head-type multiquery --seq-length 2048"
         " --make-vocab-size-divisible-by 128 --tensor-model-parallel-size 4 --pipeline-model-parallel-size 4"
-        " --sequence-parallel --use-distributed-optimizer --micro-batch-size 1 --global-batch-size 128"
+        " --sequence-parallel --micro-batch-size 1 --global-batch-size 128"
         " --train-samples 32000 " + COMMON.format(p="starcoderbase", s="sc15b", tp=4, pp=4)
         + " --recompute-activations"),
 }
