@@ -41,7 +41,8 @@ class StartPoint:
     def describe(self, save: str) -> str:
         if self.resume:
             return f"resume: {save} holds this run's checkpoints; loading them (iteration, optimizer, scheduler continue)"
-        return f"start: {save} has no checkpoint; loading weights only from {self.load} ({' '.join(FINETUNE_FLAGS)})"
+        return (f"start: {save} has no checkpoint; loading weights only from {self.load} (optimizer, scheduler,"
+                " RNG and data position start fresh)")
 
 
 def _fmt(value: float | int) -> str:
