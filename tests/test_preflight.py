@@ -191,3 +191,16 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
                  "training.tensor_model_parallel_size=1"]) == 0
     assert "preflight: OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["starcoderbase-1b", "starcoderbase-3b", "starcoderbase-7b", "starcoderbase"])
+def test_example_configs_fit_their_grid(name):
+    from runconfig.run_config import load_run_config
+    from tests.conftest import REPO_ROOT
+
+    run = load_run_config(REPO_ROOT / "scripts" / "configs" / f"{name}.yaml")
+    assert run.training.engine == "megatron" and run.training.model == name
+    assert check_grid(run.training, run.cluster.nodes, run.cluster.gpus_per_node, preset(name)) == []
+    # the conversion section writes the start checkpoint with the run's split
+    assert (run.conversion.tp, run.conversion.pp) == (run.training.tensor_model_parallel_size,
+                                                      run.training.pipeline_model_parallel_size)
