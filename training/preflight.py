@@ -11,7 +11,9 @@ Rules (``error`` stops the submission; ``warning`` is printed):
 * split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab;
   for the fork, relative prefixes resolve the same from the job's folder as from the split file's;
   validation does not overlap training (really, or through the fork's range bug);
-* the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``.
+* the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``, and its own
+  ``megatron/arguments.py`` accepts every flag of the argv (``training.fork_flags``); ``training.extra_args``
+  neither repeats a flag the config already sets nor switches to the ``--data-path`` mode.
 
     findings = run_preflight(run_config, os.environ)    # list[Finding]; run by ``training.launch preflight``
 """
@@ -185,7 +187,7 @@ def _overlaps(entries: Mapping[str, list[tuple[Any, Path]]], sizes: Mapping[Path
     return found
 
 
-def check_megatron_dir(environ: Mapping[str, str], site_env: str) -> list[Finding]:
+def megatron_dir(environ: Mapping[str, str], site_env: str) -> str:
     """``MEGATRON_DIR`` from the environment, else a plain ``MEGATRON_DIR=...`` line of the site env file."""
     value = environ.get("MEGATRON_DIR", "")
     if not value and Path(site_env).is_file():
@@ -193,12 +195,38 @@ def check_megatron_dir(environ: Mapping[str, str], site_env: str) -> list[Findin
             match = re.match(r"""^\s*(?:export\s+)?MEGATRON_DIR=["']?([^"'$`]*)["']?\s*$""", line)
             if match:
                 value = match.group(1)
+    return value
+
+
+def check_megatron_dir(environ: Mapping[str, str], site_env: str) -> list[Finding]:
+    value = megatron_dir(environ, site_env)
     if not value:
         return [Finding(True, f"MEGATRON_DIR is not set (environment or {site_env}); point it at a checkout of"
                         " the BigCode fork's mtf branch (see training/site.env.example)")]
     if not (Path(value) / FINETUNE_SCRIPT).is_file():
         return [Finding(True, f"MEGATRON_DIR={value} holds no {FINETUNE_SCRIPT}; check out the fork's mtf branch there")]
     return []
+
+
+def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
+    """The argv against the flags of the fork the job will run, and ``extra_args`` against the rest."""
+    from training.fork_flags import argv_problems, extract_flags
+
+    found = []
+    given = [a for a in extra_args if a.startswith("--")]
+    built = set(a for a in argv[:len(argv) - len(extra_args)] if a.startswith("--"))
+    for flag in given:
+        if flag in built:
+            found.append(Finding(True, f"training.extra_args repeats {flag}, which the run config already sets;"
+                                 " change the training: key instead (one value in one place)"))
+        if flag in ("--data-path", "--split"):
+            found.append(Finding(True, f"training.extra_args has {flag}: the fork refuses it next to the weighted"
+                                 " split files (train_split_file / valid_split_file)"))
+    arguments = Path(fork_dir) / "megatron" / "arguments.py"
+    if arguments.is_file():
+        flags = extract_flags(arguments.read_text(encoding="utf-8"))
+        found += [Finding(True, f"{arguments} would reject the argv: {p}") for p in argv_problems(argv, flags)]
+    return found
 
 
 def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
@@ -224,4 +252,13 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     found += tokenizer_findings + check_splits(cfg, vocab, fork)
     if fork:
         found += check_megatron_dir(environ, cluster.site_env)
+        if shape is not None:
+            from training.fork_job import plan_job
+
+            try:
+                job = plan_job(run, None, ())
+            except ValueError as exc:  # e.g. a save folder from another run; the reason names the values
+                found.append(Finding(True, str(exc)))
+            else:
+                found += check_fork_argv(list(job.argv), cfg.extra_args, megatron_dir(environ, cluster.site_env))
     return found
