@@ -12,6 +12,9 @@ API (also for other test modules, e.g. array jobs)::
     with SlurmCluster.started(cpus=2) as cluster:      # skips the test if the packages are missing
         job = cluster.sbatch(["--wrap", "echo hi", "--output", str(cluster.root / "out.txt")])
         state = cluster.wait(job)                      # "COMPLETED", "FAILED", "CANCELLED", ...
+        array = cluster.sbatch(["--array=0-3", "--wrap", "true"])
+        cluster.wait_all(array)                        # {"7_0": "COMPLETED", ..., "7_3": "COMPLETED"}
+        cluster.job_states(array)                      # the same, without waiting
         cluster.run(["scancel", job])                  # any client command, with the cluster's env
         cluster.env                                    # os.environ + SLURM_CONF (for subprocesses)
 
@@ -59,6 +62,14 @@ def ensure_slurm_installed() -> str | None:
         if argv[1] == "install" and done.returncode == 0 and not _missing_commands():
             return None
     return f"apt-get install slurm-wlm munge failed: {done.stderr.strip()[-300:]}"
+
+
+def _machine_memory_mb() -> int:
+    with open("/proc/meminfo", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 1024
 
 
 def free_ports(count: int) -> list[int]:
@@ -117,8 +128,9 @@ class SlurmCluster:
 
     def __init__(self, root: Path, cpus: int = 2, memory_mb: int = 4096) -> None:
         self.root = root
-        self.cpus = cpus
-        self.memory_mb = memory_mb
+        # slurmd drains a node that claims more CPUs or memory than the machine has: never claim more
+        self.cpus = max(1, min(cpus, os.cpu_count() or 1))
+        self.memory_mb = max(1, min(memory_mb, _machine_memory_mb() - 256))
         self.node = "localhost"
         self.conf = root / "slurm.conf"
         self.munge_socket = root / "munge" / "munge.socket"
@@ -201,23 +213,44 @@ class SlurmCluster:
         """Submit; returns the job id."""
         return self.run(["sbatch", "--parsable", *args]).stdout.strip().split(";")[0]
 
-    def job_state(self, job_id: str) -> str:
-        done = self.run(["scontrol", "show", "job", "-o", job_id], check=False)
-        for field in done.stdout.split():
-            if field.startswith("JobState="):
-                return field.split("=", 1)[1]
-        return "UNKNOWN"
+    def job_states(self, job_id: str) -> dict[str, str]:
+        """The state of every job ``job_id`` names: one entry, or one per array task (``"12_3": "RUNNING"``).
 
-    def wait(self, job_id: str, timeout: float = 300.0, states: frozenset[str] | set[str] = FINISHED) -> str:
-        """Poll until the job reaches one of ``states`` (default: any finished state); returns it."""
+        Pending array tasks not yet split off show as one entry such as ``"12_[4-9]"``.
+        """
+        done = self.run(["scontrol", "show", "job", "-o", job_id], check=False)
+        states = {}
+        for line in done.stdout.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if "JobState" not in fields:
+                continue
+            key = (f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}" if "ArrayTaskId" in fields
+                   else fields.get("JobId", job_id))
+            states[key] = fields["JobState"]
+        return states
+
+    def job_state(self, job_id: str) -> str:
+        """The state of one job (or array task ``"12_3"``); ``UNKNOWN`` once SLURM has forgotten it."""
+        states = self.job_states(job_id)
+        return next(iter(states.values())) if len(states) == 1 else ("UNKNOWN" if not states else "MIXED")
+
+    def wait_all(self, job_id: str, timeout: float = 300.0) -> dict[str, str]:
+        """Poll until every job (or array task) ``job_id`` names has finished; returns their final states."""
         deadline = time.monotonic() + timeout
-        state = "UNKNOWN"
+        states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            state = self.job_state(job_id)
-            if state in states:
-                return state
+            states = self.job_states(job_id)
+            if states and all(s in FINISHED for s in states.values()):
+                return states
             time.sleep(0.5)
-        raise TimeoutError(f"job {job_id} still {state} after {timeout:.0f} s\n{self.logs()}")
+        raise TimeoutError(f"job {job_id} not finished after {timeout:.0f} s: {states}\n{self.logs()}")
+
+    def wait(self, job_id: str, timeout: float = 300.0) -> str:
+        """Poll until a single job has finished; returns its final state (``COMPLETED``, ``CANCELLED`` ...)."""
+        states = self.wait_all(job_id, timeout)
+        if len(states) != 1:
+            raise ValueError(f"{job_id} names {len(states)} jobs ({states}); use wait_all for array jobs")
+        return next(iter(states.values()))
 
     def stop(self) -> None:
         """Cancel this cluster's jobs, then stop the daemons it started by PID (node first; SIGKILL after 15 s)."""

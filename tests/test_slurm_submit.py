@@ -1,4 +1,5 @@
 """submit --dry-run: the sbatch command from the cluster: section, the job files, inert paths; the job script is thin."""
+import json
 import re
 import shlex
 import subprocess
@@ -63,3 +64,22 @@ def test_job_script_is_thin_and_strict():
     # no logic: no branches, loops, arrays, eval or process substitution that hides a failure
     assert not [line for line in code if re.search(r"\b(if|for|while|case|eval|mapfile|readarray)\b|<\(", line)]
     assert "srun" in text and "torch.distributed.run" in text and "--rdzv-backend=c10d" in text
+
+
+def test_exec_becomes_the_named_process_without_a_shell(tmp_path):
+    from tests.local_engine_fixtures import PYTHON, subprocess_env
+
+    (tmp_path / "echo_args.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    values = ["a b", "$(touch injected)", "; touch injected2", "`touch injected3`"]
+    job = tmp_path / "argv.json"
+    job.write_text(json.dumps({"script": "echo_args", "nodes": 1, "gpus_per_node": 1, "argv": values}))
+    env = dict(subprocess_env(), PYTHONPATH=f"{REPO_ROOT}:{tmp_path}")
+    done = subprocess.run([PYTHON, "-m", "training.launch", "exec", str(job)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout) == values
+    assert not list(tmp_path.glob("injected*"))
+    job.write_text(json.dumps({"script": "finetune_mtf.py", "nodes": 1, "gpus_per_node": 1, "argv": []}))
+    env.pop("MEGATRON_DIR", None)
+    done = subprocess.run([PYTHON, "-m", "training.launch", "exec", str(job)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "set MEGATRON_DIR" in done.stderr

@@ -62,13 +62,15 @@ def command_argv(args: argparse.Namespace) -> int:
 def _command_line(script: str, argv: list[str]) -> list[str]:
     """The process a worker becomes: the fork's script under MEGATRON_DIR, or the local engine's module."""
     if script.endswith(".py"):
-        return [sys.executable, str(Path(os.environ.get("MEGATRON_DIR", ".")) / script), *argv]
+        return [sys.executable, str(Path(os.environ.get("MEGATRON_DIR", "$MEGATRON_DIR")) / script), *argv]
     return [sys.executable, "-m", script, *argv]
 
 
 def command_exec(args: argparse.Namespace) -> int:
     job = json.loads(args.file.read_text(encoding="utf-8"))
     line = _command_line(job["script"], [str(a) for a in job["argv"]])
+    if job["script"].endswith(".py") and not Path(line[1]).is_file():
+        raise FileNotFoundError(f"{line[1]}: not found; set MEGATRON_DIR (site env file) to the fork's checkout")
     sys.stdout.flush()
     os.execv(line[0], line)  # no shell: the argv's values are never interpreted
     return 0  # not reached
@@ -77,7 +79,11 @@ def command_exec(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "exec":
-        return command_exec(args)
+        try:
+            return command_exec(args)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {args.file}: {exc}", file=sys.stderr)
+            return 2
     from training.checkpointing import ResumeError
 
     handlers = {"argv": command_argv}
