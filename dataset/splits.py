@@ -8,15 +8,17 @@
     python -m dataset.splits plan --train data/train_data_paths.txt --valid data/valid_data_paths.txt \\
         --seq-length 2048 --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] \\
         [--seed 1234] [--legacy-split-offsets] [--json plan.json]
-    python -m dataset.splits plan --config run.yaml [splits.key=value ...]
-    python -m dataset.splits plan --data-path data/code_content_document --split 969,30,1 --seq-length 2048 \
+    python -m dataset.splits plan --config run.yaml [splits.key=value training.key=value ...]
+    python -m dataset.splits plan --data-path data/code_content_document --split 969,30,1 --seq-length 2048 \\
         --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] [--json plan.json]
 
 ``write`` prints the exact bytes it wrote. ``check`` exits 0 when the fork accepts the file (its
 parser's asserts plus the dataset build's: ``0 <= START < END <= 1``, positive weights) and 1 with
 the reason otherwise. ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
 to the train split file); ``--seq-length`` is the model's (rows of N+1). Prefixes are resolved relative
-to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``).
+to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``). With
+``--config`` the run parameters (sequence length, iterations, batch, evaluation, seed) come from the
+``training:`` section, where the run that trains reads them.
 ``plan --data-path`` plans continued pretraining (``pretrain_gpt.py --data-path P --split 969,30,1``):
 document ranges, samples per epoch and epochs of each split (``dataset.gpt_split_planner``); a split file
 whose prefix is a raw-document dataset (``PREFIX.idx`` exists) is planned the same way, range by range.
@@ -41,10 +43,11 @@ from dataset.split_files import (
 from dataset.split_planner import PlanSettings, format_plan, plan_splits
 from runconfig import ConfigError, load_section
 from runconfig.splits_section import SplitsConfig
+from runconfig.training_section import TrainingConfig
 
 SPLIT_FILE_NAMES = {"train": "train_data_paths.txt", "valid": "valid_data_paths.txt"}
 PLAN_FILE_NAME = "split_plan.json"
-# the splits: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of SplitsConfig's
+# the training: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of TrainingConfig's
 PLAN_KEYS = tuple(f.name for f in dataclasses.fields(PlanSettings))
 
 
@@ -73,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--data-path", type=Path, help="raw-document dataset PREFIX (pretraining, with --split)")
     plan.add_argument("--split", default="969,30,1", help="with --data-path: train,valid,test document shares")
     plan.add_argument("--json", type=Path, help="where to save the plan (default: next to the train file)")
-    plan.add_argument("overrides", nargs="*", default=[], help="splits.key=value overrides for --config")
+    plan.add_argument("overrides", nargs="*", default=[],
+                      help="splits.key=value / training.key=value overrides for --config")
     return parser
 
 
@@ -147,8 +151,16 @@ def command_plan(args: argparse.Namespace) -> int:
     if args.data_path is not None:
         return command_plan_gpt(args, flags)
     splits: dict[str, list[tuple[SplitGroup, list[Path]]]] = {}
+    settings: dict[str, object] = {}
     if args.config is not None:
         config = load_section(args.config, "splits", SplitsConfig, args.overrides)
+        training = load_section(args.config, "training", TrainingConfig, args.overrides)
+        settings = {k: getattr(training, k) for k in PLAN_KEYS}
+        if training.mode == "pretrain":  # the run reads training.pretrain.data_path, not split files
+            pretrain = training.pretrain
+            if not pretrain.data_path:
+                raise SplitFileError(f"{args.config}: training.mode is pretrain but training.pretrain.data_path is empty")
+            return command_plan_gpt(args, flags, settings, Path(pretrain.data_path), pretrain.split)
         base = Path(config.out_dir or ".")
         for role, group in _config_groups(config).items():
             split_file = base / SPLIT_FILE_NAMES[role]  # what `write --config` writes; prefixes are relative to it
@@ -157,7 +169,6 @@ def command_plan(args: argparse.Namespace) -> int:
     else:
         if "seq_length" not in flags:
             raise SplitFileError("plan needs --seq-length N (the model's sequence length)")
-        config = SplitsConfig()
         if args.train is None and not args.valid:
             raise SplitFileError("plan needs --train FILE and/or --valid FILE (or --config RUN.yaml)")
         for role, files in (("train", [args.train] if args.train else []), ("valid", args.valid)):
@@ -166,11 +177,11 @@ def command_plan(args: argparse.Namespace) -> int:
                     splits.setdefault(role, []).append(
                         (group, [resolve_prefix(d.prefix, path) for d in group.datasets]))
         default_json = (args.train or args.valid[0]).resolve().parent / PLAN_FILE_NAME
-    try:  # flags pass the splits: section's own checks (positive seq_length, no negative counts)
-        config = dataclasses.replace(config, **flags)
+    try:  # PlanSettings checks the values (positive seq_length, no negative counts), flags included
+        plan_settings = PlanSettings(**{**settings, **flags})
     except ValueError as exc:
         raise SplitFileError(f"plan: {exc}") from exc
-    plan = plan_splits(splits, PlanSettings(**{k: getattr(config, k) for k in PLAN_KEYS}))
+    plan = plan_splits(splits, plan_settings)
     print(format_plan(plan))
     out = args.json or default_json
     write_json_atomic(out, plan.to_dict(), indent=1)
@@ -178,19 +189,22 @@ def command_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_plan_gpt(args: argparse.Namespace, flags: dict) -> int:
-    if args.config is not None or args.train is not None or args.valid:
+def command_plan_gpt(args: argparse.Namespace, flags: dict, settings: dict | None = None,
+                     data_path: Path | None = None, split: str | None = None) -> int:
+    """Plan ``pretrain_gpt.py --data-path P --split S``: from flags, or from the ``training:`` section."""
+    if settings is None and (args.config is not None or args.train is not None or args.valid):
         raise SplitFileError("plan --data-path takes --split, not split files or --config")
-    if "seq_length" not in flags:
+    if settings is None and "seq_length" not in flags:
         raise SplitFileError("plan needs --seq-length N (the model's sequence length)")
-    try:  # the splits: section's own checks (positive seq_length, no negative counts)
-        config = dataclasses.replace(SplitsConfig(), **flags)
+    try:  # PlanSettings checks the values (positive seq_length, no negative counts)
+        s = PlanSettings(**{**(settings or {}), **flags})
     except ValueError as exc:
         raise SplitFileError(f"plan: {exc}") from exc
-    plan = plan_gpt_data(args.data_path, args.split, config.seq_length, config.train_iters,
-                         config.global_batch_size, config.eval_interval, config.eval_iters)
+    data_path = data_path or args.data_path
+    plan = plan_gpt_data(data_path, split or args.split, s.seq_length, s.train_iters, s.global_batch_size,
+                         s.eval_interval, s.eval_iters)
     print(format_gpt_plan(plan))
-    out = args.json or args.data_path.resolve().parent / PLAN_FILE_NAME
+    out = args.json or data_path.resolve().parent / PLAN_FILE_NAME
     write_json_atomic(out, plan.to_dict(), indent=1)
     print(f"plan saved to {out}")
     return 0
