@@ -13,7 +13,7 @@ from runconfig.cluster_section import ClusterConfig
 from runconfig.conversion_section import ConversionConfig
 from runconfig.data_section import DataConfig
 from runconfig.splits_section import SplitsConfig
-from runconfig.loader import ConfigError, build_dataclass, parse_overrides, read_yaml
+from runconfig.loader import ConfigError, build_dataclass, merge_overrides, parse_overrides, read_yaml
 from runconfig.training_section import TrainingConfig
 
 
@@ -47,6 +47,6 @@ def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> R
     built = {}
     for name, cls in SECTIONS.items():
         values = dict(raw.get(name) or {})
-        values.update(parse_overrides(overrides, name))
+        merge_overrides(values, parse_overrides(overrides, name))
         built[name] = build_dataclass(cls, values, f"{path or '<defaults>'}:{name}")
     return RunConfig(**built)

@@ -1,6 +1,7 @@
 """What one job runs: the script, the process grid and the argv, decided from the run config and the save folder.
 
-``engine: megatron``: the fork's ``finetune_mtf.py`` with ``megatron_argv.build_megatron_argv``; the model
+``engine: megatron``: the fork's ``finetune_mtf.py`` (``pretrain_gpt.py`` with ``training.mode: pretrain``) with
+``megatron_argv.build_megatron_argv``; the model
 shape from ``training.model`` (a preset) or from the start checkpoint's recorded args, the vocab divisor
 from those args (the fork compares it), start or resume from the save folder (``checkpointing.plan_start``,
 the rule the local engine uses too). ``engine: local``: ``python -m training.finetune --config RUN.yaml``,
@@ -19,7 +20,7 @@ from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.model_presets import ModelShape, preset
 from runconfig.run_config import RunConfig
 from training.checkpointing import ResumeError, plan_start
-from training.megatron_argv import FINETUNE_SCRIPT, StartPoint, build_megatron_argv
+from training.megatron_argv import StartPoint, build_megatron_argv, fork_script
 from training.recorded_args import (
     RecordedCheckpoint, fork_load_flags, read_recorded_checkpoint, shape_from_args, vocab_divisor_from_args,
 )
@@ -93,8 +94,11 @@ def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) 
             "num_attention_heads": shape.num_attention_heads,
             "max_position_embeddings": shape.max_position_embeddings, "seq_length": cfg.seq_length,
             "global_batch_size": cfg.global_batch_size, "seed": cfg.seed,
-            "train_weighted_split_paths_path": cfg.train_split_file,
         }
+        if cfg.mode == "pretrain":  # the fork records --data-path as a list; the split decides the documents
+            expected["split"] = cfg.pretrain.split
+        else:
+            expected["train_weighted_split_paths_path"] = cfg.train_split_file
         problems = resume_mismatches(recorded.args, expected)
         if problems:
             raise ResumeError(
@@ -103,4 +107,4 @@ def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) 
         load_flags = fork_load_flags(recorded.args)
     divisor = vocab_divisor_from_args(recorded.args if recorded else None)
     argv = build_megatron_argv(cfg, shape, start, divisor, tuple(load_flags))
-    return JobArgv(FINETUNE_SCRIPT, cluster.nodes, cluster.gpus_per_node, tuple(argv), start.describe(cfg.save))
+    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), start.describe(cfg.save))

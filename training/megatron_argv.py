@@ -1,5 +1,8 @@
 """The fork's ``finetune_mtf.py`` argument list, built from the run config's ``training:`` section.
 
+With ``training.mode: pretrain`` the same list serves ``pretrain_gpt.py`` (branch ``multi-query-attention``),
+its data and loss flags from ``training.pretrain_argv``.
+
 Pure: everything it needs comes in as values (the section, the model shape, where the run starts, the
 vocab divisor the start checkpoint records); ``training.launch argv`` gathers those and prints the list.
 Every flag is spelled as the fork's ``megatron/arguments.py`` (branch ``mtf``) spells it;
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from runconfig.model_presets import ModelShape
 from runconfig.training_section import TrainingConfig
+from training.pretrain_argv import PRETRAIN_SCRIPT, pretrain_data_flags
 
 FINETUNE_SCRIPT = "finetune_mtf.py"
 FINETUNE_FLAGS = ("--finetune", "--no-load-optim", "--no-load-rng")  # a start from a release checkpoint
@@ -56,9 +60,28 @@ def precision_flags(dtype: str) -> list[str]:
     return [flag, "--DDP-impl", "local"] if flag else []
 
 
+def fork_script(cfg: TrainingConfig) -> str:
+    """``finetune_mtf.py`` (branch mtf), or ``pretrain_gpt.py`` (branch multi-query-attention) for pretraining."""
+    return PRETRAIN_SCRIPT if cfg.mode == "pretrain" else FINETUNE_SCRIPT
+
+
+def data_flags(cfg: TrainingConfig) -> list[str]:
+    """The weighted split files and the MTF loss flags, or ``training.pretrain_argv``'s for pretraining."""
+    if cfg.mode == "pretrain":
+        return pretrain_data_flags(cfg.pretrain)
+    argv = ["--train-weighted-split-paths-path", cfg.train_split_file]
+    if cfg.valid_split_file:
+        argv += ["--valid-weighted-split-paths-path", cfg.valid_split_file]
+    if cfg.loss_on_targets_only:
+        argv.append("--loss-on-targets-only")
+    if cfg.norm_target_loss:
+        argv.append("--norm-target-loss")
+    return argv
+
+
 def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoint, vocab_divisor: int,
                         load_flags: tuple[str, ...] = ()) -> list[str]:
-    """The arguments after ``finetune_mtf.py``, in a fixed order; ``cfg.extra_args`` come last.
+    """The arguments after ``fork_script(cfg)``, in a fixed order; ``cfg.extra_args`` come last.
 
     ``load_flags``: further load flags the resumed checkpoint needs (``recorded_args.fork_load_flags``).
     """
@@ -67,7 +90,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
     if not cfg.tokenizer:
         raise ValueError("training.tokenizer is empty: the fork needs --tokenizer-file (the tokenizer.json"
                          " the data was preprocessed with)")
-    if not cfg.train_split_file:
+    if not cfg.train_split_file and cfg.mode != "pretrain":
         raise ValueError("training.train_split_file is empty: name the train split file dataset.splits wrote")
     decay = cfg.lr_decay_samples or cfg.train_iters * cfg.global_batch_size
     argv = [
@@ -104,14 +127,8 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
         *precision_flags(cfg.dtype),
         "--tokenizer-type", "TokenizerFromFile",
         "--tokenizer-file", cfg.tokenizer,
-        "--train-weighted-split-paths-path", cfg.train_split_file,
     ]
-    if cfg.valid_split_file:
-        argv += ["--valid-weighted-split-paths-path", cfg.valid_split_file]
-    if cfg.loss_on_targets_only:
-        argv.append("--loss-on-targets-only")
-    if cfg.norm_target_loss:
-        argv.append("--norm-target-loss")
+    argv += data_flags(cfg)
     argv += ["--load", start.load, "--save", cfg.save, "--save-interval", str(cfg.save_interval)]
     if not start.resume:
         argv += FINETUNE_FLAGS

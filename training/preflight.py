@@ -8,6 +8,8 @@ Rules (``error`` stops the submission; ``warning`` is printed):
   ``conversion.hf_to_megatron``); the tokenizer's vocab padded the fork's way (``make_vocab_size_divisible_by``
   x TP) equals its embedding rows; the distributed optimizer finds the files it loads;
 * tokenizer: readable, with the pad token the fork looks up (``<fim-pad>``/``<fim_pad>``);
+* pretraining (``training.mode: pretrain``): the raw-document dataset reads, its ids are below the vocab, the
+  FIM tokens are found by name; ``MEGATRON_DIR`` holds the ``multi-query-attention`` branch (``FIM_PAD``);
 * split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab;
   for the fork, relative prefixes resolve the same from the job's folder as from the split file's;
   validation does not overlap training (really, or through the fork's range bug);
@@ -29,7 +31,8 @@ from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
 from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
 from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
-from training.megatron_argv import FINETUNE_SCRIPT
+from training.megatron_argv import FINETUNE_SCRIPT, fork_script
+from training.pretrain_argv import PRETRAIN_BRANCH, PRETRAIN_SCRIPT
 from training.recorded_args import RecordedCheckpoint, padded_vocab_size, vocab_divisor_from_args
 
 
@@ -198,14 +201,47 @@ def megatron_dir(environ: Mapping[str, str], site_env: str) -> str:
     return value
 
 
-def check_megatron_dir(environ: Mapping[str, str], site_env: str) -> list[Finding]:
+def check_megatron_dir(environ: Mapping[str, str], site_env: str, script: str = FINETUNE_SCRIPT) -> list[Finding]:
     value = megatron_dir(environ, site_env)
+    branch = PRETRAIN_BRANCH if script == PRETRAIN_SCRIPT else "mtf"
     if not value:
         return [Finding(True, f"MEGATRON_DIR is not set (environment or {site_env}); point it at a checkout of"
-                        " the BigCode fork's mtf branch (see training/site.env.example)")]
-    if not (Path(value) / FINETUNE_SCRIPT).is_file():
-        return [Finding(True, f"MEGATRON_DIR={value} holds no {FINETUNE_SCRIPT}; check out the fork's mtf branch there")]
+                        f" the BigCode fork's {branch} branch (see training/site.env.example)")]
+    if not (Path(value) / script).is_file():
+        return [Finding(True, f"MEGATRON_DIR={value} holds no {script}; check out the fork's {branch} branch there")]
+    tokenizer_py = Path(value) / "megatron" / "tokenizer" / "tokenizer.py"
+    if script == PRETRAIN_SCRIPT and tokenizer_py.is_file() and not re.search(
+            r"^FIM_PAD\s*=", tokenizer_py.read_text(encoding="utf-8"), re.M):
+        # the mtf branch: its gpt_dataset.py fails at import (no FIM_PAD) and its FIM names are hyphenated
+        return [Finding(True, f"MEGATRON_DIR={value} cannot build the GPT dataset ({tokenizer_py} defines no"
+                        f" FIM_PAD); check out the fork's {PRETRAIN_BRANCH} branch there for training.mode=pretrain")]
     return []
+
+
+def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
+    """``training.pretrain.data_path``: a readable raw-document dataset below the vocab; FIM tokens by name."""
+    p = cfg.pretrain
+    if not p.data_path:
+        return [Finding(True, "training.pretrain.data_path is empty; preprocess raw files with"
+                        " dataset.preprocess --keys content --append-eod and name PREFIX_content_document")]
+    found = []
+    try:
+        data = IndexedDataset(p.data_path)
+    except (FileNotFoundError, IndexFormatError) as exc:
+        return [Finding(True, f"{p.data_path}: {exc}; run dataset.preprocess --keys content --append-eod")]
+    top = data.max_token_id()
+    if vocab is not None and top >= vocab:
+        found.append(Finding(True, f"{p.data_path}: token id {top} is not below the tokenizer's {vocab} tokens;"
+                             " preprocess with training.tokenizer"))
+    if p.fim_rate > 0 and cfg.tokenizer:
+        from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
+        from training.fim import FimTokenError, lookup_fim_tokens
+
+        try:
+            lookup_fim_tokens(TextTokenizer(cfg.tokenizer), p.fim_split_sample or None)
+        except (FimTokenError, TokenizerFileError) as exc:
+            found.append(Finding(True, str(exc)))
+    return found
 
 
 def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
@@ -249,9 +285,10 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     elif fork and shape is not None:
         found.append(Finding(True, f"{start.load} holds no checkpoint (no tracker); prepare it with"
                              " conversion.hf_to_megatron or conversion.prepare_release"))
-    found += tokenizer_findings + check_splits(cfg, vocab, fork)
+    found += tokenizer_findings
+    found += check_pretrain_data(cfg, vocab) if cfg.mode == "pretrain" else check_splits(cfg, vocab, fork)
     if fork:
-        found += check_megatron_dir(environ, cluster.site_env)
+        found += check_megatron_dir(environ, cluster.site_env, fork_script(cfg))
         if shape is not None:
             from training.fork_job import plan_job
 
