@@ -203,6 +203,10 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
                  "training.tensor_model_parallel_size=1"]) == 0
     assert "preflight: OK" in capsys.readouterr().out
+    # saving into the release folder itself is refused, and the other rules are still checked
+    assert main(["preflight", "--config", str(config), f"training.save={base}", "training.seq_length=256"]) == 2
+    err = capsys.readouterr().err
+    assert "training.save and training.load are the same folder" in err and "divisible by TP x PP = 3 x 1" in err
 
 
 @pytest.mark.parametrize("name", ["starcoderbase-1b", "starcoderbase-3b", "starcoderbase-7b", "starcoderbase"])
