@@ -143,7 +143,8 @@ class SlurmCluster:
         reason = ensure_slurm_installed()
         if reason:
             pytest.skip(reason)
-        root = Path(tempfile.mkdtemp(prefix="codeft-slurm-"))
+        # under /tmp, not $TMPDIR: munged refuses a socket below a folder that others cannot enter
+        root = Path(tempfile.mkdtemp(prefix="codeft-slurm-", dir="/tmp" if os.path.isdir("/tmp") else None))
         root.chmod(0o755)  # munged wants execute permission for all on its socket's folders
         cluster = cls(root, cpus, memory_mb)
         try:

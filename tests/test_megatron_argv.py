@@ -114,9 +114,13 @@ def test_golden_argv_per_preset(name, tmp_path, monkeypatch, capsys):
 
 def test_shell_form_quotes_values(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEGATRON_DIR", raising=False)
     assert main(["argv", "--config", str(CONFIGS / "starcoderbase-1b.yaml"), "training.save=my runs/$(touch x)"]) == 0
     line = capsys.readouterr().out.strip()
-    assert "'my runs/$(touch x)'" in line and line.split()[1].endswith("finetune_mtf.py")
+    assert "--save 'my runs/$(touch x)' " in line and line.split()[1] == '"$MEGATRON_DIR"/finetune_mtf.py'
+    monkeypatch.setenv("MEGATRON_DIR", "/opt/Megatron LM")
+    assert main(["argv", "--config", str(CONFIGS / "starcoderbase-1b.yaml")]) == 0
+    assert "'/opt/Megatron LM/finetune_mtf.py' --num-layers 24 " in capsys.readouterr().out
     assert not (tmp_path / "x").exists()
 
 

@@ -98,6 +98,18 @@ def test_a_real_release_is_read_and_accepted(tmp_path):
     assert check_start_checkpoint(_cfg(), TINY, recorded, 8192) == []
 
 
+def test_a_distributed_optimizer_release_is_recognised(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative root, as configs give it
+    tiny_release(tmp_path)
+    rank = Path("base") / "release" / "mp_rank_00"
+    (rank / "model_optim_rng.pt").rename(rank / "model_rng.pt")
+    recorded = read_recorded_checkpoint("base")
+    assert (recorded.dist_opt, recorded.has_optimizer) == (True, False)
+    (Path("base") / "release" / "mp_rank_00_000").mkdir()
+    (Path("base") / "release" / "mp_rank_00_000" / "optim.pt").write_bytes(b"")
+    assert read_recorded_checkpoint("base").has_optimizer
+
+
 def test_pad_token_must_exist(tmp_path):
     from tokenizers import Tokenizer, models
 
@@ -191,6 +203,10 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
                  "training.tensor_model_parallel_size=1"]) == 0
     assert "preflight: OK" in capsys.readouterr().out
+    # saving into the release folder itself is refused, and the other rules are still checked
+    assert main(["preflight", "--config", str(config), f"training.save={base}", "training.seq_length=256"]) == 2
+    err = capsys.readouterr().err
+    assert "training.save and training.load are the same folder" in err and "divisible by TP x PP = 3 x 1" in err
 
 
 @pytest.mark.parametrize("name", ["starcoderbase-1b", "starcoderbase-3b", "starcoderbase-7b", "starcoderbase"])

@@ -102,3 +102,39 @@ def test_submit_resume_cancel_resubmit(slurm_cluster, tiny_run, monkeypatch):
     # nothing lost, nothing done twice: every iteration is in the metrics once, in order
     assert _train_iterations(save) == list(range(1, last + 3))
     assert not list(tmp.rglob("injected*")) and not list(Path.cwd().glob("injected*"))
+
+
+def test_megatron_engine_job_hands_the_argv_to_every_worker(slurm_cluster, tiny_run, monkeypatch):
+    """engine: megatron through the same path, with a stand-in finetune_mtf.py that records what it was given."""
+    tmp, config = tiny_run
+    fork, seen = tmp / "fake Megatron-LM", tmp / "seen"
+    fork.mkdir()
+    seen.mkdir()
+    (fork / "finetune_mtf.py").write_text(
+        "import json, os, sys\n"
+        "keys = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')\n"
+        "with open(os.path.join(os.environ['SEEN'], 'rank' + os.environ['RANK'] + '.json'), 'w') as f:\n"
+        "    json.dump({'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in keys}}, f)\n")
+    site = Path(yaml.safe_load(config.read_text())["cluster"]["site_env"])
+    megatron_site = tmp / "megatron site.env"
+    megatron_site.write_text(site.read_text() + f"export MEGATRON_DIR={shlex.quote(str(fork))}\n"
+                             f"export SEEN={shlex.quote(str(seen))}\n")
+    overrides = ["training.engine=megatron", f"training.save={tmp / 'fork save'}", "training.valid_split_file=",
+                 "cluster.gpus_per_node=2", f"cluster.site_env={megatron_site}", f"cluster.rdzv_port={free_ports(1)[0]}"]
+    for key in ("SLURM_CONF", "PATH"):
+        monkeypatch.setenv(key, slurm_cluster.env[key])
+    monkeypatch.setenv("MEGATRON_DIR", str(fork))
+    monkeypatch.chdir(tmp)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["argv", "--config", str(config), *overrides, "--json"]) == 0
+    expected = json.loads(out.getvalue())["argv"]
+    assert "--finetune" in expected
+    job, log = _submit(config, *overrides)
+    assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
+    ranks = {p.name: json.loads(p.read_text()) for p in seen.glob("rank*.json")}
+    assert sorted(ranks) == ["rank0.json", "rank1.json"], log.read_text()[-3000:]
+    for rank, record in enumerate(ranks[f"rank{r}.json"] for r in range(2)):
+        assert record["argv"] == expected  # the values arrive as Python built them, spaces included
+        assert record["env"]["RANK"] == str(rank) and record["env"]["WORLD_SIZE"] == "2"
+    assert not list(tmp.rglob("injected*"))

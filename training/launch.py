@@ -54,6 +54,8 @@ def command_argv(args: argparse.Namespace) -> int:
         write_json_atomic(args.write, job.to_json(), indent=1)
     if args.json:
         print(json.dumps(job.to_json()))
+    elif job.script.endswith(".py") and "MEGATRON_DIR" not in os.environ:  # left for the shell to fill in
+        print(f'{shlex.quote(sys.executable)} "$MEGATRON_DIR"/{job.script} {shlex.join(job.argv)}')
     else:
         print(shlex.join(_command_line(job.script, list(job.argv))))
     return 0
@@ -62,14 +64,14 @@ def command_argv(args: argparse.Namespace) -> int:
 def _command_line(script: str, argv: list[str]) -> list[str]:
     """The process a worker becomes: the fork's script under MEGATRON_DIR, or the local engine's module."""
     if script.endswith(".py"):
-        return [sys.executable, str(Path(os.environ.get("MEGATRON_DIR", "$MEGATRON_DIR")) / script), *argv]
+        return [sys.executable, str(Path(os.environ.get("MEGATRON_DIR", "")) / script), *argv]
     return [sys.executable, "-m", script, *argv]
 
 
 def command_exec(args: argparse.Namespace) -> int:
     job = json.loads(args.file.read_text(encoding="utf-8"))
     line = _command_line(job["script"], [str(a) for a in job["argv"]])
-    if job["script"].endswith(".py") and not Path(line[1]).is_file():
+    if job["script"].endswith(".py") and not (os.environ.get("MEGATRON_DIR") and Path(line[1]).is_file()):
         raise FileNotFoundError(f"{line[1]}: not found; set MEGATRON_DIR (site env file) to the fork's checkout")
     sys.stdout.flush()
     os.execv(line[0], line)  # no shell: the argv's values are never interpreted

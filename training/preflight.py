@@ -271,18 +271,18 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     cfg, cluster = run.training, run.cluster
     fork = cfg.engine == "megatron"
     found: list[Finding] = []
-    start = start_point(cfg.load, cfg.save)
-    recorded = recorded_if_present(start.load)
-    shape = None
-    try:
+    shape, recorded, start = None, None, None
+    try:  # a refused save/load pair or an unreadable checkpoint is one problem; the other rules still run
+        start = start_point(cfg.load, cfg.save)
+        recorded = recorded_if_present(start.load)
         shape = run_shape(cfg.model, recorded, start.load) if (fork or recorded) else None
-    except ValueError as exc:
+    except ValueError as exc:  # ResumeError and CheckpointFormatError are ValueErrors
         found.append(Finding(True, str(exc)))
     tokenizer_findings, vocab = check_tokenizer(cfg.tokenizer) if (fork or cfg.tokenizer) else ([], None)
     found += check_grid(cfg, cluster.nodes, cluster.gpus_per_node, shape)
     if fork and recorded is not None and shape is not None:
         found += check_start_checkpoint(cfg, shape, recorded, vocab)
-    elif fork and shape is not None:
+    elif fork and shape is not None and start is not None:
         found.append(Finding(True, f"{start.load} holds no checkpoint (no tracker); prepare it with"
                              " conversion.hf_to_megatron or conversion.prepare_release"))
     found += tokenizer_findings

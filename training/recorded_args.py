@@ -50,8 +50,8 @@ def read_recorded_checkpoint(root: str | Path, tag: str | None = None) -> Record
             raise CheckpointFormatError(
                 f"{layout.model_file(tp_rank, 0)}: no model.language_model.embedding.word_embeddings.weight") from None
     if layout.dist_opt:
-        folder = Path(root) / layout.model_file(0, 0).parent.parent
-        has_optimizer = any(folder.glob("*/optim.pt"))
+        tag_folder = layout.model_file(0, 0).parent.parent
+        has_optimizer = any(tag_folder.glob("*/optim.pt"))
     else:
         has_optimizer = first.get("optimizer") is not None
     return RecordedCheckpoint(Path(root), layout.tag, layout.tp, layout.pp, layout.dist_opt, dict(vars(args)),
