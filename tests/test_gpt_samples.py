@@ -121,3 +121,14 @@ def test_any_access_order_gives_the_in_order_items(tmp_path):
     golden = np.load(FIM_DIR / "samples.npz")["fim_train"]
     for i in (37, 5, 5, 6, 200, 0, 239):  # skip ahead, go back, repeat: always the fork's in-order item
         np.testing.assert_array_equal(samples[i], golden[i])
+
+
+def test_missing_data_and_bad_rates_exit_2(tmp_path, capsys):
+    argv = _argv(CASES["fim_train"], tmp_path / "cache", tmp_path / "out.npy", prefix=tmp_path / "nothing")
+    assert main(argv) == 2
+    assert f"{tmp_path / 'nothing'}.idx" in capsys.readouterr().err
+    argv = _argv(CASES["fim_train"], tmp_path / "cache", tmp_path / "out.npy")
+    argv[argv.index("--fim-rate") + 1] = "1.5"
+    assert main(argv) == 2
+    assert "FIM rate must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "out.npy").exists()

@@ -49,3 +49,15 @@ def test_split_files_with_a_raw_document_prefix(tmp_path, capsys):
     assert not plan.warnings  # the GPT dataset reads the real range: no range-bug warning
     (tmp_path / "bad.txt").write_text(f'"train: 1.0 0:1 {tmp_path}/nothing"\n')
     assert splits_main(["check", str(tmp_path / "bad.txt"), "--check-files"]) == 1
+
+
+def test_plan_config_in_pretrain_mode_reads_the_training_section(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"training:\n  mode: pretrain\n  seq_length: 128\n  train_iters: 30\n  global_batch_size: 8\n"
+                      f"  pretrain:\n    data_path: {PREFIX}\n    split: '969,30,1'\n")
+    assert splits_main(["plan", "--config", str(config), "--json", str(tmp_path / "p.json")]) == 0
+    train = json.loads((tmp_path / "p.json").read_text())["ranges"][0]
+    assert train["num_samples"] == 240 and train["epochs"] == 1 and train["documents"] == [0, 291]
+    config.write_text("training:\n  mode: pretrain\n")
+    assert splits_main(["plan", "--config", str(config)]) == 1
+    assert "training.pretrain.data_path is empty" in capsys.readouterr().err
