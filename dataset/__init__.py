@@ -1,1 +1,2 @@
-"""Stage 1: jsonl records -> Megatron indexed datasets -> weighted split files, plus example data builders."""
+"""Stage 1: jsonl records -> Megatron indexed datasets (pairs, or raw documents with one key) -> weighted split files
+and plans (``splits``; ``--split`` ranges for pretraining), plus example data builders (pairs, raw code)."""

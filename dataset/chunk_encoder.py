@@ -33,10 +33,10 @@ def init_worker(tokenizer: TextTokenizer) -> None:
 
 @dataclass(frozen=True)
 class EncodedChunk:
-    """A chunk's records: counts, issues, and the ids of the valid records' two fields.
+    """A chunk's records: counts, issues, and the ids of the valid records' fields (one or two).
 
     ``local[j]`` is the index, among the chunk's records, of valid record ``j``; its inputs are text ``j`` and
-    its targets text ``len(local) + j`` of ``encoded``.
+    its targets (when there are two keys) text ``len(local) + j`` of ``encoded``.
     """
 
     path: str
@@ -48,7 +48,7 @@ class EncodedChunk:
     encoded: EncodedBatch
 
 
-def encode_chunk(chunk: LineChunk, keys: tuple[str, str], max_line_bytes: int) -> EncodedChunk:
+def encode_chunk(chunk: LineChunk, keys: tuple[str, ...], max_line_bytes: int) -> EncodedChunk:
     """Parse and tokenize one chunk (runs in a worker after :func:`init_worker`)."""
     if _tokenizer is None:
         raise RuntimeError("encode_chunk() in a process where init_worker() did not run")

@@ -106,7 +106,10 @@ class LongLine:
 
 @dataclass
 class ParsedChunk:
-    """The records of one chunk: texts of the valid ones, issues of the others (``local`` = index in chunk)."""
+    """The records of one chunk: texts of the valid ones, issues of the others (``local`` = index in chunk).
+
+    With a single key (raw documents) every text is in ``inputs`` and ``targets`` stays empty.
+    """
 
     num_records: int = 0
     blank_lines: int = 0
@@ -210,9 +213,9 @@ def count_records(paths: list[str], max_line_bytes: int) -> int:
     return total
 
 
-def parse_record(data: bytes, keys: tuple[str, str], path: str, number: int,
-                 terminated: bool = True) -> tuple[str, str] | RecordIssue:
-    """The two texts of one line, or what is wrong with it."""
+def parse_record(data: bytes, keys: tuple[str, ...], path: str, number: int,
+                 terminated: bool = True) -> tuple[str, ...] | RecordIssue:
+    """The texts of one line, one per key (two for pairs, one for raw documents), or what is wrong with it."""
     def issue(reason: str, detail: str, key: str | None = None) -> RecordIssue:
         return RecordIssue(path, number, key, reason, detail)
 
@@ -259,10 +262,10 @@ def parse_record(data: bytes, keys: tuple[str, str], path: str, number: int,
             except UnicodeEncodeError:
                 return issue("invalid_unicode", "the field contains a lone surrogate escape", key)
         texts.append(value)
-    return texts[0], texts[1]
+    return tuple(texts)
 
 
-def parse_chunk(chunk: LineChunk, keys: tuple[str, str], max_line_bytes: int) -> ParsedChunk:
+def parse_chunk(chunk: LineChunk, keys: tuple[str, ...], max_line_bytes: int) -> ParsedChunk:
     """Validate every line of ``chunk``: blank lines are counted, every other line is one record."""
     parsed = ParsedChunk()
     lines = chunk.data.split(b"\n")
@@ -273,7 +276,7 @@ def parse_chunk(chunk: LineChunk, keys: tuple[str, str], max_line_bytes: int) ->
             continue
         number = chunk.first_line + i
         if len(data) > max_line_bytes:
-            result: tuple[str, str] | RecordIssue = LongLine(chunk.path, number, len(data)).issue(max_line_bytes)
+            result: tuple[str, ...] | RecordIssue = LongLine(chunk.path, number, len(data)).issue(max_line_bytes)
         else:
             result = parse_record(data, keys, chunk.path, number, not (chunk.unterminated and i == last))
         if isinstance(result, RecordIssue):
@@ -282,6 +285,6 @@ def parse_chunk(chunk: LineChunk, keys: tuple[str, str], max_line_bytes: int) ->
             parsed.local.append(parsed.num_records)
             parsed.lines.append(number)
             parsed.inputs.append(result[0])
-            parsed.targets.append(result[1])
+            parsed.targets.extend(result[1:])  # a single-key record has no targets
         parsed.num_records += 1
     return parsed

@@ -13,6 +13,8 @@ OctoPack's ``prepare_bigcode``; the commit framing (subject at the start of the 
 ``<commit_msg>``) is OctoPack's ``to_jsonl.py``. ``<|endoftext|>`` is literal text: the tokenizer maps it to
 id 0, so preprocessing must not append another EOD.
 
+``dataset.code_to_jsonl`` writes its raw-code ``{"content"}`` lines and manifest through the same functions.
+
 jsonl bytes: ``json.dumps(record, ensure_ascii=False) + "\\n"``, UTF-8, keys in the order ``inputs``,
 ``targets`` (what the fork's fixtures use). Files appear under their final name only when complete.
 """
@@ -23,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Protocol
 
 from dataset.atomic_files import atomic_write, write_json_atomic
 
@@ -72,7 +74,13 @@ def docstring_record(function_name: str | None, prompt: str, body: str) -> PairR
     return PairRecord(inputs=f"{head}{COMMIT_BEFORE}{prompt}", targets=f"{body}{END_OF_TEXT}")
 
 
-def write_records(path: str | os.PathLike, records: Iterable[PairRecord]) -> tuple[int, str]:
+class JsonLineRecord(Protocol):
+    """A record that knows its jsonl line (``PairRecord``, ``dataset.code_to_jsonl.CodeRecord``)."""
+
+    def to_json_line(self) -> str: ...
+
+
+def write_records(path: str | os.PathLike, records: Iterable[JsonLineRecord]) -> tuple[int, str]:
     """Write ``records`` as jsonl to ``path`` atomically; returns (number of lines, sha256 of the file)."""
     digest = hashlib.sha256()
     count = 0

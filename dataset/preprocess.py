@@ -3,7 +3,7 @@
 Run::
 
     python -m dataset.preprocess --input data.jsonl [more.jsonl.gz ...] --tokenizer tokenizer.json \\
-        --output-prefix out/data/pairs [--keys inputs targets] [--workers N] [--append-eod] \\
+        --output-prefix out/data/pairs [--keys inputs targets | --keys content] [--workers N] [--append-eod] \\
         [--skip-invalid] [--valid-fraction F | --valid-count N] [--valid-seed S] \\
         [--config run.yaml] [data.key=value ...]
 
@@ -12,6 +12,8 @@ as the fork's ``tools/preprocess_data.py`` does (see ``dataset.text_tokenizer``)
 whose inputs or targets is empty is never written to one file only: it stops the run (default) or is
 skipped whole (``--skip-invalid``), as is any other bad line (see ``dataset.jsonl_records``). Held-out
 records (``--valid-fraction``/``--valid-count``, seeded) go to ``PREFIX_valid_...`` and nowhere else.
+With one key (``--keys content --append-eod``: raw code for pretraining) each record is one document of
+``PREFIX_content_document``, as the fork's ``--json-keys content`` writes it.
 
 Speed: the main process reads the files in chunks of whole lines; ``--workers`` processes (default one per
 core) each validate and tokenize a chunk with the Rust batch encoder (``dataset.chunk_encoder``) and send the
@@ -42,7 +44,7 @@ from dataset.jsonl_records import (
     InputFileError, InvalidRecordError, LongLine, RecordIssue, count_records, iter_chunks,
 )
 from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, write_manifest
-from dataset.preprocess_outputs import ROLES, PreprocessOutputs
+from dataset.preprocess_outputs import PreprocessOutputs, roles_for_keys
 from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
 from runconfig import ConfigError, build_dataclass, parse_overrides, read_yaml
 from runconfig.data_section import DataConfig
@@ -90,7 +92,8 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
         timings["count_records"] = time.perf_counter() - started
 
     state, digests = RunCounts(), []
-    outputs = PreprocessOutputs(config.output_prefix, tokenizer.dtype, with_valid=mask is not None)
+    outputs = PreprocessOutputs(config.output_prefix, tokenizer.dtype, with_valid=mask is not None,
+                                roles=roles_for_keys(config.keys))
     bar = _progress_bar(paths, progress)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=init_worker, initargs=(tokenizer,))
@@ -105,7 +108,7 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
             else:
                 _write_chunk(item.result(), state, tokenizer, config, mask, outputs)
 
-        keys = (config.keys[0], config.keys[1])
+        keys = tuple(config.keys)
         for path in paths:
             for chunk in iter_chunks(path, config.max_line_bytes, CHUNK_BYTES, digests):
                 if isinstance(chunk, LongLine):
@@ -159,21 +162,21 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
     if mask is not None and state.records > len(mask):
         raise PreprocessError(f"{chunk.path} changed while being read: it has more records than counted")
     state.blank_lines += chunk.blank_lines
-    n = len(chunk.local)
-    lengths = {"inputs": chunk.encoded.lengths[:n], "targets": chunk.encoded.lengths[n:]}
-    cut = int(lengths["inputs"].sum())
-    tokens = {"inputs": chunk.encoded.tokens[:cut], "targets": chunk.encoded.tokens[cut:]}
-    keep = (lengths["inputs"] > 0) & (lengths["targets"] > 0)
+    n, roles = len(chunk.local), outputs.roles
+    lengths = {role: chunk.encoded.lengths[i * n:(i + 1) * n] for i, role in enumerate(roles)}
+    cuts = np.cumsum([0] + [int(lengths[role].sum()) for role in roles])
+    tokens = {role: chunk.encoded.tokens[cuts[i]:cuts[i + 1]] for i, role in enumerate(roles)}
+    keep = np.logical_and.reduce([lengths[role] > 0 for role in roles])
     issues = list(chunk.issues)
     for j in np.flatnonzero(~keep):
-        role = "inputs" if lengths["inputs"][j] == 0 else "targets"
+        role = next(r for r in roles if lengths[r][j] == 0)
         issues.append((int(chunk.local[j]), RecordIssue(
-            chunk.path, int(chunk.lines[j]), config.keys[ROLES.index(role)],
+            chunk.path, int(chunk.lines[j]), config.keys[roles.index(role)],
             "no_tokens", "the field tokenizes to zero tokens")))
     for _, issue in sorted(issues, key=lambda pair: pair[0]):  # the first bad line in file order stops the run
         _reject(issue, config.skip_invalid, state)
     if config.append_eod:  # the fork appends EOD to every (non-empty) document
-        for role in ROLES:
+        for role in roles:
             eod = np.array(tokenizer.eod_id, dtype=tokens[role].dtype)
             tokens[role] = np.insert(tokens[role], np.cumsum(lengths[role]), eod)
             lengths[role] = lengths[role] + 1
@@ -184,8 +187,8 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
         if chosen.all():
             outputs.pairs[split].add(tokens, lengths)
         elif chosen.any():
-            outputs.pairs[split].add({r: tokens[r][np.repeat(chosen, lengths[r])] for r in ROLES},
-                                     {r: lengths[r][chosen] for r in ROLES})
+            outputs.pairs[split].add({r: tokens[r][np.repeat(chosen, lengths[r])] for r in roles},
+                                     {r: lengths[r][chosen] for r in roles})
 
 
 class _NoBar:
@@ -211,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", nargs="+", dest="inputs", help="jsonl files (plain or .gz), read in order")
     p.add_argument("--tokenizer", help="tokenizer.json (Hugging Face tokenizers)")
     p.add_argument("--output-prefix", dest="output_prefix", help="writes PREFIX_{inputs,targets}_document.*")
-    p.add_argument("--keys", nargs=2, metavar=("INPUTS", "TARGETS"), help="JSON fields (default: inputs targets)")
+    p.add_argument("--keys", nargs="+", metavar="KEY",
+                   help="JSON fields: INPUTS TARGETS (default: inputs targets), or one field of raw documents")
     p.add_argument("--workers", type=int, help="tokenizer processes (default 0: one per core)")
     p.add_argument("--append-eod", dest="append_eod", action="store_const", const=True,
                    help="append <|endoftext|> to every document (as the fork's --append-eod)")
@@ -232,6 +236,9 @@ def resolve_config(args: argparse.Namespace) -> DataConfig:
         overrides = [i for i in args.inputs if "=" in i and not Path(i).exists()]
         args.inputs = [i for i in args.inputs if i not in overrides] or None
         args.overrides = [*args.overrides, *overrides]
+    if args.keys:  # the same for "--keys content data.workers=2"
+        args.overrides = [*args.overrides, *(k for k in args.keys if "=" in k)]
+        args.keys = [k for k in args.keys if "=" not in k] or None
     sections = read_yaml(args.config) if args.config else {}
     values = dict(sections.get("data") or {})
     values.update(parse_overrides(args.overrides, "data"))
@@ -266,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     m = summary.manifest
     for split, out in m["outputs"].items():
-        print(f"{split}: {out['documents']} documents, {out['tokens']['inputs']} input and "
-              f"{out['tokens']['targets']} target tokens -> {out['prefix']}_{{inputs,targets}}_document.{{bin,idx}}")
+        tokens = " and ".join(f"{n} {role} tokens" for role, n in out["tokens"].items())
+        roles = ",".join(out["tokens"])
+        roles = f"{{{roles}}}" if len(out["tokens"]) > 1 else roles
+        print(f"{split}: {out['documents']} documents, {tokens} -> {out['prefix']}_{roles}_document.{{bin,idx}}")
     if m["skipped"]:
         print(f"skipped: {m['skipped']}")
     print(f"manifest: {summary.manifest_path} ({m['timings_s']['total']:.2f} s)")

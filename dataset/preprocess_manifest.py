@@ -4,10 +4,10 @@ Written by ``dataset.preprocess`` beside its outputs (in the directory of the ou
 every dataset file is in place, so a manifest that is present vouches for a complete set. Its counts obey
 ``records_in == records_written + sum(skipped.values())``. Keys::
 
-    stage, output_prefix, outputs.{train,valid}: {prefix, documents, tokens: {inputs, targets}, files}
+    stage, output_prefix, outputs.{train,valid}: {prefix, documents, tokens: {ROLE: n}, files}
     records_in, records_written, skipped: {reason: n}, skipped_examples, blank_lines
     inputs: [{path, sha256}], input_bytes, tokenizer: {path, sha256, vocab_size, eod_id}, dtype, append_eod
-    keys: {inputs, targets}, heldout: {records, seed, prefix}, workers, config, timings_s
+    keys: {inputs, targets} (one key: {content: content}), heldout: {records, seed, prefix}, workers, config, timings_s
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dataset.atomic_files import write_json_atomic
-from dataset.preprocess_outputs import ROLES, PreprocessOutputs, output_files, valid_output_prefix
+from dataset.preprocess_outputs import PreprocessOutputs, output_files, valid_output_prefix
 from dataset.text_tokenizer import TextTokenizer
 from runconfig.data_section import DataConfig
 
@@ -60,7 +60,7 @@ def build_manifest(config: DataConfig, tokenizer: TextTokenizer, paths: list[str
     """The manifest of a finished run (see the module docstring for the keys)."""
     splits = {
         split: {"prefix": pair.prefix, "documents": pair.documents, "tokens": pair.tokens,
-                "files": [str(p) for p in output_files(pair.prefix)]}
+                "files": [str(p) for p in output_files(pair.prefix, pair.roles)]}
         for split, pair in outputs.pairs.items()
     }
     return {
@@ -78,7 +78,7 @@ def build_manifest(config: DataConfig, tokenizer: TextTokenizer, paths: list[str
                       "eod_id": tokenizer.eod_id},
         "dtype": tokenizer.dtype.name,
         "append_eod": config.append_eod,
-        "keys": dict(zip(ROLES, config.keys)),
+        "keys": dict(zip(outputs.roles, config.keys)),
         "heldout": {"records": int(heldout.sum()) if heldout is not None else 0, "seed": config.valid_seed,
                     "prefix": valid_output_prefix(config.output_prefix) if heldout is not None else None},
         "workers": workers,

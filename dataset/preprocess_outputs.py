@@ -2,7 +2,8 @@
 
 Names: ``{prefix}_inputs_document.{bin,idx}`` and ``{prefix}_targets_document.{bin,idx}`` (what the fork's
 ``finetune_mtf.py`` reads), plus ``{prefix}_valid_...`` for held-out documents. The two roles are always
-called ``inputs`` and ``targets`` on disk, whatever the JSON field names (``--keys``) are.
+called ``inputs`` and ``targets`` on disk, whatever the JSON field names (``--keys``) are. With a single key
+(raw documents for pretraining) the one role is the key itself, as in the fork: ``{prefix}_content_document``.
 
 Crash safety: every file is written under a temporary name (see ``IndexedDatasetWriter``). ``commit`` first
 makes all temporaries durable, then deletes the old manifest and old ``.idx`` files, renames every ``.bin``,
@@ -26,6 +27,11 @@ ROLES = ("inputs", "targets")
 VALID_SUFFIX = "_valid"
 
 
+def roles_for_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The on-disk roles of a run: ``inputs``/``targets`` for two keys, the key itself for one."""
+    return ROLES if len(keys) == 2 else (keys[0],)
+
+
 def document_prefix(prefix: str, role: str) -> str:
     """``PREFIX_inputs_document``: the Megatron dataset prefix of one role."""
     return f"{prefix}_{role}_document"
@@ -36,50 +42,53 @@ def valid_output_prefix(prefix: str) -> str:
     return f"{prefix}{VALID_SUFFIX}"
 
 
-def output_files(prefix: str) -> list[Path]:
-    """The four files of one split (``.bin`` and ``.idx`` of both roles)."""
-    return [f(document_prefix(prefix, role)) for role in ROLES for f in (data_file_path, index_file_path)]
+def output_files(prefix: str, roles: tuple[str, ...] = ROLES) -> list[Path]:
+    """The files of one split (``.bin`` and ``.idx`` of every role)."""
+    return [f(document_prefix(prefix, role)) for role in roles for f in (data_file_path, index_file_path)]
 
 
 class DocumentPairWriter:
-    """The inputs and targets datasets of one split, written in lock step (one document each per record)."""
+    """The inputs and targets datasets of one split, written in lock step (one document each per record).
 
-    def __init__(self, prefix: str, dtype: np.dtype) -> None:
-        self.prefix = prefix
-        for role in ROLES:
+    With a single role (raw documents) it is one dataset.
+    """
+
+    def __init__(self, prefix: str, dtype: np.dtype, roles: tuple[str, ...] = ROLES) -> None:
+        self.prefix, self.roles = prefix, roles
+        for role in roles:
             remove_stale_temporaries(document_prefix(prefix, role))
-        self.writers = {role: IndexedDatasetWriter(document_prefix(prefix, role), dtype) for role in ROLES}
+        self.writers = {role: IndexedDatasetWriter(document_prefix(prefix, role), dtype) for role in roles}
 
     @property
     def documents(self) -> int:
         """Records written so far (each is one document in both roles)."""
-        return self.writers["inputs"].num_sequences
+        return self.writers[self.roles[0]].num_sequences
 
     @property
     def tokens(self) -> dict[str, int]:
         """Tokens written so far, per role."""
-        return {role: self.writers[role].num_tokens for role in ROLES}
+        return {role: self.writers[role].num_tokens for role in self.roles}
 
     def add(self, tokens: dict[str, np.ndarray], lengths: dict[str, np.ndarray]) -> None:
-        """Append one document per record to both roles; the two ``lengths`` arrays have one entry per record."""
-        if len(lengths["inputs"]) != len(lengths["targets"]):
+        """Append one document per record to every role; each ``lengths`` array has one entry per record."""
+        if len({len(lengths[role]) for role in self.roles}) != 1:
             raise ValueError("inputs and targets must have one document per record each")
-        for role in ROLES:
+        for role in self.roles:
             self.writers[role].add_batch(tokens[role], lengths[role])
 
 
 class PreprocessOutputs:
     """The train pair and, with a hold-out, the valid pair; all-or-nothing."""
 
-    def __init__(self, prefix: str, dtype: np.dtype, with_valid: bool) -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str, dtype: np.dtype, with_valid: bool, roles: tuple[str, ...] = ROLES) -> None:
+        self.prefix, self.roles = prefix, roles
         self.pairs: dict[str, DocumentPairWriter] = {}
         directory = Path(prefix).absolute().parent
         self._new_dirs = [d for d in [directory, *directory.parents] if not d.exists()]  # abort removes them
         try:
-            self.pairs["train"] = DocumentPairWriter(prefix, dtype)
+            self.pairs["train"] = DocumentPairWriter(prefix, dtype, roles)
             if with_valid:
-                self.pairs["valid"] = DocumentPairWriter(valid_output_prefix(prefix), dtype)
+                self.pairs["valid"] = DocumentPairWriter(valid_output_prefix(prefix), dtype, roles)
         except BaseException:
             self.abort()
             raise
@@ -95,7 +104,7 @@ class PreprocessOutputs:
         manifest_path.unlink(missing_ok=True)  # an old manifest must never vouch for a half-renamed set
         # old files go, index first; a hold-out from an earlier run goes too, even when this run has none
         for prefix in (self.prefix, valid_output_prefix(self.prefix)):
-            for role in ROLES:
+            for role in self.roles:
                 remove_dataset(document_prefix(prefix, role))
         try:
             for writer in self._writers:
@@ -104,7 +113,7 @@ class PreprocessOutputs:
                 writer.commit_index()
         except BaseException:  # a half-renamed set must not look finished: take back what was renamed
             for pair in self.pairs.values():
-                for role in ROLES:
+                for role in self.roles:
                     remove_dataset(document_prefix(pair.prefix, role))
             raise
         _fsync_directory(Path(self.prefix).parent)

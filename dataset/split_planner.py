@@ -10,6 +10,11 @@ It warns loudly when a validation range overlaps training: really (the ranges in
 fork's range bug (the fork reads a range ``a:b`` as the *first* ``b - a`` of the documents, so a
 ``0.95:1`` validation of the training prefix is training data).
 
+A prefix that is a raw-document dataset (``PREFIX.idx`` itself exists: continued pretraining with
+``pretrain_gpt.py --train-weighted-split-paths``) is planned as the fork's GPT dataset reads it
+(``dataset.gpt_split_planner``): samples of ``seq_length + 1`` tokens across documents, the real range
+(the range bug is the packed MTF dataset's only), no pairs to skip.
+
 Run through ``python -m dataset.splits plan`` (see :mod:`dataset.splits`).
 """
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.blending import per_dataset_num_samples
+from dataset.gpt_split_planner import is_raw_document_prefix, plan_gpt_range
 from dataset.indexed_dataset import IndexedDataset
 from dataset.packed_index import build_packed_index, document_offset, pair_lengths, rows_per_epoch
 from dataset.preprocess_outputs import document_prefix
@@ -31,8 +37,8 @@ from dataset.split_files import SplitGroup
 class PlanSettings:
     """The run parameters the plan depends on (``seq_length`` is the model's).
 
-    The same-named keys of the ``splits:`` section (``SplitsConfig``, itself a copy of the ``training:``
-    section's), without its file lists: ``dataset.splits`` fills it from the config or from plan flags.
+    The same-named keys of the ``training:`` section (``TrainingConfig``): ``dataset.splits`` fills it
+    from the run config or from plan flags. Negative counts and a non-positive ``seq_length`` are refused.
     """
 
     seq_length: int
@@ -42,6 +48,13 @@ class PlanSettings:
     eval_interval: int = 0
     eval_iters: int = 0
     legacy_split_offsets: bool = False
+
+    def __post_init__(self) -> None:
+        if self.seq_length <= 0:
+            raise ValueError(f"seq_length must be positive, got {self.seq_length}")
+        for name in ("train_iters", "global_batch_size", "eval_interval", "eval_iters"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @property
     def row_length(self) -> int:
@@ -77,6 +90,7 @@ class DatasetPlan:
     num_samples: int
     epochs_needed: int | None
     rows_built: int | None
+    kind: str = "pairs"  # or "documents": a raw-document (pretraining) dataset, rows are GPT samples
 
 
 @dataclass
@@ -96,6 +110,8 @@ def plan_dataset(split: str, group: SplitGroup, index: int, prefix: Path, num_sa
                  settings: PlanSettings) -> DatasetPlan:
     """Count, pack one epoch, and (when ``num_samples`` > 0) build the fork's maps to count epochs."""
     entry = group.datasets[index]
+    if is_raw_document_prefix(prefix):
+        return _plan_documents(split, group, index, prefix, num_samples, settings)
     inputs = IndexedDataset(document_prefix(str(prefix), "inputs"))
     targets = IndexedDataset(document_prefix(str(prefix), "targets"))
     lengths = pair_lengths(inputs.sizes, targets.sizes)
@@ -120,6 +136,21 @@ def plan_dataset(split: str, group: SplitGroup, index: int, prefix: Path, num_sa
         documents_read=(offset, offset + count), documents=count, input_tokens=input_tokens,
         target_tokens=target_tokens, tokens=input_tokens + target_tokens, rows_per_epoch=rows or 0,
         overlong_pairs=overlong, num_samples=num_samples, epochs_needed=epochs, rows_built=built,
+    )
+
+
+def _plan_documents(split: str, group: SplitGroup, index: int, prefix: Path, num_samples: int,
+                    settings: PlanSettings) -> DatasetPlan:
+    entry = group.datasets[index]
+    sizes = IndexedDataset(prefix).sizes
+    start, end = entry.document_range(len(sizes))
+    r = plan_gpt_range(split, sizes, start, end, num_samples, settings.seq_length)
+    return DatasetPlan(
+        split=split, group=group.name, prefix=str(prefix), weight=entry.weight, range=entry.entry().split()[1],
+        documents_in_file=len(sizes), document_range=(start, end), documents_read=(start, end),
+        documents=max(end - start, 0), input_tokens=r.tokens, target_tokens=0, tokens=r.tokens,
+        rows_per_epoch=r.samples_per_epoch, overlong_pairs=0, num_samples=num_samples, epochs_needed=r.epochs,
+        rows_built=None, kind="documents",
     )
 
 
@@ -166,7 +197,7 @@ def _overlap_warnings(valid: DatasetPlan, train: DatasetPlan) -> list[str]:
         )
     # Under the fork's bug both ranges are read from document 0, so two non-empty ranges always intersect
     # there, unless both really start at 0 (then the real ranges were checked above).
-    if min(ve - vs, te - ts) > 0 and not (vs == 0 and ts == 0):
+    if min(ve - vs, te - ts) > 0 and not (vs == 0 and ts == 0) and valid.kind == "pairs":
         warnings.append(
             "!!! FORK RANGE BUG: "
             f"{valid.split}/{valid.group} range {valid.range} of {valid.prefix} means documents [{vs}, {ve}),"

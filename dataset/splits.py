@@ -8,13 +8,20 @@
     python -m dataset.splits plan --train data/train_data_paths.txt --valid data/valid_data_paths.txt \\
         --seq-length 2048 --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] \\
         [--seed 1234] [--legacy-split-offsets] [--json plan.json]
-    python -m dataset.splits plan --config run.yaml [splits.key=value ...]
+    python -m dataset.splits plan --config run.yaml [splits.key=value training.key=value ...]
+    python -m dataset.splits plan --data-path data/code_content_document --split 969,30,1 --seq-length 2048 \\
+        --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] [--json plan.json]
 
 ``write`` prints the exact bytes it wrote. ``check`` exits 0 when the fork accepts the file (its
 parser's asserts plus the dataset build's: ``0 <= START < END <= 1``, positive weights) and 1 with
 the reason otherwise. ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
 to the train split file); ``--seq-length`` is the model's (rows of N+1). Prefixes are resolved relative
-to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``).
+to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``). With
+``--config`` the run parameters (sequence length, iterations, batch, evaluation, seed) come from the
+``training:`` section, where the run that trains reads them.
+``plan --data-path`` plans continued pretraining (``pretrain_gpt.py --data-path P --split 969,30,1``):
+document ranges, samples per epoch and epochs of each split (``dataset.gpt_split_planner``); a split file
+whose prefix is a raw-document dataset (``PREFIX.idx`` exists) is planned the same way, range by range.
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ import sys
 from pathlib import Path
 
 from dataset.atomic_files import write_json_atomic
+from dataset.gpt_index import GPTIndexError
+from dataset.gpt_split_planner import format_gpt_plan, is_raw_document_prefix, plan_gpt_data
 from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.packed_index import PackingError
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
@@ -34,10 +43,11 @@ from dataset.split_files import (
 from dataset.split_planner import PlanSettings, format_plan, plan_splits
 from runconfig import ConfigError, load_section
 from runconfig.splits_section import SplitsConfig
+from runconfig.training_section import TrainingConfig
 
 SPLIT_FILE_NAMES = {"train": "train_data_paths.txt", "valid": "valid_data_paths.txt"}
 PLAN_FILE_NAME = "split_plan.json"
-# the splits: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of SplitsConfig's
+# the training: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of TrainingConfig's
 PLAN_KEYS = tuple(f.name for f in dataclasses.fields(PlanSettings))
 
 
@@ -63,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--eval-interval", int), ("--eval-iters", int), ("--seed", int)):
         plan.add_argument(flag, type=kind, default=None)
     plan.add_argument("--legacy-split-offsets", action="store_true", default=None)
+    plan.add_argument("--data-path", type=Path, help="raw-document dataset PREFIX (pretraining, with --split)")
+    plan.add_argument("--split", default="969,30,1", help="with --data-path: train,valid,test document shares")
     plan.add_argument("--json", type=Path, help="where to save the plan (default: next to the train file)")
-    plan.add_argument("overrides", nargs="*", default=[], help="splits.key=value overrides for --config")
+    plan.add_argument("overrides", nargs="*", default=[],
+                      help="splits.key=value / training.key=value overrides for --config")
     return parser
 
 
@@ -116,7 +129,8 @@ def command_check(args: argparse.Namespace) -> int:
         for group in groups:
             for d in group.datasets:
                 prefix = resolve_prefix(d.prefix, args.file)
-                indexes = [index_file_path(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES]
+                indexes = ([index_file_path(prefix)] if is_raw_document_prefix(prefix) else
+                           [index_file_path(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES])
                 missing += [str(index) for index in indexes if not index.exists()]
     if missing:
         print(f"{args.file}: missing index file(s): {', '.join(missing)}", file=sys.stderr)
@@ -134,9 +148,19 @@ def command_check(args: argparse.Namespace) -> int:
 
 def command_plan(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in PLAN_KEYS if getattr(args, k) is not None}
+    if args.data_path is not None:
+        return command_plan_gpt(args, flags)
     splits: dict[str, list[tuple[SplitGroup, list[Path]]]] = {}
+    settings: dict[str, object] = {}
     if args.config is not None:
         config = load_section(args.config, "splits", SplitsConfig, args.overrides)
+        training = load_section(args.config, "training", TrainingConfig, args.overrides)
+        settings = {k: getattr(training, k) for k in PLAN_KEYS}
+        if training.mode == "pretrain":  # the run reads training.pretrain.data_path, not split files
+            pretrain = training.pretrain
+            if not pretrain.data_path:
+                raise SplitFileError(f"{args.config}: training.mode is pretrain but training.pretrain.data_path is empty")
+            return command_plan_gpt(args, flags, settings, Path(pretrain.data_path), pretrain.split)
         base = Path(config.out_dir or ".")
         for role, group in _config_groups(config).items():
             split_file = base / SPLIT_FILE_NAMES[role]  # what `write --config` writes; prefixes are relative to it
@@ -145,7 +169,6 @@ def command_plan(args: argparse.Namespace) -> int:
     else:
         if "seq_length" not in flags:
             raise SplitFileError("plan needs --seq-length N (the model's sequence length)")
-        config = SplitsConfig()
         if args.train is None and not args.valid:
             raise SplitFileError("plan needs --train FILE and/or --valid FILE (or --config RUN.yaml)")
         for role, files in (("train", [args.train] if args.train else []), ("valid", args.valid)):
@@ -154,13 +177,34 @@ def command_plan(args: argparse.Namespace) -> int:
                     splits.setdefault(role, []).append(
                         (group, [resolve_prefix(d.prefix, path) for d in group.datasets]))
         default_json = (args.train or args.valid[0]).resolve().parent / PLAN_FILE_NAME
-    try:  # flags pass the splits: section's own checks (positive seq_length, no negative counts)
-        config = dataclasses.replace(config, **flags)
+    try:  # PlanSettings checks the values (positive seq_length, no negative counts), flags included
+        plan_settings = PlanSettings(**{**settings, **flags})
     except ValueError as exc:
         raise SplitFileError(f"plan: {exc}") from exc
-    plan = plan_splits(splits, PlanSettings(**{k: getattr(config, k) for k in PLAN_KEYS}))
+    plan = plan_splits(splits, plan_settings)
     print(format_plan(plan))
     out = args.json or default_json
+    write_json_atomic(out, plan.to_dict(), indent=1)
+    print(f"plan saved to {out}")
+    return 0
+
+
+def command_plan_gpt(args: argparse.Namespace, flags: dict, settings: dict | None = None,
+                     data_path: Path | None = None, split: str | None = None) -> int:
+    """Plan ``pretrain_gpt.py --data-path P --split S``: from flags, or from the ``training:`` section."""
+    if settings is None and (args.config is not None or args.train is not None or args.valid):
+        raise SplitFileError("plan --data-path takes --split, not split files or --config")
+    if settings is None and "seq_length" not in flags:
+        raise SplitFileError("plan needs --seq-length N (the model's sequence length)")
+    try:  # PlanSettings checks the values (positive seq_length, no negative counts)
+        s = PlanSettings(**{**(settings or {}), **flags})
+    except ValueError as exc:
+        raise SplitFileError(f"plan: {exc}") from exc
+    data_path = data_path or args.data_path
+    plan = plan_gpt_data(data_path, split or args.split, s.seq_length, s.train_iters, s.global_batch_size,
+                         s.eval_interval, s.eval_iters)
+    print(format_gpt_plan(plan))
+    out = args.json or data_path.resolve().parent / PLAN_FILE_NAME
     write_json_atomic(out, plan.to_dict(), indent=1)
     print(f"plan saved to {out}")
     return 0
@@ -171,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"write": command_write, "check": command_check, "plan": command_plan}[args.command]
     try:
         return handler(args)
-    except (SplitFileError, ConfigError, PackingError, IndexFormatError, FileNotFoundError) as exc:
+    except (SplitFileError, ConfigError, PackingError, IndexFormatError, FileNotFoundError, GPTIndexError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

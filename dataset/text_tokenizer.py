@@ -1,7 +1,7 @@
 """The tokenizer the preprocess stage uses: a ``tokenizer.json`` read exactly as the fork's ``TokenizerFromFile``.
 
-Used by ``dataset.preprocess`` (not a command). The fork builds ``PreTrainedTokenizerFast(tokenizer_file=...)``,
-adds ``<|endoftext|>`` as an additional special token, and tokenizes with ``.encode(text)`` (special tokens in
+Used by ``dataset.preprocess`` and ``training.fim`` (not a command). The fork builds
+``PreTrainedTokenizerFast(tokenizer_file=...)``, adds ``<|endoftext|>`` as an additional special token, and tokenizes with ``.encode(text)`` (special tokens in
 the text become single ids; the file's post-processor runs). Here the same is done with the Rust
 ``tokenizers.Tokenizer`` directly, batched with ``encode_batch_fast`` (no offsets), which releases the GIL and
 spreads a batch over the Rayon thread pool (the preprocess workers keep it to one thread each).
@@ -66,3 +66,19 @@ class TextTokenizer:
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         tokens = np.fromiter(chain.from_iterable(ids), dtype=self.dtype, count=int(lengths.sum()))
         return EncodedBatch(tokens, lengths)
+
+    def encode(self, text: str) -> list[int]:
+        """One text, as the fork's ``tokenize`` (``PreTrainedTokenizerFast.encode``: post-processor included)."""
+        return self._tokenizer.encode(text).ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Ids back to text as the fork's ``detokenize``: special tokens kept as text, bad UTF-8 as U+FFFD.
+
+        No clean-up of spaces before punctuation (transformers 4.x did that by default; the fork's FIM
+        goldens were made without it, and it would move FIM's character-level split points).
+        """
+        return self._tokenizer.decode(ids, skip_special_tokens=False)
+
+    def token_id(self, name: str) -> int | None:
+        """The id of the vocabulary entry ``name`` (added tokens included), or None."""
+        return self._tokenizer.token_to_id(name)

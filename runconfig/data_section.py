@@ -10,6 +10,7 @@ class DataConfig:
 
     ``keys`` are the JSON fields read as inputs and targets (``outputs`` is accepted when ``targets`` is
     missing); the files are named ``PREFIX_inputs_document`` / ``PREFIX_targets_document`` whatever the keys.
+    A single key (``[content]``) reads raw documents for pretraining into ``PREFIX_content_document``.
     With ``valid_fraction`` or ``valid_count`` the held-out records go to ``PREFIX_valid_...`` only.
     """
 
@@ -26,8 +27,9 @@ class DataConfig:
     max_line_bytes: int = 64 * 1024 * 1024  # longer lines are bad input (never held in memory whole)
 
     def __post_init__(self) -> None:
-        if len(self.keys) != 2:
-            raise ValueError(f"keys must name exactly two fields (inputs, targets), got {list(self.keys)}")
+        if len(self.keys) not in (1, 2):
+            raise ValueError(f"keys must name two fields (inputs, targets) or one (raw documents, e.g. content), "
+                             f"got {list(self.keys)}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.valid_fraction and self.valid_count:

@@ -97,8 +97,20 @@ def load_section(
     """Read ``section`` of the run config at ``path`` (None: defaults only) with overrides applied."""
     sections = read_yaml(path) if path is not None else {}
     values = dict(sections.get(section) or {})
-    values.update(parse_overrides(overrides, section))
+    merge_overrides(values, parse_overrides(overrides, section))
     return build_dataclass(cls, values, f"{path or '<defaults>'}:{section}")
+
+
+def merge_overrides(values: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Apply overrides; a dotted key (``lora.rank``, ``pretrain.fim_rate``) sets one key of a nested section."""
+    for key, value in overrides.items():
+        target = values
+        *owners, leaf = key.split(".")
+        for owner in owners:
+            nested = target.get(owner)
+            target[owner] = dict(nested) if isinstance(nested, Mapping) else {}
+            target = target[owner]
+        target[leaf] = value
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

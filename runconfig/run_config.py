@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from runconfig.cluster_section import ClusterConfig
 from runconfig.conversion_section import ConversionConfig
 from runconfig.data_section import DataConfig
 from runconfig.splits_section import SplitsConfig
-from runconfig.loader import ConfigError, build_dataclass, parse_overrides, read_yaml
+from runconfig.loader import ConfigError, build_dataclass, merge_overrides, parse_overrides, read_yaml
 from runconfig.training_section import TrainingConfig
 
 
@@ -22,6 +23,7 @@ class RunConfig:
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     conversion: ConversionConfig = field(default_factory=ConversionConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 SECTIONS = {
@@ -29,6 +31,7 @@ SECTIONS = {
     "splits": SplitsConfig,
     "training": TrainingConfig,
     "conversion": ConversionConfig,
+    "cluster": ClusterConfig,
 }
 
 
@@ -44,6 +47,6 @@ def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> R
     built = {}
     for name, cls in SECTIONS.items():
         values = dict(raw.get(name) or {})
-        values.update(parse_overrides(overrides, name))
+        merge_overrides(values, parse_overrides(overrides, name))
         built[name] = build_dataclass(cls, values, f"{path or '<defaults>'}:{name}")
     return RunConfig(**built)

@@ -15,7 +15,9 @@ Data stage: stdlib docstring -> body pairs (``dataset.docstring_pairs``), a byte
 special tokens (``dataset.train_tokenizer``), the indexed datasets with a held-out validation prefix
 (``dataset.preprocess``), and the weighted split files plus the packing plan (``dataset.splits``).
 Training stage: a tiny random GPT-BigCode saved as a Megatron ``release`` checkpoint
-(``training.model_init``), fine-tuned by the local engine on the fork's packed samples; the demo checks that
+(``training.model_init``), continued-pretrained on raw stdlib files with FIM (``dataset.code_to_jsonl``,
+``dataset.preprocess --keys content``, ``training.mode: pretrain``), then fine-tuned by the local engine on
+the fork's packed samples; the demo checks that
 the held-out validation loss goes down. Conversion stage: the last checkpoint -> a Hugging Face folder
 (``conversion.megatron_to_hf``), verified by comparing logits with the Megatron side (``conversion.verify``).
 """
@@ -57,6 +59,8 @@ class DemoSettings:
     model_hidden: int = 64
     model_heads: int = 4
     fresh: bool = True  # start training from the base model, discarding an earlier demo run's checkpoints
+    pretrain_iters: int = 20  # continued pretraining on raw code with FIM before the fine-tune; 0 = skip it
+    pretrain_files: int = 200
 
 
 @dataclass
@@ -127,7 +131,9 @@ def split_files(run: DemoRun) -> list[Path]:
 
     overrides = run.overrides_for("splits")
     _run_stage("dataset.splits", stage.main, ["write", "--config", run.config_path, *overrides])
-    _run_stage("dataset.splits", stage.main, ["plan", "--config", run.config_path, *overrides])
+    # the plan reads the run's sequence length, iterations and batch from the training: section
+    _run_stage("dataset.splits", stage.main,
+               ["plan", "--config", run.config_path, *overrides, *run.overrides_for("training")])
     out_dir = Path(run.config.splits.out_dir)
     written = [out_dir / stage.SPLIT_FILE_NAMES[role] for role in ("train", "valid") if getattr(run.config.splits, role)]
     return [*written, out_dir / stage.PLAN_FILE_NAME]
@@ -147,11 +153,48 @@ def base_model(run: DemoRun) -> list[Path]:
     return [out]
 
 
+def pretrain_dir(run: DemoRun) -> Path:
+    """Continued pretraining sits next to the checkpoints: ``out/demo/checkpoints`` -> ``out/demo/pretrain``."""
+    return Path(run.config.training.save).parent / "pretrain"
+
+
+def pretrain(run: DemoRun) -> list[Path]:
+    import sysconfig
+
+    from dataset import code_to_jsonl, preprocess as stage
+    from training.engine import train
+
+    out, iters = pretrain_dir(run), run.settings.pretrain_iters
+    if iters <= 0:
+        return []
+    code, prefix = out / "code.jsonl", out / "code"
+    source = (run.settings.roots or (sysconfig.get_paths()["stdlib"],))[0]
+    _run_stage("dataset.code_to_jsonl", code_to_jsonl.main, [
+        "--source", source, "--output", str(code), "--filename-prefix", "--max-file-bytes", "20000",
+        "--max-records", str(run.settings.pretrain_files), "--seed", str(run.settings.seed),
+        "--exclude-dir", *code_to_jsonl.DEFAULT_EXCLUDE_DIRS, "test", "tests", "idle_test"])
+    _run_stage("dataset.preprocess", stage.main, ["--input", str(code), "--tokenizer", run.config.data.tokenizer,
+                                                  "--output-prefix", str(prefix), "--keys", "content", "--append-eod"])
+    t = run.config.training
+    cfg = dataclasses.replace(t, mode="pretrain", save=str(out / "checkpoints"), tokenizer=t.tokenizer or run.config.data.tokenizer,
+                              train_iters=iters, save_interval=iters, eval_interval=iters, lr_warmup_samples=0,
+                              pretrain=dataclasses.replace(t.pretrain, data_path=f"{prefix}_content_document",
+                                                           fim_split_sample="<filename>"))
+    if Path(cfg.save).exists() and run.settings.fresh:
+        shutil.rmtree(cfg.save)
+    result = train(cfg)
+    print(f"continued pretraining with FIM: validation loss {result.valid_losses[0][1]:.4f} ->"
+          f" {result.valid_losses[-1][1]:.4f}; the fine-tune starts from {cfg.save}")
+    return [code, Path(f"{prefix}_content_document.bin"), Path(cfg.save)]
+
+
 def finetune(run: DemoRun) -> list[Path]:
     from training.engine import train
 
     # the model trains on the tokenizer the data stage used, unless the training section names one
     cfg = dataclasses.replace(run.config.training, tokenizer=run.config.training.tokenizer or run.config.data.tokenizer)
+    if (pretrain_dir(run) / "checkpoints" / "latest_checkpointed_iteration.txt").exists():
+        cfg = dataclasses.replace(cfg, load=str(pretrain_dir(run) / "checkpoints"))  # the model that has seen code
     save = Path(cfg.save)
     if save.exists() and run.settings.fresh:
         shutil.rmtree(save)  # otherwise the engine would resume the earlier demo run (and have nothing left to do)
@@ -192,6 +235,7 @@ STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [
     ("preprocess", preprocess),
     ("splits", split_files),
     ("base_model", base_model),
+    ("pretrain", pretrain),
     ("finetune", finetune),
     ("to_hf", to_hugging_face),
 ]

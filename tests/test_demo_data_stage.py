@@ -26,7 +26,7 @@ def test_data_steps_write_usable_outputs(tmp_path, capsys):
     rc = demo.main([
         "--steps", "pairs,tokenizer,preprocess,splits",
         f"data.inputs=[{pairs}]", f"data.tokenizer={tokenizer}", f"data.output_prefix={data / 'pairs'}",
-        "data.valid_fraction=0.2", f"splits.out_dir={data}", "splits.train_iters=2", "splits.global_batch_size=2",
+        "data.valid_fraction=0.2", f"splits.out_dir={data}", "training.train_iters=2", "training.global_batch_size=4",
         f"demo.roots=[{json_pkg}]", "demo.vocab_size=400", "demo.max_records=20",
     ])
     assert rc == 0
@@ -64,10 +64,15 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys):
         f"training.valid_split_file={data / 'valid_data_paths.txt'}",
         "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
         "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150", "demo.max_record_chars=500",
+        "demo.pretrain_iters=4", "demo.pretrain_files=20",
     ])
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
     assert "validation loss went down" in printed
+    # continued pretraining on raw code with FIM ran first, and the fine-tune started from its checkpoint
+    assert "continued pretraining with FIM" in printed
+    assert (tmp_path / "pretrain" / "checkpoints" / "latest_checkpointed_iteration.txt").read_text() == "4"
+    assert f"loaded: Megatron checkpoint {tmp_path / 'pretrain' / 'checkpoints'} (tag 4)" in printed
     assert "MATCH" in printed  # the logit check between the Megatron checkpoint and the HF export
     assert (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").read_text() == "16"
     assert (tmp_path / "hf" / "model.safetensors.index.json").exists() or (tmp_path / "hf" / "model.safetensors").exists()

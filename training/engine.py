@@ -190,6 +190,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     inner_config = causal_lm(model).config
     pad_id = resolve_pad_id(cfg, inner_config)
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
+    if hasattr(data.train, "check_model_vocab"):  # pretraining reads raw token ids the model must cover
+        data.train.check_model_vocab(inner_config.vocab_size, cfg.tokenizer)
     for block in describe_run_data(data):
         say(f"data: {block}")
     if cfg.legacy_split_offsets and data.valid:

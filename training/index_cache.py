@@ -46,10 +46,15 @@ class IndexMapFiles:
 
 def cache_key(prefix: str | os.PathLike, params: dict) -> str:
     """SHA-256 of the inputs/targets ``.idx`` bytes plus the JSON of ``params`` (sorted keys)."""
+    paths = [index_file_path(f"{os.fspath(prefix)}_{key}_document") for key in ("inputs", "targets")]
+    return content_key(f"packed-mtf-index v{KEY_VERSION}", paths, params)
+
+
+def content_key(tag: str, paths: list[Path], params: dict) -> str:
+    """SHA-256 of ``tag``, the bytes of every file in ``paths`` and the JSON of ``params`` (sorted keys)."""
     digest = hashlib.sha256()
-    digest.update(f"packed-mtf-index v{KEY_VERSION}\n".encode())
-    for key in ("inputs", "targets"):
-        path = index_file_path(f"{os.fspath(prefix)}_{key}_document")
+    digest.update(f"{tag}\n".encode())
+    for path in paths:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
@@ -112,5 +117,10 @@ def _store(files: IndexMapFiles, key: str, index: PackedIndex) -> None:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
+    save_npy_atomic(path, np.asarray(array, dtype=np.int64))
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` (format 1.0, as the fork writes its maps) under a temporary name, renamed into place."""
     with atomic_write(path) as handle:  # a file object, so numpy does not append another ".npy"
-        np.save(handle, np.ascontiguousarray(array, dtype=np.int64), allow_pickle=False)
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)

@@ -29,7 +29,7 @@ class MTFBatch:
     tokens: torch.Tensor  # int64 [B, T]
     labels: torch.Tensor  # int64 [B, T]
     loss_mask: torch.Tensor  # float32 [B, T]
-    attention_mask: torch.Tensor  # bool [B, 1, T, T], True = masked
+    attention_mask: torch.Tensor | None  # bool [B, 1, T, T], True = masked; None = causal (pretraining)
     position_ids: torch.Tensor  # int64 [B, T]
     segment_ids: torch.Tensor  # int64 [B, T]
 

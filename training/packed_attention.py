@@ -48,13 +48,16 @@ def require_sdpa(model: torch.nn.Module) -> None:
 def packed_logits(
     model: torch.nn.Module,
     tokens: torch.Tensor,
-    fork_mask: torch.Tensor,
+    fork_mask: torch.Tensor | None,
     position_ids: torch.Tensor,
 ) -> torch.Tensor:
-    """Logits ``[B, T, V]`` of packed rows: block-diagonal attention, positions restarting per pair."""
+    """Logits ``[B, T, V]`` of packed rows: block-diagonal attention, positions restarting per pair.
+
+    ``fork_mask`` None is plain causal attention over the whole row (the model's own fast causal path).
+    """
     out = model(
         input_ids=tokens,
-        attention_mask=sdpa_attend_mask(fork_mask),
+        attention_mask=None if fork_mask is None else sdpa_attend_mask(fork_mask),
         position_ids=position_ids,
         use_cache=False,
     )
@@ -76,7 +79,7 @@ class PackedLossModel(torch.nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        fork_mask: torch.Tensor,
+        fork_mask: torch.Tensor | None,
         position_ids: torch.Tensor,
         labels: torch.Tensor,
         loss_mask: torch.Tensor,
@@ -84,7 +87,7 @@ class PackedLossModel(torch.nn.Module):
         lm = causal_lm(self.model)
         hidden = lm.transformer(
             input_ids=tokens,
-            attention_mask=sdpa_attend_mask(fork_mask),
+            attention_mask=None if fork_mask is None else sdpa_attend_mask(fork_mask),
             position_ids=position_ids,
             use_cache=False,
         ).last_hidden_state

@@ -1,5 +1,7 @@
 """The local engine's data: the fork's packed samples, cut into this rank's micro-batches, as ``MTFBatch``.
 
+With ``training.mode: pretrain`` the samples are the fork's GPT samples instead (``training.pretrain_data``).
+
 The train group of ``training.train_split_file`` is built for ``train_iters x global_batch_size``
 samples; every group of ``training.valid_split_file`` for ``eval_iters x global_batch_size``. Sample
 order is the fork's (deterministic from the index maps), so the data position of a run is just the
@@ -26,8 +28,9 @@ from training.distributed import DistEnv, barrier, rank_micro_batches
 from training.model_init import tokenizer_ids
 from training.mtf_batch import MTFBatch, get_batch
 from training.packed_dataset import BlendedPackedDataset, PackedMTFDataset, build_packed_dataset
+from training.pretrain_data import PretrainDataset, build_pretrain_datasets
 
-PackedDataset = PackedMTFDataset | BlendedPackedDataset
+PackedDataset = PackedMTFDataset | BlendedPackedDataset | PretrainDataset
 
 
 @dataclass
@@ -60,7 +63,7 @@ def resolve_pad_id(cfg: Any, model_config: Any) -> int:
 
 def build_run_data(cfg: Any, env: DistEnv, pad_id: int, cache_dir: Path) -> RunData:
     """Train and valid datasets; rank 0 first so that only one process writes the index-map cache."""
-    if not cfg.train_split_file:
+    if not cfg.train_split_file and cfg.mode != "pretrain":
         raise ValueError("training.train_split_file is empty: point it at the train split file (splits stage)")
     data: RunData | None = None
     for turn in (0, 1):
@@ -73,6 +76,8 @@ def build_run_data(cfg: Any, env: DistEnv, pad_id: int, cache_dir: Path) -> RunD
         raise ValueError(
             f"{cfg.train_split_file}: {data.train.usable_length} packed samples, the run needs {needed}"
         )
+    if cfg.mode == "pretrain":  # GPT samples: every requested sample exists (more epochs if need be)
+        return data
     needed = cfg.eval_iters * cfg.global_batch_size
     for name, dataset in data.valid.items():
         if dataset.usable_length < needed:  # a blended group's tail can run short; fail now, not at eval
@@ -87,6 +92,9 @@ def describe_run_data(data: RunData) -> list[str]:
 
 
 def _build(cfg: Any, pad_id: int, cache_dir: Path) -> RunData:
+    if cfg.mode == "pretrain":  # raw documents with FIM (pretrain_gpt.py) instead of packed pairs
+        train, valid = build_pretrain_datasets(cfg, cache_dir)
+        return RunData(train=train, valid=dict(valid))
     train = build_packed_dataset(
         Path(cfg.train_split_file), None, cfg.train_iters * cfg.global_batch_size, cfg.seq_length, cfg.seed,
         cache_dir, pad_id, cfg.legacy_split_offsets,
@@ -114,4 +122,7 @@ def micro_batches(
         # the rows go to the device first and the masks are built there: the [B, 1, T, T] attention mask
         # costs far more to build on the CPU and copy over than the [B, T+1] rows
         rows = {key: value.to(env.device, non_blocking=True) for key, value in collate(dataset, indices).items()}
-        yield get_batch(rows, pad_id, cfg.norm_target_loss, cfg.loss_on_targets_only)
+        if hasattr(dataset, "batch"):  # pretraining rows (training.pretrain_data) build their own masks
+            yield dataset.batch(rows, pad_id)
+        else:
+            yield get_batch(rows, pad_id, cfg.norm_target_loss, cfg.loss_on_targets_only)

@@ -1,0 +1,76 @@
+"""Write the fork's GPT pretraining samples (with fill-in-the-middle) of one split, and its index maps.
+
+    python -m training.gpt_samples --data-prefix data/code_content_document --tokenizer tokenizer.json \\
+        --seq-length 2048 --seed 1234 --num-samples 1000 --split 969,30,1 --split-index 0 \\
+        --fim-rate 0.5 --fim-spm-rate 0.5 [--fim-split-sample '<filename>' --fragment-fim-rate 0.5] \\
+        --cache-dir cache --out samples.npy
+
+``--data-prefix`` is a raw-document dataset (``python -m dataset.preprocess --keys content --append-eod``
+writes ``PREFIX_content_document``). The three index maps go into ``--cache-dir`` under the fork's names
+(``{prefix}_{train|valid|test}_indexmap_{N}ns_{seq}sl_{seed}s_{doc,sample,shuffle}_idx.npy``, its dtypes),
+reused only while a key of the data and parameters matches (``training.gpt_index_cache``). ``--out`` gets an
+int64 array ``[num_samples, seq_length + 1]``: items ``0 .. N-1`` of one dataset read in order, exactly what
+the fork's ``GPTDataset`` yields (``training.gpt_dataset``, ``training.fim``). Use it to inspect what the
+model will see, or to check a toolkit or fork upgrade against goldens. Exit status 2 on bad input (the
+reason on stderr, nothing written to ``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from dataset.gpt_index import GPTIndexError
+from dataset.indexed_dataset import IndexFormatError
+from dataset.text_tokenizer import TokenizerFileError
+from training.fim import FimSettings, FimTokenError
+from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
+from training.index_cache import save_npy_atomic
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.gpt_samples", description=__doc__.split("\n")[0])
+    p.add_argument("--data-prefix", required=True, help="PREFIX of PREFIX.{bin,idx} (raw documents, EOD appended)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer.json the data was tokenized with")
+    p.add_argument("--seq-length", type=int, required=True, help="the fork's --seq-length (rows are one longer)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--num-samples", type=int, required=True, help="items to write (the fork's samples of the split)")
+    p.add_argument("--split", default="969,30,1", help="train,valid,test document shares (the fork's --split)")
+    p.add_argument("--split-index", type=int, default=0, choices=(0, 1, 2), help="0 train, 1 valid, 2 test")
+    p.add_argument("--fim-rate", type=float, default=0.0)
+    p.add_argument("--fim-spm-rate", type=float, default=0.5)
+    p.add_argument("--fim-split-sample", default=None, help="token to split samples on for FIM, e.g. <filename>")
+    p.add_argument("--fragment-fim-rate", type=float, default=0.5)
+    p.add_argument("--cache-dir", required=True, help="folder of the index maps")
+    p.add_argument("--out", required=True, help="SAMPLES.npy to write")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        fim = FimSettings(args.fim_rate, args.fim_spm_rate, args.fim_split_sample, args.fragment_fim_rate)
+        settings = GPTSampleSettings(args.data_prefix, args.tokenizer, args.seq_length, args.num_samples,
+                                     args.seed, args.split, args.split_index, fim)
+        built = build_gpt_samples(settings, args.cache_dir)
+        rows = np.empty((args.num_samples, args.seq_length + 1), dtype=np.int64)
+        for i, row in enumerate(built.samples.rows(args.num_samples)):
+            rows[i] = row
+    except (ValueError, FimTokenError, GPTIndexError, TokenizerFileError, IndexFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: no such file; check --data-prefix and --tokenizer", file=sys.stderr)
+        return 2
+    save_npy_atomic(args.out, rows)
+    plan = built.samples.index.plan
+    print(f"{built.name}: documents [{built.documents.start}, {built.documents.stop}), "
+          f"{plan.tokens_per_epoch} tokens/epoch, {plan.samples_per_epoch} samples/epoch, {plan.epochs} epoch(s)"
+          f"{' (last shuffled separately)' if plan.separate_last_epoch else ''}; index maps "
+          f"{'built' if built.rebuilt else 'reused'}: {built.files.base}_*_idx.npy; {args.num_samples} rows -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
