@@ -137,6 +137,7 @@ def _tiny_run(tmp_path, save, **extra):
 def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
     from training.checkpointing import save_checkpoint
     from training.model_init import load_start_model
+    from training.optim_setup import build_adamw
 
     save = tmp_path / "save"
     base, config = _tiny_run(tmp_path, save)
@@ -149,7 +150,9 @@ def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
     assert argv[argv.index("--load") + 1] == str(base) and "--finetune" in argv and "start:" in out.err
     model, _ = load_start_model(base)
     weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    save_checkpoint(save, 3, weights, model.config, {}, None, {}, [{}],
+    # a real engine optimizer state: the save writes it in the fork's FP32Optimizer form
+    optimizer = build_adamw(model, load_run_config(config).training, fused=False)
+    save_checkpoint(save, 3, weights, model.config, optimizer.state_dict(), None, {}, [{}],
                     {"seq_length": 256, "global_batch_size": 8, "seed": 1234, "consumed_train_samples": 24})
     assert main(["argv", "--config", str(config), "--json"]) == 0
     out = capsys.readouterr()
