@@ -84,6 +84,11 @@ def test_submit_resume_cancel_resubmit(slurm_cluster, tiny_run, monkeypatch):
     while int(read_tracker(save)) < 8:
         assert time.monotonic() < deadline and slurm_cluster.job_state(job) in ("PENDING", "RUNNING"), log.read_text()
         time.sleep(0.2)
+    # a second job for the same save folder is refused while this one runs
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert main(["submit", "--config", str(config)]) == 2
+    assert f"{job} (RUNNING) of this run is still queued or running" in err.getvalue()
     slurm_cluster.run(["scancel", job])
     assert slurm_cluster.wait(job) == "CANCELLED"
     text = log.read_text()

@@ -5,7 +5,9 @@
 copy of ``finetune_starcoderbase.sh`` (a queued job is not changed by later edits), prints the exact
 ``sbatch`` command (from the ``cluster:`` section), submits it unless ``--dry-run`` and prints the job id and
 the log file. ``RUN_DIR`` is ``cluster.run_dir`` or ``<training.save>/slurm``; logs go to
-``RUN_DIR/logs/<job name>-<job id>.out``. The command is an argv list, run without a shell.
+``RUN_DIR/logs/<job name>-<job id>.out``. The command is an argv list, run without a shell. Each job's id is
+kept in its submission folder (``job_id``); a submission is refused while an earlier job of the same run
+is still pending or running (two jobs would resume from the same checkpoint and write over each other).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from runconfig.run_config import RunConfig, load_run_config
 
 JOB_SCRIPT = Path(__file__).resolve().parent / "finetune_starcoderbase.sh"
 CONFIG_NAME = "run_config.yaml"
+JOB_ID_NAME = "job_id"
 
 
 def run_dir(run: RunConfig) -> Path:
@@ -70,6 +73,18 @@ def write_job_files(run: RunConfig, stamp: str) -> Path:
     return job_dir
 
 
+def active_jobs(run: RunConfig) -> list[str]:
+    """``ID (STATE)`` of this run's earlier jobs that SLURM still has pending or running."""
+    ids = sorted(p.read_text(encoding="utf-8").strip() for p in (run_dir(run) / "jobs").glob(f"*/{JOB_ID_NAME}"))
+    if not ids:
+        return []
+    done = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:  # squeue refuses a list of only forgotten job ids: none is active
+        return []
+    return [f"{job} ({state})" for job, state in (line.split() for line in done.stdout.splitlines() if line.strip())]
+
+
 def _print_findings(findings: list[Any]) -> bool:
     for finding in findings:
         print(finding, file=sys.stderr)
@@ -99,6 +114,11 @@ def command_submit(args: argparse.Namespace) -> int:
         print(f"error: {run.cluster.site_env}: the site env file is missing; copy training/site.env.example"
               " there and edit it (or set cluster.site_env)", file=sys.stderr)
         return 2
+    running = [] if args.dry_run else active_jobs(run)
+    if running:
+        print(f"error: {', '.join(running)} of this run is still queued or running (save folder"
+              f" {run.training.save}); wait for it, or scancel it, before submitting again", file=sys.stderr)
+        return 2
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}"
     job_dir = write_job_files(run, stamp)
     logs = run_dir(run).resolve() / "logs"
@@ -112,5 +132,6 @@ def command_submit(args: argparse.Namespace) -> int:
         print(f"error: sbatch failed ({done.returncode}): {done.stderr.strip()}", file=sys.stderr)
         return 2
     job_id = done.stdout.strip().split(";")[0]
+    write_text_atomic(job_dir / JOB_ID_NAME, job_id + "\n")
     print(f"submitted job {job_id}; log: {logs / f'{run.cluster.job_name}-{job_id}.out'}")
     return 0
