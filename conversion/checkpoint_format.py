@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from conversion.fork_namespace import FORK_PICKLE_MODULE, stand_in_globals
-from dataset.atomic_files import atomic_path, write_text_atomic
+from guardrails.atomic_files import atomic_path, write_text_atomic
 
 TRACKER_NAME = "latest_checkpointed_iteration.txt"
 MODEL_FILE = "model_optim_rng.pt"

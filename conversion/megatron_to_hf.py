@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 from transformers import GenerationConfig, GPTBigCodeForCausalLM
 
-from conversion.atomic_folder import atomic_output_dir
+from guardrails.atomic_folder import atomic_output_dir
 from conversion.hf_checkpoint_writer import DTYPES, ShardedWeightWriter
 from runconfig.sizes import parse_size
 from conversion.key_map import HF_TIED_HEAD

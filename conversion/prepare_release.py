@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from conversion.atomic_folder import atomic_output_dir
+from guardrails.atomic_folder import atomic_output_dir
 from conversion.checkpoint_format import (
     CheckpointFormatError, CheckpointLayout, checkpoint_file_path, discover_layout, load_checkpoint_file,
     write_tracker,

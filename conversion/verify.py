@@ -30,7 +30,7 @@ from conversion.logit_compare import (
     LogitThresholds, collect_logits, compare_logits, encode_prompts, format_logit_report, load_token_encoder,
 )
 from conversion.shard_compare import compare_checkpoints, format_report
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from dataset.atomic_files import atomic_write, write_json_atomic
+from guardrails.atomic_files import atomic_write, write_json_atomic
 
 # StarCoder's special tokens in id order 0..18 (tests/fixtures/fork/tokenizer.json, ``added_tokens``).
 STARCODER_SPECIAL_TOKENS: tuple[str, ...] = (

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from dataset.atomic_files import write_text_atomic
+from guardrails.atomic_files import write_text_atomic
 
 ROLES = ("train", "valid", "test")
 

@@ -23,7 +23,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.packed_index import PackingError
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix

@@ -28,7 +28,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from dataset.atomic_files import write_text_atomic
+from guardrails.atomic_files import write_text_atomic
 from dataset.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
 from dataset.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
 from runconfig.data_section import DataConfig

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 from dataset.packed_index import PackingError
 from dataset.split_files import SplitFileError, parse_split_file
 from dataset.indexed_dataset import IndexFormatError

@@ -12,7 +12,7 @@ lets tests and clean-ups find such leftovers. The parent folder is created when 
         torch.save(obj, tmp)
     write_json_atomic("out/manifest.json", manifest, indent=2)   # json.dumps(...) + "\\n"
 
-Library module (the lowest layer: ``conversion`` and ``training`` use it too), no command line.
+Library module (``guardrails``, the bottom layer every stage imports), no command line.
 """
 from __future__ import annotations
 
