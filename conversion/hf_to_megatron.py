@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from guardrails.command_errors import run_command
 from conversion.fork_namespace import ForkArgsError
 from conversion.hf_checkpoint_reader import HFCheckpointReader
 from conversion.megatron_checkpoint import write_megatron_checkpoint
@@ -76,4 +77,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))

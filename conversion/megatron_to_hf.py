@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 from transformers import GenerationConfig, GPTBigCodeForCausalLM
 
+from guardrails.command_errors import run_command
 from guardrails.atomic_folder import atomic_output_dir
 from conversion.hf_checkpoint_writer import DTYPES, ShardedWeightWriter
 from runconfig.sizes import parse_size
@@ -184,4 +185,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))

@@ -17,6 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from guardrails.command_errors import run_command
 from guardrails.atomic_folder import atomic_output_dir
 from conversion.checkpoint_format import (
     CheckpointFormatError, CheckpointLayout, checkpoint_file_path, discover_layout, load_checkpoint_file,
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))

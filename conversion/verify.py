@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from guardrails.command_errors import run_command
 from conversion.code_prompts import BUILTIN_PROMPTS, PromptFileError, load_prompts_file
 from conversion.hf_checkpoint_reader import CheckpointError, HFCheckpointReader
 from conversion.hf_checkpoint_writer import DTYPES
@@ -174,4 +175,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

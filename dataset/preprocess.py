@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.command_errors import run_command
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
 from dataset.heldout import HeldOutError, heldout_count, select_heldout
 from dataset.jsonl_records import (
@@ -275,4 +276,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

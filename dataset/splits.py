@@ -23,6 +23,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
 from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.packed_index import PackingError
@@ -177,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -28,6 +28,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_text_atomic
 from dataset.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
 from dataset.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
@@ -164,4 +165,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from guardrails.command_errors import run_command
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import RunConfig, load_run_config
 
@@ -251,4 +252,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
+from guardrails.command_errors import run_command
 from conversion.checkpoint_format import TRACKER_NAME
 from dataset.text_tokenizer import EOD_TOKEN
 
@@ -180,4 +181,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -24,6 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
 from dataset.packed_index import PackingError
 from dataset.split_files import SplitFileError, parse_split_file
@@ -76,4 +77,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))
