@@ -8,7 +8,8 @@ fork loads with ``--load CKPT_ROOT --finetune``. Tensors are read lazily from th
 (safetensors or ``.bin``, through ``conversion.hf_checkpoint_reader``), so memory holds about one rank's
 file. ``--tp``/``--pp`` not given come from the run config's ``conversion:`` section. The vocab is kept
 as is: it must be divisible by TP (the recorded ``make_vocab_size_divisible_by`` is chosen so the fork's
-own padding is a no-op).
+own padding is a no-op). An existing ``--out`` must hold only a release checkpoint (a training run's save
+folder, whose tracker names an iteration, or any other folder is refused: ``conversion.output_kinds``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from guardrails.command_errors import run_command
 from conversion.fork_namespace import ForkArgsError
 from conversion.hf_checkpoint_reader import HFCheckpointReader
 from conversion.megatron_checkpoint import write_megatron_checkpoint
+from conversion.output_kinds import release_root_problem
+from guardrails.output_paths import claim_folder
 
 
 def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
@@ -32,6 +35,7 @@ def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
     replaced = (Path(out_dir) / "release").resolve()  # swapped out as a whole once the new one is written
     if hf_dir.resolve() == replaced or replaced in hf_dir.resolve().parents:
         raise ValueError(f"--hf {hf_dir} lies inside {replaced}, which the conversion replaces; choose another --out")
+    claim_folder(out_dir, "a Megatron release checkpoint root", release_root_problem)
     config_path = hf_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; is {hf_dir} a Hugging Face model folder?")
@@ -69,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         tp = ns.tp if ns.tp is not None else cfg.tp
         pp = ns.pp if ns.pp is not None else cfg.pp
         folder = convert(ns.hf, ns.out, tp=tp, pp=pp, tokenizer=ns.tokenizer)
-    except (ConfigError, ValueError, OSError, KeyError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, KeyError) as exc:  # other OSErrors: guardrails.command_errors
         print(f"hf_to_megatron: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {folder} (tp={tp} pp={pp})")
     return 0
 

@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         out = prepare_release(ns.megatron, ns.out, ns.iteration, ns.copy)
-    except (ValueError, OSError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:  # other OSErrors: guardrails.command_errors
         print(f"prepare_release: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {out} (tracker: release)")
     return 0
 

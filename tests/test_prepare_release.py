@@ -60,7 +60,7 @@ def test_chosen_iteration_and_copy_mode(trained_root, tmp_path: Path) -> None:
 def test_missing_shard_is_reported_and_nothing_written(trained_root, tmp_path: Path, capsys) -> None:
     root, _ = trained_root
     (root / "iter_0000250/mp_rank_01_000/model_optim_rng.pt").unlink()
-    assert main(["--megatron", str(root), "--out", str(tmp_path / "base")]) == 1
+    assert main(["--megatron", str(root), "--out", str(tmp_path / "base")]) == 2
     assert "mp_rank_01_000" in capsys.readouterr().err
     assert not (tmp_path / "base").exists()
     assert not list(tmp_path.glob("*base.tmp-*"))
