@@ -36,6 +36,8 @@ DIST_OPT_MODEL_FILE = "model_rng.pt"
 DIST_OPT_OPTIM_FILE = "optim.pt"
 CHECKPOINT_VERSION = 3.0
 _RANK_DIR = re.compile(r"^mp_rank_(\d{2})(?:_(\d{3}))?$")
+# where torch's refusal turns to advice on loading the file anyway (allow-listing it, weights_only=False)
+_UNSAFE_ADVICE = re.compile(r" was not an allowed global| Please use `torch\.serialization|weights_only")
 
 
 class CheckpointFormatError(ValueError):
@@ -209,7 +211,8 @@ def _offending_global(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
         if "GLOBAL" in line or "global" in line.lower() or "unrecognized" in line or "Unsupported" in line:
-            return line
+            # torch goes on to advise allow-listing the class (add_safe_globals): never advise unsafe loading
+            return _UNSAFE_ADVICE.split(line, maxsplit=1)[0].rstrip(" .")
     return lines[-1] if lines else type(exc).__name__
 
 

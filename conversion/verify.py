@@ -106,6 +106,10 @@ def load_hf_model(path: Path, dtype: torch.dtype, device: str) -> torch.nn.Modul
 
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: no config.json; expected a Hugging Face save_pretrained folder")
+    # Open it first as `verify shards` does: every header and index is checked and a .bin is unpickled only
+    # by the safe loader, so a truncated or hostile file gets the same one-line refusal, and transformers
+    # never meets it (its own messages advise unsafe loading).
+    HFCheckpointReader(path).close()
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device).eval()
 
 
