@@ -17,6 +17,8 @@ Library module, no command line.
 """
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import re
 import zipfile
@@ -203,7 +205,22 @@ def load_checkpoint_file(path: str | Path, mmap: bool = False, meta: bool = Fals
 def save_checkpoint_file(path: str | Path, obj: dict[str, Any]) -> None:
     """``torch.save`` to a temporary name then rename; fork enums are pickled under the fork's names."""
     with atomic_path(path) as tmp:  # a file name, not a handle: torch names the zip's records after it
-        torch.save(obj, tmp, pickle_module=FORK_PICKLE_MODULE)
+        try:
+            torch.save(obj, tmp, pickle_module=FORK_PICKLE_MODULE)
+        except RuntimeError as exc:  # torch reports a failed write as "unexpected pos" / "file write failed"
+            raise _write_error(Path(path), exc) from exc
+
+
+def _write_error(path: Path, exc: RuntimeError) -> BaseException:
+    """torch's failed-write ``RuntimeError`` as the ``OSError`` it stands for (full disk), naming ``path``."""
+    text = str(exc)
+    if not any(marker in text for marker in ("unexpected pos", "file write failed", "PytorchStreamWriter",
+                                             "iostream error")):
+        return exc
+    stats = os.statvfs(path.parent)
+    if stats.f_bavail * stats.f_frsize > 64 << 20:
+        return OSError(errno.EIO, f"torch.save could not write the file ({_first_line(exc)})", str(path))
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def _offending_global(exc: BaseException) -> str:

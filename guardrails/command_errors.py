@@ -40,7 +40,7 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 # how libraries that do not raise OSError report a full disk or a write refused by the file system
 _NO_SPACE_TEXT = ("No space left on device", "os error 28", "PytorchStreamWriter failed writing file",
-                  "unexpected pos", "file write failed")
+                  "unexpected pos", "file write failed", "iostream error")
 _NOT_WRITABLE_TEXT = {"os error 30": errno.EROFS, "os error 13": errno.EACCES, "Read-only file system": errno.EROFS}
 
 
