@@ -32,7 +32,7 @@ from typing import Callable
 KindProblem = Callable[[Path], "str | None"]
 
 _LEFTOVER = re.compile(r"^\.?(?P<name>.+?)\.(?:tmp|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
-_STATES: dict[Path, str] = {}  # claimed output -> "unchanged" | "complete" (read by the error handler)
+_STATES: dict[Path, str] = {}  # claimed output -> "unchanged" | "complete" | "intact (...)": for the handler
 LISTED = 8  # entries named in a refusal; the rest are counted
 
 
@@ -49,8 +49,10 @@ def note_complete(path: str | os.PathLike) -> None:
     """Record that the finished output ``path`` (or one inside a claimed folder) is now in place."""
     target = Path(path).resolve()
     for claimed in _STATES:
-        if claimed == target or claimed in target.parents:
+        if claimed == target:
             _STATES[claimed] = "complete"
+        elif claimed in target.parents:
+            _STATES[claimed] = "intact (only complete outputs were added)"
 
 
 def describe_entries(folder: Path) -> str:
