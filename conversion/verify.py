@@ -32,6 +32,7 @@ from conversion.logit_compare import (
 )
 from conversion.shard_compare import compare_checkpoints, format_report
 from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
@@ -90,6 +91,7 @@ def json_safe(value: Any) -> Any:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write a report as strict JSON to a temporary name beside ``path`` and rename, never half-written."""
+    claim_file(path, "a verify report", json_object_with("match"), "--json")
     write_json_atomic(path, json_safe(data), indent=2, allow_nan=False)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.packed_index import PackingError
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
@@ -162,7 +163,7 @@ def command_plan(args: argparse.Namespace) -> int:
     plan = plan_splits(splits, PlanSettings(**{k: getattr(config, k) for k in PLAN_KEYS}))
     print(format_plan(plan))
     out = args.json or default_json
-    write_json_atomic(out, plan.to_dict(), indent=1)
+    write_json_atomic(claim_file(out, "a split plan", json_object_with("row_length"), "--json"), plan.to_dict(), indent=1)
     print(f"plan saved to {out}")
     return 0
 

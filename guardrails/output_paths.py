@@ -22,6 +22,7 @@ Library module, no command line.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,6 +147,19 @@ def claim_file(path: str | os.PathLike, what: str, problem: KindProblem | None, 
             raise _refuse(path, what, reason, f"Move it away or choose another {flag}.")
     _STATES.setdefault(path.resolve(), "unchanged")
     return path
+
+
+def json_object_with(*keys: str) -> KindProblem:
+    """A recogniser of the JSON reports a command writes: a JSON object holding at least one of ``keys``."""
+    def problem(path: Path) -> str | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "exists and is not JSON"
+        if not isinstance(data, dict) or (keys and not any(key in data for key in keys)):
+            return f"exists and is not a JSON object with {' or '.join(map(repr, keys)) or 'keys'}"
+        return None
+    return problem
 
 
 def check_output_prefix(prefix: str, flag: str = "--output-prefix") -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 from dataset.packed_index import PackingError
 from dataset.split_files import SplitFileError, parse_split_file
 from dataset.indexed_dataset import IndexFormatError
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     if args.report is not None:
         payload = reports[0].to_dict() if len(reports) == 1 else {"groups": [r.to_dict() for r in reports]}
-        write_json_atomic(args.report, payload, indent=1)
+        write_json_atomic(claim_file(args.report, "a packing report", json_object_with("row_length", "groups"),
+                                     "--report"), payload, indent=1)
     return 0
 
 
