@@ -55,6 +55,8 @@ _ROWS_NOT_READ_PAD_ID = 4
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:  # refused before any map is built
+        claim_file(args.report, "a packing report", json_object_with("row_length", "groups"), "--report")
     reports: list[PackingReport] = []
     try:
         names = [args.group] if args.group else [g.name for g in parse_split_file(args.split_file)]
@@ -73,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     if args.report is not None:
         payload = reports[0].to_dict() if len(reports) == 1 else {"groups": [r.to_dict() for r in reports]}
-        write_json_atomic(claim_file(args.report, "a packing report", json_object_with("row_length", "groups"),
-                                     "--report"), payload, indent=1)
+        write_json_atomic(args.report, payload, indent=1)
     return 0
 
 
