@@ -164,7 +164,7 @@ def json_object_with(*keys: str) -> KindProblem:
 
 def check_output_prefix(prefix: str, flag: str = "--output-prefix") -> str:
     """Refuse an output prefix without a file-name part (``out/data/``, ``.``) or one that names a folder."""
-    name = Path(prefix).name if prefix else ""
+    name = os.path.basename(prefix)  # not Path.name, which reads "out/." as "out"
     if not prefix or prefix.endswith(("/", os.sep)) or name in ("", ".", "..") or Path(prefix).is_dir():
         example = str(Path(prefix.rstrip("/" + os.sep) or ".") / "pairs")
         raise OutputRefused(f"{flag} {prefix!r}: needs a file-name part after the folder (e.g. {example}): the"
