@@ -95,9 +95,11 @@ def user_error_line(prog: str, exc: BaseException) -> str | None:
     if code in _NO_SPACE:
         return (f"{prog}: error: no space left on the device while writing {where}; free some space or choose an"
                 f" output on another disk ({outputs_state()})")
-    if code in _NOT_WRITABLE:
-        why = "read-only file system" if code == errno.EROFS else "permission denied"
-        return (f"{prog}: error: cannot write {where}: {why}; make the folder writable or choose another output"
+    if code == errno.EROFS:
+        return (f"{prog}: error: cannot write {where}: read-only file system; choose an output on a writable disk"
+                f" ({outputs_state()})")
+    if code in _NOT_WRITABLE:  # reading or writing: the path's permissions are the user's to fix
+        return (f"{prog}: error: {where}: permission denied; fix its permissions or choose another path"
                 f" ({outputs_state()})")
     if code == errno.ENOENT:
         return f"{prog}: error: {where}: no such file or folder; check the path ({outputs_state()})"

@@ -24,8 +24,8 @@ def _raising(exc):
 
 @pytest.mark.parametrize("exc, expected", [
     (OSError(errno.EROFS, "Read-only file system", "/ro/.report.json.tmp-12-ab"),
-     "cannot write /ro/report.json: read-only file system; make the folder writable or choose another output"),
-    (PermissionError(errno.EACCES, "Permission denied", "/x/out"), "cannot write /x/out: permission denied"),
+     "cannot write /ro/report.json: read-only file system; choose an output on a writable disk"),
+    (PermissionError(errno.EACCES, "Permission denied", "/x/out"), "/x/out: permission denied; fix its permissions"),
     (OSError(errno.ENOSPC, "No space left on device", "/d/x.bin.tmp-5"),
      "no space left on the device while writing /d/x.bin; free some space"),
     (FileNotFoundError(errno.ENOENT, "No such file or directory", "/in/data.jsonl"),
