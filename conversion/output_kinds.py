@@ -23,6 +23,7 @@ from pathlib import Path
 from conversion.checkpoint_format import TRACKER_NAME, CheckpointFormatError, read_tracker, tag_dir_name
 from conversion.hf_checkpoint_reader import BIN_INDEX, BIN_SINGLE, SAFETENSORS_INDEX, SAFETENSORS_SINGLE
 from conversion.tokenizer_files import TOKENIZER_FOLDER_FILES
+from guardrails.output_paths import output_entries
 
 HF_WEIGHT_FILES = (SAFETENSORS_SINGLE, SAFETENSORS_INDEX, BIN_SINGLE, BIN_INDEX)
 _HF_SHARD = re.compile(r"^(model-\d{5}-of-\d{5}\.safetensors|pytorch_model-\d{5}-of-\d{5}\.bin)$")
@@ -38,7 +39,7 @@ def hf_model_folder_problem(folder: Path) -> str | None:
         model_type = None
     if not model_type:
         return "exists and has no model config.json (a JSON object with model_type)"
-    names = {entry.name for entry in folder.iterdir()}
+    names = {entry.name for entry in output_entries(folder)}
     if not names & set(HF_WEIGHT_FILES):
         return f"has a config.json but no model weights ({', '.join(HF_WEIGHT_FILES)})"
     others = sorted(n for n in names if n not in HF_WEIGHT_FILES and n not in HF_SIDE_FILES and not _HF_SHARD.match(n))
@@ -49,7 +50,7 @@ def hf_model_folder_problem(folder: Path) -> str | None:
 
 def release_root_problem(root: Path) -> str | None:
     """None when ``root`` holds only a ``release`` checkpoint (tracker + ``release/``), else why it is not."""
-    names = {entry.name for entry in root.iterdir()}
+    names = {entry.name for entry in output_entries(root)}  # a killed run's .release.tmp-PID does not count
     if TRACKER_NAME in names:
         try:
             tag = read_tracker(root)

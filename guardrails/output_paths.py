@@ -80,6 +80,25 @@ def final_name(path: Path) -> Path:
     return path.with_name(match.group("name")) if match else path
 
 
+def output_entries(folder: Path) -> list[Path]:
+    """The entries of ``folder`` that are not temporaries or set-aside copies (what the recognisers judge)."""
+    return [entry for entry in folder.iterdir() if not _LEFTOVER.match(entry.name)]
+
+
+def _remove_if_dead(entry: Path) -> bool:
+    match = _LEFTOVER.match(entry.name)
+    if not match:
+        return False
+    pid = int(match.group("pid"))
+    if pid == os.getpid() or process_alive(pid):
+        return False  # a concurrent run's work in progress
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
+    return True
+
+
 def remove_stale_leftovers(path: str | os.PathLike) -> list[Path]:
     """Delete the temporaries and set-aside old copies of ``path`` that dead processes left beside it.
 
@@ -87,22 +106,10 @@ def remove_stale_leftovers(path: str | os.PathLike) -> list[Path]:
     when process PID is gone, so a concurrent run's work in progress is never touched.
     """
     path = Path(path)
-    parent, removed = path.parent, []
-    if not parent.is_dir():
-        return removed
-    for entry in parent.iterdir():
-        match = _LEFTOVER.match(entry.name)
-        if not match or match.group("name") != path.name:
-            continue
-        pid = int(match.group("pid"))
-        if pid == os.getpid() or process_alive(pid):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+    if not path.parent.is_dir():
+        return []
+    return [entry for entry in path.parent.iterdir() if (match := _LEFTOVER.match(entry.name))
+            and match.group("name") == path.name and _remove_if_dead(entry)]
 
 
 def _refuse(path: Path, what: str, reason: str, fix: str) -> OutputRefused:
@@ -112,18 +119,22 @@ def _refuse(path: Path, what: str, reason: str, fix: str) -> OutputRefused:
 def claim_folder(out: str | os.PathLike, what: str, problem: KindProblem, flag: str = "--out") -> Path:
     """Check that the folder ``out`` may be (re)written by a command whose outputs are ``what``; returns it.
 
-    Allowed: a missing path, an empty folder, or a folder ``problem`` accepts (returns None for). Refused: a
-    file, a symlink to elsewhere's contents is judged by what it points at, anything else with its listing.
+    Allowed: a missing path, an empty folder, or a folder ``problem`` accepts (returns None for; recognisers
+    judge ``output_entries``, so leftovers of killed runs never count). Refused: a file, or anything else, with
+    its listing. Once allowed, the leftovers of dead processes inside the folder are removed.
     """
     out = Path(out)
     fix = f"Move it away or choose another {flag}."
     remove_stale_leftovers(out.resolve())
     if out.exists() and not out.is_dir():
         raise _refuse(out, what, "exists and is a file", f"Give {flag} a folder path.")
-    if out.is_dir() and any(True for _ in out.iterdir()):
+    if out.is_dir() and output_entries(out):
         reason = problem(out)
         if reason is not None:
             raise _refuse(out, what, f"{reason} (it holds: {describe_entries(out)})", fix)
+    if out.is_dir():  # provably this command's folder: what its killed runs left inside it goes too
+        for entry in out.iterdir():
+            _remove_if_dead(entry)
     _STATES.setdefault(out.resolve(), "unchanged")
     return out
 

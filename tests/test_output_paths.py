@@ -9,7 +9,7 @@ import pytest
 
 from guardrails.output_paths import (
     OutputRefused, check_output_prefix, claim_file, claim_folder, claimed_outputs, forget_claims, json_object_with,
-    note_complete, remove_stale_leftovers,
+    note_complete, output_entries, remove_stale_leftovers,
 )
 
 
@@ -103,3 +103,20 @@ def test_states_follow_the_outputs_put_in_place(tmp_path):
     note_complete(tmp_path / "save" / "iter_0000002")
     assert claimed_outputs() == {(tmp_path / "hf").resolve(): "complete",
                                  (tmp_path / "save").resolve(): "intact (only complete outputs were added)"}
+
+
+def test_leftovers_inside_an_accepted_folder_go_and_never_count_as_user_files(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    ours = tmp_path / "ours"
+    (ours / f".release.tmp-{dead}").mkdir(parents=True)  # a killed run's half-built folder inside its root
+    (ours / f".metrics.jsonl.tmp-{os.getppid()}-ab").write_text("a live run's temporary")
+    (ours / "release").mkdir()
+    claim_folder(ours, "a root", lambda path: None if {p.name for p in output_entries(path)} == {"release"} else "no")
+    assert sorted(p.name for p in ours.iterdir()) == [f".metrics.jsonl.tmp-{os.getppid()}-ab", "release"]
+    theirs = tmp_path / "theirs"
+    (theirs / f".x.tmp-{dead}").mkdir(parents=True)
+    (theirs / "notes.txt").write_text("keep")
+    with pytest.raises(OutputRefused):
+        claim_folder(theirs, "a root", lambda path: "no")
+    assert sorted(p.name for p in theirs.iterdir()) == [f".x.tmp-{dead}", "notes.txt"]  # refused: nothing removed

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from conversion.checkpoint_format import TRACKER_NAME
-from guardrails.output_paths import claim_folder, final_name
+from guardrails.output_paths import claim_folder, output_entries
 
 OPTIMIZER_FORMAT = "torch.optim.AdamW"
 
@@ -79,8 +79,8 @@ _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
 
 def save_folder_problem(save_dir: Path) -> str | None:
     """None when ``save_dir`` holds only what a training run writes there, else why it is not a save folder."""
-    others = sorted(entry.name for entry in save_dir.iterdir() if entry.name not in SAVE_FOLDER_NAMES
-                    and not _ITERATION_FOLDER.match(entry.name) and final_name(entry) == entry)
+    others = sorted(entry.name for entry in output_entries(save_dir) if entry.name not in SAVE_FOLDER_NAMES
+                    and not _ITERATION_FOLDER.match(entry.name))
     return f"holds files a training run does not write ({', '.join(others[:5])})" if others else None
 
 
