@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return run_shards(args) if args.command == "shards" else run_logits(args)
-    except (CheckpointError, PromptFileError, FileNotFoundError, ValueError, OSError) as exc:
+    except (CheckpointError, PromptFileError, FileNotFoundError, ValueError) as exc:  # other OSErrors: run_command
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
