@@ -180,6 +180,7 @@ def check_output_prefix(prefix: str, flag: str = "--output-prefix") -> str:
         example = str(Path(prefix.rstrip("/" + os.sep) or ".") / "pairs")
         raise OutputRefused(f"{flag} {prefix!r}: needs a file-name part after the folder (e.g. {example}): the"
                             " outputs are named PREFIX_inputs_document.bin and so on")
+    _STATES.setdefault(Path(prefix + "_*").absolute(), "unchanged")  # what a failure message names
     return prefix
 
 

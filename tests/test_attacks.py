@@ -166,9 +166,12 @@ def test_every_command_on_a_read_only_or_full_output_folder(attacked, state):
     assert not failures, "\n".join(failures)
     assert sorted(set(after) - set(before)) == [], f"{state}: files left behind"
     wanted = "read-only" if state == "read-only" else "no space left"
-    for name, result in results.items():  # the last line names the problem, not a traceback
+    unnamed = []
+    for name, result in results.items():  # the last line names the problem and the path, not a traceback
         last = result["stderr"].strip().splitlines()[-1]
-        assert wanted in last.lower(), f"{name}: {last}"
+        if wanted not in last.lower() or str(out) not in last:
+            unnamed.append(f"{name}: {last}")
+    assert not unnamed, "\n".join(unnamed)
 
 
 def test_every_command_refuses_an_output_that_holds_user_files(attacked):
