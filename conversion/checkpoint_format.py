@@ -17,6 +17,8 @@ Library module, no command line.
 """
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import re
 import zipfile
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from conversion.fork_namespace import FORK_PICKLE_MODULE, stand_in_globals
-from dataset.atomic_files import atomic_path, write_text_atomic
+from guardrails.atomic_files import atomic_path, write_text_atomic
 
 TRACKER_NAME = "latest_checkpointed_iteration.txt"
 MODEL_FILE = "model_optim_rng.pt"
@@ -36,6 +38,8 @@ DIST_OPT_MODEL_FILE = "model_rng.pt"
 DIST_OPT_OPTIM_FILE = "optim.pt"
 CHECKPOINT_VERSION = 3.0
 _RANK_DIR = re.compile(r"^mp_rank_(\d{2})(?:_(\d{3}))?$")
+# where torch's refusal turns to advice on loading the file anyway (allow-listing it, weights_only=False)
+_UNSAFE_ADVICE = re.compile(r" was not an allowed global| Please use `torch\.serialization|weights_only")
 
 
 class CheckpointFormatError(ValueError):
@@ -201,7 +205,22 @@ def load_checkpoint_file(path: str | Path, mmap: bool = False, meta: bool = Fals
 def save_checkpoint_file(path: str | Path, obj: dict[str, Any]) -> None:
     """``torch.save`` to a temporary name then rename; fork enums are pickled under the fork's names."""
     with atomic_path(path) as tmp:  # a file name, not a handle: torch names the zip's records after it
-        torch.save(obj, tmp, pickle_module=FORK_PICKLE_MODULE)
+        try:
+            torch.save(obj, tmp, pickle_module=FORK_PICKLE_MODULE)
+        except RuntimeError as exc:  # torch reports a failed write as "unexpected pos" / "file write failed"
+            raise _write_error(Path(path), exc) from exc
+
+
+def _write_error(path: Path, exc: RuntimeError) -> BaseException:
+    """torch's failed-write ``RuntimeError`` as the ``OSError`` it stands for (full disk), naming ``path``."""
+    text = str(exc)
+    if not any(marker in text for marker in ("unexpected pos", "file write failed", "PytorchStreamWriter",
+                                             "iostream error")):
+        return exc
+    stats = os.statvfs(path.parent)
+    if stats.f_bavail * stats.f_frsize > 64 << 20:
+        return OSError(errno.EIO, f"torch.save could not write the file ({_first_line(exc)})", str(path))
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def _offending_global(exc: BaseException) -> str:
@@ -209,7 +228,8 @@ def _offending_global(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
         if "GLOBAL" in line or "global" in line.lower() or "unrecognized" in line or "Unsupported" in line:
-            return line
+            # torch goes on to advise allow-listing the class (add_safe_globals): never advise unsafe loading
+            return _UNSAFE_ADVICE.split(line, maxsplit=1)[0].rstrip(" .")
     return lines[-1] if lines else type(exc).__name__
 
 

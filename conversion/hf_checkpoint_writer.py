@@ -9,7 +9,7 @@ shards (``torch.save`` of a dict, on request) hold one shard in memory until it 
 
 Names: ``model-0000i-of-0000n.safetensors`` + ``model.safetensors.index.json``, or
 ``pytorch_model-0000i-of-0000n.bin`` + ``pytorch_model.bin.index.json``. The folder itself is made
-atomic by the caller (``conversion.atomic_folder``).
+atomic by the caller (``guardrails.atomic_folder``).
 
 Library module, no command line.
 """

@@ -11,6 +11,8 @@ file. ``--tp``/``--pp``/``--make-vocab-size-divisible-by`` not given come from t
 of ``make_vocab_size_divisible_by x TP`` (128 x TP by default), with zero rows split across the TP ranks;
 ``args.padded_vocab_size``, ``args.make_vocab_size_divisible_by`` and the real ``args.true_vocab_size`` are
 recorded, so the fork loads it with its default flags (or the same ``--make-vocab-size-divisible-by``).
+An existing ``--out`` must hold only a release checkpoint (a training run's save folder, whose tracker names
+an iteration, or any other folder is refused: ``conversion.output_kinds``).
 """
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from guardrails.command_errors import run_command
 from conversion.fork_namespace import ForkArgsError
 from conversion.hf_checkpoint_reader import HFCheckpointReader
 from conversion.megatron_checkpoint import write_megatron_checkpoint
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY
+from conversion.output_kinds import release_root_problem
+from guardrails.output_paths import claim_folder
 
 
 def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
@@ -35,6 +40,7 @@ def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
     replaced = (Path(out_dir) / "release").resolve()  # swapped out as a whole once the new one is written
     if hf_dir.resolve() == replaced or replaced in hf_dir.resolve().parents:
         raise ValueError(f"--hf {hf_dir} lies inside {replaced}, which the conversion replaces; choose another --out")
+    claim_folder(out_dir, "a Megatron release checkpoint root", release_root_problem)
     config_path = hf_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; is {hf_dir} a Hugging Face model folder?")
@@ -76,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         pp = ns.pp if ns.pp is not None else cfg.pp
         divisible_by = ns.divisible_by if ns.divisible_by is not None else cfg.make_vocab_size_divisible_by
         folder = convert(ns.hf, ns.out, tp=tp, pp=pp, tokenizer=ns.tokenizer, divisible_by=divisible_by)
-    except (ConfigError, ValueError, OSError, KeyError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, KeyError) as exc:  # other OSErrors: guardrails.command_errors
         print(f"hf_to_megatron: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {folder} (tp={tp} pp={pp}, vocab padded to a multiple of {divisible_by} x {tp})")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))

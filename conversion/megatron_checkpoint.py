@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from conversion.atomic_folder import atomic_output_dir
+from guardrails.atomic_folder import atomic_output_dir
 from conversion.checkpoint_format import (
     CHECKPOINT_VERSION, MODEL_FILE, load_checkpoint_file, optimizer_file_path, rank_dir_name,
     save_checkpoint_file, tag_dir_name, write_tracker,

@@ -11,9 +11,9 @@ dropped: ``vocab_size`` is the checkpoint's recorded ``true_vocab_size``, else t
 (``conversion.vocab_padding``). Output (DESIGN.md 2.5): sharded
 weights + index, ``config.json`` (tanh GELU, multi-query, bos/eos from the tokenizer), tokenizer files,
 ``generation_config.json`` and ``conversion_manifest.json``; the folder appears atomically and replaces
-an old one only when complete (an ``--out`` holding the checkpoint, or a non-empty folder that is not a
-model, is refused). Options not given on the command line come from the run config's
-``conversion:`` section (then the section's defaults).
+an old one only when complete (an ``--out`` holding the checkpoint, or a non-empty folder that is not
+provably an HF model folder, is refused with what it holds: ``conversion.output_kinds``). Options not
+given on the command line come from the run config's ``conversion:`` section (then the section's defaults).
 """
 from __future__ import annotations
 
@@ -30,33 +30,30 @@ import torch
 from tqdm import tqdm
 from transformers import GenerationConfig, GPTBigCodeForCausalLM
 
-from conversion.atomic_folder import atomic_output_dir
+from guardrails.command_errors import run_command
+from guardrails.atomic_folder import atomic_output_dir
+from guardrails.output_paths import claim_folder
 from conversion.hf_checkpoint_writer import DTYPES, ShardedWeightWriter
 from runconfig.sizes import parse_size
 from conversion.key_map import HF_TIED_HEAD
+from conversion.output_kinds import hf_model_folder_problem
 from conversion.megatron_reader import MegatronReader
 from conversion.tensor_source import OpenFiles
 from conversion.tokenizer_files import write_tokenizer_files
 
-_HF_FOLDER_MARKS = ("config.json", "conversion_manifest.json", ".safetensors", ".bin", ".index.json")
-
 
 def check_out_dir(out_dir: Path, megatron_dir: Path) -> None:
-    """Refuse an output folder whose replacement would delete the source or a folder that is not a model.
+    """Refuse an output folder whose replacement would delete the source or anything but an HF model folder.
 
     The output replaces ``out_dir`` as a whole, so an ``--out`` that is the checkpoint root or one of its
-    parents, or an unrelated non-empty folder (``--out .``), would be deleted with everything in it.
+    parents, or any folder that is not provably a model folder a conversion wrote (``--out .``, a data
+    folder, a ``firmware.bin`` beside notes), would be deleted with everything in it.
     """
     out, source = out_dir.resolve(), megatron_dir.resolve()
     if out == source or out in source.parents:
         raise ValueError(f"--out {out_dir}: holds the Megatron checkpoint {megatron_dir}, which replacing it would"
                          " delete; choose a folder outside it")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out_dir}: is a file; choose a folder")
-    if out.is_dir() and any(True for _ in out.iterdir()) and not any(
-            entry.name.endswith(_HF_FOLDER_MARKS) for entry in out.iterdir()):
-        raise ValueError(f"--out {out_dir}: exists and holds no config.json or model weights; the output replaces"
-                         " the folder as a whole, so remove it first or choose another --out")
+    claim_folder(out_dir, "a Hugging Face model folder", hf_model_folder_problem)
 
 
 def convert(
@@ -181,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             fmt=ns.format or cfg.format, dtype=DTYPES.get(ns.dtype or cfg.dtype),
             max_shard_size=ns.max_shard_size or cfg.max_shard_size, tag=ns.tag, progress=not ns.no_progress,
         )
-    except (ConfigError, ValueError, OSError) as exc:
+    except (ConfigError, ValueError) as exc:  # OSError and interrupts: guardrails.command_errors
         print(f"megatron_to_hf: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))

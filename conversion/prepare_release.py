@@ -6,7 +6,8 @@ The fork fine-tunes from ``--load NEW_ROOT --finetune``, which wants ``NEW_ROOT/
 tracker holding ``release``. Every shard of the source iteration (default: the source tracker's) is
 checked first: all TP x PP rank folders present, args agreeing with the folder layout, every parameter
 present with the shape the args imply. Shards are then hard-linked (no extra disk, same filesystem) or
-copied (``--copy``, or automatically across filesystems) into a new root that appears atomically. A
+copied (``--copy``, or automatically across filesystems) into a root that appears atomically (an existing
+``--out`` must be empty or hold only a release checkpoint: ``conversion.output_kinds``). A
 distributed-optimizer ``model_rng.pt`` becomes ``model_optim_rng.pt`` (the optimizer is not carried).
 """
 from __future__ import annotations
@@ -17,13 +18,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from conversion.atomic_folder import atomic_output_dir
+from guardrails.command_errors import run_command
+from guardrails.atomic_folder import atomic_output_dir
 from conversion.checkpoint_format import (
     CheckpointFormatError, CheckpointLayout, checkpoint_file_path, discover_layout, load_checkpoint_file,
     write_tracker,
 )
 from conversion.key_map import flatten_model
 from conversion.megatron_reader import MegatronReader, megatron_shard_shapes
+from conversion.output_kinds import release_root_problem
+from guardrails.output_paths import claim_folder
 
 
 def validate_shards(layout: CheckpointLayout) -> int:
@@ -71,8 +75,7 @@ def prepare_release(src_root: str | Path, out_root: str | Path, iteration: int |
     src_root, out_root = Path(src_root).resolve(), Path(out_root).resolve()
     if out_root == src_root:
         raise ValueError(f"--out {out_root} is the source; give a new folder so the original stays intact")
-    if out_root.exists():
-        raise FileExistsError(f"{out_root}: already exists; remove it or choose another --out")
+    claim_folder(out_root, "a release checkpoint root", release_root_problem)  # an earlier release is replaced
     layout = discover_layout(src_root, str(iteration) if iteration is not None else None)
     validate_shards(layout)
     with atomic_output_dir(out_root) as tmp:
@@ -87,18 +90,18 @@ def prepare_release(src_root: str | Path, out_root: str | Path, iteration: int |
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conversion.prepare_release", description=__doc__.split("\n")[0])
     parser.add_argument("--megatron", required=True, help="source checkpoint root (holds iter_*/ and a tracker)")
-    parser.add_argument("--out", required=True, help="new checkpoint root to create (must not exist)")
+    parser.add_argument("--out", required=True, help="checkpoint root to create (new, empty, or a release root)")
     parser.add_argument("--iteration", type=int, help="iteration to release (default: the source tracker's)")
     parser.add_argument("--copy", action="store_true", help="copy the shards instead of hard-linking them")
     ns = parser.parse_args(argv)
     try:
         out = prepare_release(ns.megatron, ns.out, ns.iteration, ns.copy)
-    except (ValueError, OSError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # other OSErrors: guardrails.command_errors
         print(f"prepare_release: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {out} (tracker: release)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main))

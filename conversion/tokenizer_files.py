@@ -15,7 +15,7 @@ from pathlib import Path
 
 STARCODER_EOS = "<|endoftext|>"
 STARCODER_DEFAULT_ID = 0
-_TOKENIZER_FOLDER_FILES = (
+TOKENIZER_FOLDER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
     "added_tokens.json",
 )
@@ -52,7 +52,7 @@ def write_tokenizer_files(tokenizer: str | Path, dest: Path, model_max_length: i
     """Copy the tokenizer into ``dest`` so ``AutoTokenizer.from_pretrained(dest)`` works offline."""
     tokenizer = Path(tokenizer)
     if tokenizer.is_dir():
-        copied = [name for name in _TOKENIZER_FOLDER_FILES if (tokenizer / name).is_file()]
+        copied = [name for name in TOKENIZER_FOLDER_FILES if (tokenizer / name).is_file()]
         for name in copied:
             shutil.copyfile(tokenizer / name, dest / name)
         if "tokenizer_config.json" in copied:

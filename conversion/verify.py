@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from guardrails.command_errors import run_command
 from conversion.code_prompts import BUILTIN_PROMPTS, PromptFileError, load_prompts_file
 from conversion.hf_checkpoint_reader import CheckpointError, HFCheckpointReader
 from conversion.hf_checkpoint_writer import DTYPES
@@ -30,7 +31,8 @@ from conversion.logit_compare import (
     LogitThresholds, collect_logits, compare_logits, encode_prompts, format_logit_report, load_token_encoder,
 )
 from conversion.shard_compare import compare_checkpoints, format_report
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
@@ -89,6 +91,7 @@ def json_safe(value: Any) -> Any:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write a report as strict JSON to a temporary name beside ``path`` and rename, never half-written."""
+    claim_file(path, "a verify report", json_object_with("match"), "--json")
     write_json_atomic(path, json_safe(data), indent=2, allow_nan=False)
 
 
@@ -105,6 +108,10 @@ def load_hf_model(path: Path, dtype: torch.dtype, device: str) -> torch.nn.Modul
 
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: no config.json; expected a Hugging Face save_pretrained folder")
+    # Open it first as `verify shards` does: every header and index is checked and a .bin is unpickled only
+    # by the safe loader, so a truncated or hostile file gets the same one-line refusal, and transformers
+    # never meets it (its own messages advise unsafe loading).
+    HFCheckpointReader(path).close()
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device).eval()
 
 
@@ -168,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return run_shards(args) if args.command == "shards" else run_logits(args)
-    except (CheckpointError, PromptFileError, FileNotFoundError, ValueError, OSError) as exc:
+    except (CheckpointError, PromptFileError, FileNotFoundError, ValueError) as exc:  # other OSErrors: run_command
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from dataset.commits_to_jsonl import REGULAR_FILE_MODES, content_skip
 from dataset.git_history import blob_sizes, read_blobs

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import get_args
 
+from guardrails.command_errors import run_command
 from dataset.git_history import Commit, FileChange, WalkMode, blob_sizes, read_blobs, read_commits
 from dataset.git_runner import GitError
 from dataset.octopack_format import (
@@ -214,4 +215,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

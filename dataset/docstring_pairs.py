@@ -43,6 +43,7 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
+from guardrails.command_errors import run_command
 from dataset.octopack_format import (
     PairRecord, contains_special_token, docstring_record, manifest_path_for, write_manifest, write_records,
 )
@@ -246,4 +247,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -26,6 +26,8 @@ from typing import BinaryIO, Iterable
 
 import numpy as np
 
+from guardrails.output_paths import remove_stale_leftovers
+
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
 HEADER_SIZE = 34
@@ -183,26 +185,7 @@ def remove_dataset(prefix: str | os.PathLike) -> None:
 
 def remove_stale_temporaries(prefix: str | os.PathLike) -> list[Path]:
     """Delete the temporaries a killed writer left for ``prefix`` (``*.tmp-PID`` of processes no longer alive)."""
-    removed = []
-    for final in (data_file_path(prefix), index_file_path(prefix)):
-        if not final.parent.is_dir():
-            continue
-        for tmp in [p for p in final.parent.iterdir() if p.name.startswith(f"{final.name}.tmp-")]:
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return [tmp for final in (data_file_path(prefix), index_file_path(prefix)) for tmp in remove_stale_leftovers(final)]
 
 
 class IndexedDataset:

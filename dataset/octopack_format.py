@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Protocol
 
-from dataset.atomic_files import atomic_write, write_json_atomic
+from guardrails.atomic_files import atomic_write, write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 
 # StarCoder's special tokens in id order 0..18 (tests/fixtures/fork/tokenizer.json, ``added_tokens``).
 STARCODER_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -82,6 +83,8 @@ class JsonLineRecord(Protocol):
 
 def write_records(path: str | os.PathLike, records: Iterable[JsonLineRecord]) -> tuple[int, str]:
     """Write ``records`` as jsonl to ``path`` atomically; returns (number of lines, sha256 of the file)."""
+    claim_file(path, "an example builder's output", builder_output_problem)
+    claim_file(manifest_path_for(path), "an example builder's manifest", json_object_with("builder"))
     digest = hashlib.sha256()
     count = 0
     with atomic_write(path) as handle:
@@ -93,8 +96,15 @@ def write_records(path: str | os.PathLike, records: Iterable[JsonLineRecord]) ->
     return count, digest.hexdigest()
 
 
+def builder_output_problem(path: Path) -> str | None:
+    """None when ``path`` is a builder's output (its manifest beside it names a builder), else why not."""
+    return None if json_object_with("builder")(manifest_path_for(path)) is None else (
+        f"exists without the {manifest_path_for(path).name} an example builder writes beside its output")
+
+
 def write_manifest(path: str | os.PathLike, manifest: Mapping[str, object]) -> None:
     """Write a builder's manifest (settings, counts, skip reasons, hash) as pretty JSON, atomically."""
+    claim_file(path, "an example builder's manifest", json_object_with("builder"))
     write_json_atomic(path, manifest, indent=2, sort_keys=False, ensure_ascii=False)
 
 

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.command_errors import run_command
+from guardrails.output_paths import OutputRefused, check_output_prefix
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
 from dataset.heldout import HeldOutError, heldout_count, select_heldout
 from dataset.jsonl_records import (
@@ -76,6 +78,7 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
     started = time.perf_counter()
     if not config.inputs or not config.tokenizer or not config.output_prefix:
         raise PreprocessError("need --input, --tokenizer and --output-prefix (or data.inputs/tokenizer/output_prefix)")
+    check_output_prefix(str(config.output_prefix))
     paths = [str(p) for p in config.inputs]
     for path in paths:
         if not Path(path).is_file():
@@ -138,11 +141,13 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
         write_manifest(path, manifest)
         return PreprocessSummary(manifest, path)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
         outputs.abort()
         raise
     finally:
-        pool.shutdown(wait=True)
+        # One shutdown that joins the pool's manager thread, on every path: a shutdown(wait=False) first would
+        # drop the executor's handle on that thread, so the second could not join it, and the interpreter's exit
+        # handler then raced the still-running thread ("OSError: [Errno 9] Bad file descriptor").
+        pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
 
 
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_config(args)
         summary = preprocess(config, progress=sys.stderr.isatty())
     except (ConfigError, InvalidRecordError, InputFileError, TokenizerFileError, HeldOutError,
-            PreprocessError) as exc:
+            PreprocessError, OutputRefused) as exc:
         print(f"error: {exc}\nNo output was written.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -267,9 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenProcessPool as exc:
         print(f"error: a tokenizer worker died ({exc}); out of memory? try fewer --workers\n"
               "No output was written.", file=sys.stderr)
-        return 1
-    except OSError as exc:  # disk full, permissions...: the outputs were already taken back
-        print(f"error: {exc}\nNo output was written.", file=sys.stderr)
         return 1
     m = summary.manifest
     for split, out in m["outputs"].items():
@@ -284,4 +286,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 from dataset.preprocess_outputs import PreprocessOutputs, output_files, valid_output_prefix
 from dataset.text_tokenizer import TextTokenizer
 from runconfig.data_section import DataConfig

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from dataset.atomic_files import write_text_atomic
+from guardrails.atomic_files import write_text_atomic
+from guardrails.output_paths import claim_file
 
 ROLES = ("train", "valid", "test")
 
@@ -215,7 +216,17 @@ def write_split_file(path: str | os.PathLike, groups: Sequence[SplitGroup]) -> P
     path = Path(path)
     text = format_split_line(groups)
     parse_split_line(text, str(path))  # never write what the fork would reject
+    claim_file(path, "a split file", _split_file_problem, "--out")
     return write_text_atomic(path, text)
+
+
+def _split_file_problem(path: Path) -> str | None:
+    """None when ``path`` already holds a split file (it may be rewritten), else why not."""
+    try:
+        parse_split_file(path)
+    except (SplitFileError, OSError, UnicodeDecodeError) as exc:
+        return f"exists and is not a split file ({str(exc).splitlines()[0][:120]})"
+    return None
 
 
 def resolve_prefix(prefix: str, split_file: str | os.PathLike) -> Path:

@@ -30,7 +30,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from dataset.atomic_files import write_json_atomic
+from guardrails.command_errors import run_command
+from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 from dataset.gpt_index import GPTIndexError
 from dataset.gpt_split_planner import format_gpt_plan, is_raw_document_prefix, plan_gpt_data
 from dataset.indexed_dataset import IndexFormatError, index_file_path
@@ -184,7 +186,7 @@ def command_plan(args: argparse.Namespace) -> int:
     plan = plan_splits(splits, plan_settings)
     print(format_plan(plan))
     out = args.json or default_json
-    write_json_atomic(out, plan.to_dict(), indent=1)
+    write_json_atomic(claim_file(out, "a split plan", json_object_with("row_length"), "--json"), plan.to_dict(), indent=1)
     print(f"plan saved to {out}")
     return 0
 
@@ -221,4 +223,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -28,7 +28,9 @@ from typing import Iterable, Iterator, Sequence
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from dataset.atomic_files import write_text_atomic
+from guardrails.command_errors import run_command
+from guardrails.atomic_files import write_text_atomic
+from guardrails.output_paths import claim_file, json_object_with
 from dataset.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
 from dataset.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
 from runconfig.data_section import DataConfig
@@ -132,6 +134,9 @@ def save_tokenizer(tokenizer: Tokenizer, output: str | os.PathLike) -> list[Path
     contents = {output.name: tokenizer.to_str(pretty=True) + "\n"}
     for name, data in hf_config_files().items():
         contents[name] = json.dumps(data, indent=2) + "\n"
+    for name in contents:  # all refused before any is written: a user's file never goes, nor half the set
+        keys = ("model",) if name == output.name else ()  # a tokenizers file; its config files are JSON objects
+        claim_file(output.with_name(name), "a tokenizer file", json_object_with(*keys), "--output")
     written = []
     for name, text in contents.items():
         written.append(write_text_atomic(output.with_name(name), text))
@@ -164,4 +169,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

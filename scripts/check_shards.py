@@ -4,7 +4,8 @@ Same as ``python -m conversion.verify shards A B ...`` (exit 0 only when the two
 """
 import sys
 
+from guardrails.command_errors import run_command
 from conversion.verify import main
 
 if __name__ == "__main__":
-    sys.exit(main(["shards", *sys.argv[1:]]))
+    raise SystemExit(run_command(main, ["shards", *sys.argv[1:]]))

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from guardrails.command_errors import run_command
+from guardrails.output_paths import claim_folder
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import RunConfig, load_run_config
 
@@ -148,6 +150,9 @@ def base_model(run: DemoRun) -> list[Path]:
             "--heads", str(run.settings.model_heads), "--max-positions", str(run.config.training.seq_length),
             "--seed", str(run.settings.seed)]
     if out.exists() and run.settings.fresh:
+        from conversion.output_kinds import release_root_problem
+
+        claim_folder(out, "the demo's base model (a release root)", release_root_problem, "training.load")
         shutil.rmtree(out)  # the demo's own base model, rebuilt from the same seed
     _run_stage("training.model_init", model_init.main, argv)
     return [out]
@@ -197,6 +202,9 @@ def finetune(run: DemoRun) -> list[Path]:
         cfg = dataclasses.replace(cfg, load=str(pretrain_dir(run) / "checkpoints"))  # the model that has seen code
     save = Path(cfg.save)
     if save.exists() and run.settings.fresh:
+        from training.checkpointing import save_folder_problem
+
+        claim_folder(save, "a training run's save folder", save_folder_problem, "training.save")
         shutil.rmtree(save)  # otherwise the engine would resume the earlier demo run (and have nothing left to do)
     filled_in = [] if run.config.training.tokenizer else [f"training.tokenizer={cfg.tokenizer}"]
     print(f"$ python -m training.finetune --engine local --config {run.config_path}"
@@ -295,4 +303,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -1,10 +1,10 @@
-"""dataset.atomic_files: complete files or the old file, never a half-written one, and no temporaries left."""
+"""guardrails.atomic_files: complete files or the old file, never a half-written one, and no temporaries left."""
 import json
 import os
 
 import pytest
 
-from dataset.atomic_files import atomic_path, atomic_write, write_bytes_atomic, write_json_atomic, write_text_atomic
+from guardrails.atomic_files import atomic_path, atomic_write, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def _leftovers(folder):

@@ -1,9 +1,9 @@
-"""conversion.atomic_folder: the output folder is replaced only when complete; failures leave the old one."""
+"""guardrails.atomic_folder: the output folder is replaced only when complete; failures leave the old one."""
 from __future__ import annotations
 
 import pytest
 
-from conversion.atomic_folder import atomic_output_dir
+from guardrails.atomic_folder import atomic_output_dir
 
 
 def test_success_replaces_the_old_folder_and_leaves_no_temporaries(tmp_path):

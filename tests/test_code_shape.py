@@ -5,12 +5,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["dataset", "training", "conversion", "runconfig"]
+PACKAGES = ["dataset", "training", "conversion", "runconfig", "guardrails"]
 # package -> packages it must never import
 FORBIDDEN = {
     "dataset": {"training", "conversion"},
     "conversion": {"training"},
     "runconfig": {"dataset", "training", "conversion"},
+    "guardrails": {"dataset", "training", "conversion", "runconfig"},  # the bottom layer: every stage imports it
 }
 
 

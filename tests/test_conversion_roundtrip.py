@@ -118,10 +118,10 @@ def test_missing_tensor_is_named_with_its_folder(tmp_path: Path, capsys) -> None
     state = stored_state_dict(model)
     del state["transformer.h.1.mlp.c_fc.bias"]
     save_layout(state, tmp_path / "hf", LAYOUTS[0], model.config)
-    assert hf_to_megatron.main(["--hf", str(tmp_path / "hf"), "--out", str(tmp_path / "m"), "--tp", "2"]) == 1
+    assert hf_to_megatron.main(["--hf", str(tmp_path / "hf"), "--out", str(tmp_path / "m"), "--tp", "2"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'hf'}: no tensor named 'transformer.h.1.mlp.c_fc.bias'" in err
-    assert not (tmp_path / "m" / "release").exists()
+    assert not (tmp_path / "m").exists()  # not even an empty root
 
 
 def test_config_without_a_megatron_equivalent_names_file_and_field(tmp_path: Path, capsys) -> None:
@@ -129,6 +129,45 @@ def test_config_without_a_megatron_equivalent_names_file_and_field(tmp_path: Pat
     save_layout(stored_state_dict(model), tmp_path / "hf", LAYOUTS[0], model.config)
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
     (tmp_path / "hf" / "config.json").write_text(json.dumps({**config, "activation_function": "relu"}))
-    assert hf_to_megatron.main(["--hf", str(tmp_path / "hf"), "--out", str(tmp_path / "m")]) == 1
+    assert hf_to_megatron.main(["--hf", str(tmp_path / "hf"), "--out", str(tmp_path / "m")]) == 2
     assert f"{tmp_path / 'hf' / 'config.json'}: activation_function 'relu' has no Megatron" in capsys.readouterr().err
     assert not (tmp_path / "m" / "release").exists()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_training_save_folder_is_never_repointed_to_release(hf_model_dir: Path, tmp_path: Path, capsys) -> None:
+    # Issue 7 item 3: --out pointed at a run's save folder used to add release/ and repoint the tracker from 12
+    # to release, so a later export silently shipped the untrained weights.
+    save = tmp_path / "run"
+    hf_to_megatron.convert(hf_model_dir, tmp_path / "base")
+    shutil.copytree(tmp_path / "base" / "release", save / "iter_0000012")
+    (save / "latest_checkpointed_iteration.txt").write_text("12")
+    (save / "metrics.jsonl").write_text('{"iteration": 12}\n')
+    before = _files(save)
+    assert hf_to_megatron.main(["--hf", str(hf_model_dir), "--out", str(save)]) == 2
+    err = capsys.readouterr().err
+    assert "names iteration 12" in err and err.count("\n") == 1
+    assert _files(save) == before and not (save / "release").exists()
+
+
+@pytest.mark.parametrize("kind", ["hf_folder", "user_files"])
+def test_an_out_holding_something_else_is_refused(hf_model_dir: Path, tmp_path: Path, capsys, kind) -> None:
+    out = tmp_path / "out"
+    if kind == "hf_folder":
+        shutil.copytree(hf_model_dir, out)
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    before = _files(out)
+    assert hf_to_megatron.main(["--hf", str(hf_model_dir), "--out", str(out)]) == 2
+    assert "not a Megatron release checkpoint root" in capsys.readouterr().err
+    assert _files(out) == before
+
+
+def test_a_release_root_written_by_a_conversion_is_replaced(hf_model_dir: Path, tmp_path: Path) -> None:
+    hf_to_megatron.convert(hf_model_dir, tmp_path / "base", tp=1)
+    hf_to_megatron.convert(hf_model_dir, tmp_path / "base", tp=2)
+    assert sorted(p.name for p in (tmp_path / "base" / "release").iterdir()) == ["mp_rank_00", "mp_rank_01"]

@@ -96,8 +96,7 @@ def test_bfloat16_output(megatron_root, tmp_path: Path) -> None:
 
 def test_stale_files_are_gone_and_failures_keep_the_old_folder(megatron_root, tmp_path: Path) -> None:
     root, _ = megatron_root
-    out = tmp_path / "hf"
-    out.mkdir()
+    out = convert(root, tmp_path / "hf", progress=False)  # an earlier conversion's folder, with stale files
     (out / "model-00001-of-00009.safetensors").write_bytes(b"old")
     (out / "pytorch_model.bin").write_bytes(b"old")
     convert(root, out, progress=False)
@@ -126,7 +125,7 @@ def test_out_dir_that_replacing_would_destroy_is_refused(megatron_root, tmp_path
     unrelated = tmp_path / "notes"
     unrelated.mkdir()
     (unrelated / "todo.txt").write_text("keep me")
-    assert main(["--megatron", str(root), "--out", str(unrelated), "--no-progress"]) == 1
+    assert main(["--megatron", str(root), "--out", str(unrelated), "--no-progress"]) == 2
     assert (unrelated / "todo.txt").read_text() == "keep me"
     assert sorted(str(p) for p in root.rglob("*")) == before
     convert(root, tmp_path / "empty", progress=False)  # a new or empty folder is fine
@@ -135,13 +134,51 @@ def test_out_dir_that_replacing_would_destroy_is_refused(megatron_root, tmp_path
     assert (tmp_path / "inside" / "config.json").is_file()
 
 
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("files", [
+    # a Megatron data folder: *.bin files, but no model (issue 7 item 1: it used to be deleted whole)
+    {"pairs_inputs_document.bin": b"\x01\x00", "pairs_inputs_document.idx": b"MMIDIDX\x00\x00",
+     "pairs.jsonl": b'{"inputs": "a", "targets": "b"}\n', "tokenizer.json": b"{}", "train_data_paths.txt": b'"x"\n'},
+    {"firmware.bin": b"\x7fELF", "notes.txt": b"keep me"},
+    # a model folder plus a user's file: not only what a conversion writes
+    {"config.json": b'{"model_type": "gpt_bigcode"}', "model.safetensors": b"x", "notes.txt": b"mine"},
+    # weights without a model config
+    {"config.json": b'{"name": "my settings"}', "pytorch_model.bin": b"x"},
+], ids=["data_folder", "firmware", "model_plus_notes", "config_not_a_model"])
+def test_out_dir_that_is_not_provably_a_model_folder_is_never_replaced(megatron_root, tmp_path, capsys, files):
+    root, _ = megatron_root
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    before = _snapshot(out)
+    assert main(["--megatron", str(root), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a Hugging Face model folder" in err
+    assert all(name in err for name in sorted(files)[:5])  # the refusal lists what is there
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left beside it
+
+
+def test_a_model_folder_written_by_a_conversion_is_replaced(megatron_root, tmp_path):
+    root, _ = megatron_root
+    out = tmp_path / "hf"
+    convert(root, out, tokenizer=FORK_TOKENIZER, progress=False)
+    (out / "model-00007-of-00009.safetensors").write_bytes(b"stale shard of an older conversion")
+    assert main(["--megatron", str(root), "--out", str(out), "--no-progress"]) == 0
+    assert not (out / "model-00007-of-00009.safetensors").exists()
+
+
 def test_args_without_a_gpt_bigcode_equivalent_name_the_file_and_field(megatron_root, tmp_path: Path, capsys) -> None:
     _, state = megatron_root
     config = GPTBigCodeConfig(vocab_size=8192, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=96,
                               multi_query=True)
     write_megatron_checkpoint(tmp_path / "rotary", None, state, config, tp=2,
                               extra_args={"position_embedding_type": PositionEmbeddingType.rotary})
-    assert main(["--megatron", str(tmp_path / "rotary"), "--out", str(tmp_path / "hf"), "--no-progress"]) == 1
+    assert main(["--megatron", str(tmp_path / "rotary"), "--out", str(tmp_path / "hf"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "release/mp_rank_00/model_optim_rng.pt: args: position_embedding_type" in err and "absolute" in err
     assert not (tmp_path / "hf").exists()
@@ -174,7 +211,7 @@ def test_cli_reads_the_run_config_section(megatron_root, tmp_path: Path) -> None
                  "--format", "safetensors", "--dtype", "float32", "--no-progress"]) == 0
     assert all(torch.equal(_read_all(tmp_path / "hf2")[k], v) for k, v in state.items())
     run_yaml.write_text("conversion:\n  formatt: bin\n")
-    assert main(["--megatron", str(root), "--out", str(tmp_path / "hf3"), "--config", str(run_yaml)]) == 1
+    assert main(["--megatron", str(root), "--out", str(tmp_path / "hf3"), "--config", str(run_yaml)]) == 2
     assert not (tmp_path / "hf3").exists()
 
 

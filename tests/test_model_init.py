@@ -24,3 +24,21 @@ def test_tiny_release_records_its_tokenizer_and_converts_without_one(fork_dir: P
     assert printed["params"] == sum(t.numel() for k, t in ckpt.hf_state_dict.items() if k != "lm_head.weight")
     hf = convert(out, tmp_path / "hf", progress=False)
     assert (hf / "tokenizer.json").read_bytes() == tokenizer.read_bytes()
+
+
+def test_outputs_holding_something_else_are_refused_untouched(fork_dir: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"  # a training run's save folder: its tracker names an iteration
+    (run / "iter_0000012").mkdir(parents=True)
+    (run / "latest_checkpointed_iteration.txt").write_text("12")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    args = ["--tokenizer", str(fork_dir / "tokenizer.json"), "--layers", "1", "--hidden", "32", "--heads", "4"]
+    assert main([*args, "--out", str(run)]) == 2
+    assert "names iteration 12" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(notes)]) == 2
+    assert "not a Hugging Face model folder" in capsys.readouterr().err
+    assert (run / "latest_checkpointed_iteration.txt").read_text() == "12" and not (run / "release").exists()
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"] and not (tmp_path / "base").exists()
+    assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(tmp_path / "hf")]) == 0
+    assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(tmp_path / "hf")]) == 0  # its own: replaced

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 from conversion.checkpoint_format import load_checkpoint_file, save_checkpoint_file
 from conversion.megatron_checkpoint import read_megatron_checkpoint, write_megatron_checkpoint
 from conversion.prepare_release import main, prepare_release
+from guardrails.output_paths import OutputRefused
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def test_chosen_iteration_and_copy_mode(trained_root, tmp_path: Path) -> None:
 def test_missing_shard_is_reported_and_nothing_written(trained_root, tmp_path: Path, capsys) -> None:
     root, _ = trained_root
     (root / "iter_0000250/mp_rank_01_000/model_optim_rng.pt").unlink()
-    assert main(["--megatron", str(root), "--out", str(tmp_path / "base")]) == 1
+    assert main(["--megatron", str(root), "--out", str(tmp_path / "base")]) == 2
     assert "mp_rank_01_000" in capsys.readouterr().err
     assert not (tmp_path / "base").exists()
     assert not list(tmp_path.glob("*base.tmp-*"))
@@ -83,8 +85,19 @@ def test_refuses_to_overwrite(trained_root, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is the source"):
         prepare_release(root, root)
     (tmp_path / "base").mkdir()
-    with pytest.raises(FileExistsError, match="already exists"):
+    (tmp_path / "base" / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputRefused, match=r"holds more than a release checkpoint \(notes.txt\)"):
         prepare_release(root, tmp_path / "base")
+    assert [p.name for p in (tmp_path / "base").iterdir()] == ["notes.txt"]
+    with pytest.raises(OutputRefused, match="names iteration 250"):  # a run's save folder is never repointed
+        prepare_release(root, _copy_of(root, tmp_path / "run"))
+    first = prepare_release(root, tmp_path / "rel")
+    assert prepare_release(root, first) == first  # its own earlier output is replaced
+
+
+def _copy_of(root: Path, dest: Path) -> Path:
+    shutil.copytree(root, dest)
+    return dest
 
 
 def test_distributed_optimizer_source_becomes_a_plain_release(trained_root, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import dataset.indexed_dataset as indexed_dataset
 import dataset.preprocess as preprocess
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess import main
+from guardrails.command_errors import run_command
 from tests.conftest import REPO_ROOT
 
 ROLES = ("inputs", "targets")
@@ -114,7 +115,7 @@ def test_failed_rename_takes_back_the_renamed_files(fork_dir, tmp_path, monkeypa
 
     monkeypatch.setattr(indexed_dataset.IndexedDatasetWriter, "commit_index", failing)
     out = tmp_path / "out"
-    assert main(_args(fork_dir, fork_dir / "sample.jsonl", out / "ds")) == 1
+    assert run_command(main, _args(fork_dir, fork_dir / "sample.jsonl", out / "ds")) == 2
     assert len(calls) == 2  # the second .idx rename failed, after the first had put an index in place
     assert not out.exists()  # renamed files taken back, temporaries removed, then the directory it made
 
@@ -123,7 +124,7 @@ def test_failed_rename_in_an_existing_directory(fork_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(indexed_dataset.IndexedDatasetWriter, "commit_index",
                         lambda self: (_ for _ in ()).throw(OSError(28, "No space left on device")))
     (tmp_path / "keep.txt").write_text("not ours")
-    assert main(_args(fork_dir, fork_dir / "sample.jsonl", tmp_path / "ds")) == 1
+    assert run_command(main, _args(fork_dir, fork_dir / "sample.jsonl", tmp_path / "ds")) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
@@ -156,3 +157,13 @@ def test_a_rerun_without_holdout_removes_the_old_valid_files(fork_dir, tmp_path)
     assert main(_args(fork_dir, fork_dir / "sample2.jsonl", out / "ds")) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json"] + [f"ds_{r}_document.{e}" for r in ROLES for e in ("bin", "idx")])
+
+
+@pytest.mark.parametrize("prefix", ["out/", "out/.", "."])
+def test_a_prefix_without_a_file_name_part_is_refused(fork_dir, tmp_path, capsys, prefix, monkeypatch):
+    # Issue 7 item 5: "out/" wrote out/_inputs_document.bin and the manifest into out's parent.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    assert main(_args(fork_dir, fork_dir / "sample.jsonl", prefix)) == 2
+    assert "needs a file-name part" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out"]

@@ -7,7 +7,6 @@ import filecmp
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dataset.indexed_dataset import IndexedDataset

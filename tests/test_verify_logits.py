@@ -161,3 +161,41 @@ def test_megatron_side_as_convert_large_calls_it(model, model_dir, tmp_path, cap
 def test_hf_folder_without_tokenizer_is_an_input_error(model_dir, capsys):
     assert main(["logits", "--hf", str(model_dir), "--hf-b", str(model_dir)]) == 2
     assert "pass --tokenizer" in capsys.readouterr().err
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("damage", ["truncated_safetensors", "hostile_bin", "foreign_class_bin"])
+def test_a_damaged_or_hostile_folder_gets_the_refusal_verify_shards_gives(model, model_dir, tmp_path, capsys, damage):
+    # Issue 7 item 11: logits gave a transformers traceback, exit 1, and advised weights_only=False.
+    import shutil
+
+    bad = tmp_path / "bad"
+    marker = tmp_path / "pwned"
+    if damage == "truncated_safetensors":
+        shutil.copytree(model_dir, bad)
+        weights = bad / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-1000])
+    else:
+        bad.mkdir()
+        shutil.copyfile(model_dir / "config.json", bad / "config.json")
+        state = dict(stored_state_dict(model))
+        state["transformer.wte.weight"] = _Payload(marker) if damage == "hostile_bin" else torch.nn.Linear(2, 2)
+        torch.save(state, bad / "pytorch_model.bin")
+    assert main(["shards", str(model_dir), str(bad)]) == 2
+    shards_err = capsys.readouterr().err
+    rc, _ = _run(tmp_path, "--hf", str(bad), "--hf-b", str(model_dir))
+    err = capsys.readouterr().err
+    assert rc == 2 and err == shards_err and err.count("\n") == 1, err
+    assert str(bad) in err and "Traceback" not in err
+    for unsafe in ("weights_only=False", "add_safe_globals", "safe_globals(["):
+        assert unsafe not in err
+    assert not marker.exists()

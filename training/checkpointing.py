@@ -22,10 +22,12 @@ without ``--finetune``, TP=1 PP=1, fp32):
 
 Where a run starts (``plan_start``): a save folder with a tracker resumes from it (everything restored);
 otherwise the weights come from ``training.load`` (a release checkpoint or an HF folder) and optimizer,
-schedule, RNG and data position start fresh. A run never writes into the folder it loaded from.
+schedule, RNG and data position start fresh. A run never writes into the folder it loaded from, nor into a
+folder holding anything a run does not write (``save_folder_problem``; ``guardrails.output_paths``).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ import torch
 from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file
 from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
+from guardrails.output_paths import claim_folder, output_entries
 
 LOCAL_ENGINE_KEY = "local_engine"
 LOCAL_ENGINE_FORMAT = "codeft.local_engine.v2"
@@ -63,6 +66,8 @@ def plan_start(load: str, save: str) -> StartPlan:
             " checkpoint it starts from. Choose a new folder for training.save"
         )
     tracker = save_dir / TRACKER_NAME
+    if not tracker.exists() or tracker.read_text(encoding="utf-8").strip() != "release":  # release: refused below
+        claim_folder(save_dir, "a training run's save folder", save_folder_problem, "training.save")
     if tracker.exists():
         tag = tracker.read_text(encoding="utf-8").strip()
         if tag == "release":
@@ -76,6 +81,19 @@ def plan_start(load: str, save: str) -> StartPlan:
     if not load:
         raise ResumeError("training.load is empty and training.save has no checkpoint to resume from")
     return StartPlan(False, Path(load))
+
+
+# What a run writes into training.save (engine, metrics, train_data): anything else there is the user's.
+SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
+                     "index_maps")
+_ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
+
+
+def save_folder_problem(save_dir: Path) -> str | None:
+    """None when ``save_dir`` holds only what a training run writes there, else why it is not a save folder."""
+    others = sorted(entry.name for entry in output_entries(save_dir) if entry.name not in SAVE_FOLDER_NAMES
+                    and not _ITERATION_FOLDER.match(entry.name))
+    return f"holds files a training run does not write ({', '.join(others[:5])})" if others else None
 
 
 def save_checkpoint(

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from conversion.checkpoint_format import tag_dir_name
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 from training import checkpointing, lora
 from training.distributed import (
     DistEnv, barrier, close_distributed, full_model_state, full_optimizer_state, init_distributed,

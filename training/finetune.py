@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from guardrails.command_errors import run_command
 from runconfig import ConfigError, load_section
 from runconfig.training_section import TrainingConfig
 
@@ -58,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

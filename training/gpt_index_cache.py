@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 from dataset.gpt_index import EpochPlan, GPTIndex, build_gpt_index
 from dataset.indexed_dataset import index_file_path
 from training.index_cache import content_key, save_npy_atomic

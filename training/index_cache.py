@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from dataset.atomic_files import atomic_write, write_json_atomic
+from guardrails.atomic_files import atomic_write, write_json_atomic
 from dataset.indexed_dataset import index_file_path
 from dataset.packed_index import PackedIndex, SkippedPair
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from conversion.checkpoint_format import CheckpointFormatError
-from dataset.atomic_files import write_json_atomic
+from guardrails.atomic_files import write_json_atomic
 from dataset.split_files import SplitFileError
 from runconfig import ConfigError
 from runconfig.run_config import load_run_config

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from dataset.atomic_files import atomic_write, write_text_atomic
+from guardrails.atomic_files import atomic_write, write_text_atomic
 
 # Dense bf16 peak FLOP/s (no sparsity), by a substring of torch.cuda.get_device_name().
 PEAK_FLOPS: dict[str, float] = {

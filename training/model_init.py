@@ -7,7 +7,8 @@ request, as a Hugging Face folder)::
     python -m training.model_init --tokenizer out/demo/data/tokenizer.json --out out/demo/base_release \
         --layers 2 --hidden 64 --heads 4 --max-positions 512 [--hf-out out/demo/base_hf]
 
-``load_start_model(path)`` reads either kind of folder back into a ``GPTBigCodeForCausalLM``: a folder
+An existing ``--out`` must hold only a release checkpoint and an existing ``--hf-out`` only a model folder
+(``conversion.output_kinds``); both appear atomically. ``load_start_model(path)`` reads either kind of folder back into a ``GPTBigCodeForCausalLM``: a folder
 with ``latest_checkpointed_iteration.txt`` is a Megatron checkpoint (weights only, through the key
 maps), a folder with ``config.json`` is a Hugging Face model.
 """
@@ -25,6 +26,9 @@ from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 from conversion.checkpoint_format import TRACKER_NAME
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from dataset.text_tokenizer import EOD_TOKEN
+from guardrails.atomic_folder import atomic_output_dir
+from guardrails.command_errors import run_command
+from guardrails.output_paths import claim_folder
 
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
 
@@ -93,6 +97,11 @@ def write_tiny_release(
     """Create a tiny random GPT-BigCode, save it as a Megatron release checkpoint (and an HF folder), return it."""
     from conversion.megatron_checkpoint import write_megatron_checkpoint
 
+    from conversion.output_kinds import hf_model_folder_problem, release_root_problem
+
+    claim_folder(out_dir, "a Megatron release checkpoint root", release_root_problem)
+    if hf_out is not None:
+        claim_folder(hf_out, "a Hugging Face model folder", hf_model_folder_problem, "--hf-out")
     ids = tokenizer_ids(tokenizer_json)
     config = tiny_config(ids["vocab_size"], ids["eod"], ids["pad"], spec)
     model = random_model(config, spec.seed)
@@ -100,7 +109,8 @@ def write_tiny_release(
     write_megatron_checkpoint(Path(out_dir), None, plain_state_dict(model), config,
                               extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve())})
     if hf_out is not None:
-        model.save_pretrained(str(hf_out))
+        with atomic_output_dir(hf_out) as tmp:
+            model.save_pretrained(str(tmp))
     return model
 
 
@@ -169,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                          args.dropout, args.seed)
     try:
         model = write_tiny_release(args.tokenizer, args.out, spec, args.hf_out)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:  # OSErrors (read-only, full disk) and interrupts: guardrails.command_errors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     n_params = sum(p.numel() for p in model.parameters())
@@ -179,4 +189,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -24,7 +24,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from dataset.atomic_files import write_json_atomic
+from guardrails.command_errors import run_command
+from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file, json_object_with
 from dataset.packed_index import PackingError
 from dataset.split_files import SplitFileError, parse_split_file
 from dataset.indexed_dataset import IndexFormatError
@@ -53,6 +55,8 @@ _ROWS_NOT_READ_PAD_ID = 4
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:  # refused before any map is built
+        claim_file(args.report, "a packing report", json_object_with("row_length", "groups"), "--report")
     reports: list[PackingReport] = []
     try:
         names = [args.group] if args.group else [g.name for g in parse_split_file(args.split_file)]
@@ -76,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from dataset.atomic_files import write_bytes_atomic, write_text_atomic
+from guardrails.atomic_files import write_bytes_atomic, write_text_atomic
 from runconfig.cluster_section import ClusterConfig
 from runconfig.run_config import RunConfig, load_run_config
 

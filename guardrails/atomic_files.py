@@ -2,7 +2,8 @@
 
 The content goes to a hidden sibling ``.NAME.tmp-PID-RANDOM`` in the same folder (so the final rename
 never crosses a file system), is flushed and fsynced, and is renamed over ``NAME`` with ``os.replace``.
-On any exception, KeyboardInterrupt included, the temporary is removed and ``NAME`` is left as it was.
+On any exception, KeyboardInterrupt included, the temporary is removed (and the folders it created) and
+``NAME`` is left as it was.
 A killed process can leave a temporary behind, never a half-written ``NAME``; the ``.tmp-`` in the name
 lets tests and clean-ups find such leftovers. The parent folder is created when missing.
 
@@ -12,7 +13,7 @@ lets tests and clean-ups find such leftovers. The parent folder is created when 
         torch.save(obj, tmp)
     write_json_atomic("out/manifest.json", manifest, indent=2)   # json.dumps(...) + "\\n"
 
-Library module (the lowest layer: ``conversion`` and ``training`` use it too), no command line.
+Library module (``guardrails``, the bottom layer every stage imports), no command line.
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from guardrails.output_paths import make_parents, note_complete, remove_if_empty
+
 TEMP_TAG = ".tmp-"  # every temporary's name holds this; tests glob ``*.tmp-*`` for leftovers
 
 
 def temporary_sibling(path: Path) -> Path:
     """Create (exclusively, empty, mode 0666 minus umask) and return a fresh temporary beside ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = path.with_name(f".{path.name}{TEMP_TAG}{os.getpid()}-{secrets.token_hex(4)}")
         try:  # O_EXCL: two writers of the same name (threads, a reused pid) never share a temporary
@@ -42,7 +44,12 @@ def temporary_sibling(path: Path) -> Path:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file name to write (``torch.save``, ...); fsync and rename it onto ``path`` on success."""
     path = Path(path)
-    tmp = temporary_sibling(path)
+    created = make_parents(path)
+    try:
+        tmp = temporary_sibling(path)
+    except BaseException:
+        remove_if_empty(created)
+        raise
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
@@ -53,7 +60,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_if_empty(created)  # a failed write leaves no empty folder behind either
         raise
+    note_complete(path)
 
 
 @contextmanager

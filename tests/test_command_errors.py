@@ -1,0 +1,76 @@
+"""guardrails.command_errors: user errors are one line with exit 2, Ctrl-C exit 130, bugs keep their traceback."""
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from guardrails.command_errors import run_command
+from guardrails.output_paths import OutputRefused, claim_folder, forget_claims, note_complete
+
+
+@pytest.fixture(autouse=True)
+def fresh_claims():
+    forget_claims()
+    yield
+    forget_claims()
+
+
+def _raising(exc):
+    def main(argv=None):
+        raise exc
+    return main
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (OSError(errno.EROFS, "Read-only file system", "/ro/.report.json.tmp-12-ab"),
+     "cannot write /ro/report.json: read-only file system; choose an output on a writable disk"),
+    (PermissionError(errno.EACCES, "Permission denied", "/x/out"), "/x/out: permission denied; fix its permissions"),
+    (OSError(errno.ENOSPC, "No space left on device", "/d/x.bin.tmp-5"),
+     "no space left on the device while writing /d/x.bin; free some space"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/in/data.jsonl"),
+     "/in/data.jsonl: no such file or folder; check the path"),
+    (FileNotFoundError("/m/config.json: missing; is /m a model folder?"), "/m/config.json: missing; is /m a model"),
+    (OutputRefused("/o: is not ours"), "/o: is not ours"),
+])
+def test_user_errors_are_one_line_and_exit_2(capsys, exc, expected):
+    assert run_command(_raising(exc)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("test_command_errors: error: ") and expected in err, err
+
+
+@pytest.mark.parametrize("text", [
+    "[enforce fail at inline_container.cc:672] . unexpected pos 768 vs 662",
+    "PytorchStreamWriter failed writing file data/0: file write failed",
+    "basic_ios::clear: iostream error",
+])
+def test_torch_reporting_a_full_disk_names_the_pending_output(tmp_path, capsys, text):
+    claim_folder(tmp_path / "ckpt", "a checkpoint", lambda path: None)
+    assert run_command(_raising(RuntimeError(text))) == 2
+    err = capsys.readouterr().err
+    assert f"no space left on the device while writing {tmp_path / 'ckpt'}" in err
+    assert f"({tmp_path / 'ckpt'} is unchanged)" in err
+
+
+def test_an_interrupt_says_what_each_output_holds(tmp_path, capsys):
+    assert run_command(_raising(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == "test_command_errors: interrupted; no output was written\n"
+    claim_folder(tmp_path / "a", "x", lambda path: None)
+    claim_folder(tmp_path / "b", "x", lambda path: None)
+    note_complete(tmp_path / "b")
+    assert run_command(_raising(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == (f"test_command_errors: interrupted; {tmp_path / 'a'} is unchanged;"
+                                       f" {tmp_path / 'b'} is complete\n")
+
+
+@pytest.mark.parametrize("bug", [TypeError("'int' object is not iterable"), IndexError("index out of range"),
+                                 RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+                                 OSError(errno.EBADF, "Bad file descriptor")])
+def test_bugs_keep_their_traceback(bug):
+    with pytest.raises(type(bug)):
+        run_command(_raising(bug))
+
+
+def test_the_exit_status_of_main_passes_through():
+    assert run_command(lambda argv: 0) == 0 and run_command(lambda argv: 1) == 1
+    assert run_command(lambda argv: len(argv), ["a", "b"]) == 2
