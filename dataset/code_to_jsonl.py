@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from guardrails.command_errors import run_command
 from dataset.commits_to_jsonl import REGULAR_FILE_MODES, content_skip
 from dataset.git_history import blob_sizes, read_blobs
 from dataset.git_runner import GitError, run_git
@@ -230,4 +231,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -14,6 +14,8 @@ import json
 import sys
 from typing import Any
 
+from guardrails.command_errors import run_command
+
 
 def extract_flags(source: str) -> dict[str, dict[str, Any]]:
     """Every ``add_argument`` flag of ``source`` (the text of an ``arguments.py``)."""
@@ -83,4 +85,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from guardrails.command_errors import run_command
 from dataset.gpt_index import GPTIndexError
 from dataset.indexed_dataset import IndexFormatError
 from dataset.text_tokenizer import TokenizerFileError
@@ -73,4 +74,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))

@@ -20,6 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from guardrails.command_errors import run_command
 from conversion.checkpoint_format import CheckpointFormatError
 from guardrails.atomic_files import write_json_atomic
 from dataset.split_files import SplitFileError
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(main))
