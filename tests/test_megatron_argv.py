@@ -154,11 +154,19 @@ def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
     optimizer = build_adamw(model, load_run_config(config).training, fused=False)
     save_checkpoint(save, 3, weights, model.config, optimizer.state_dict(), None, {}, [{}],
                     {"seq_length": 256, "global_batch_size": 8, "seed": 1234, "consumed_train_samples": 24})
-    assert main(["argv", "--config", str(config), "--json"]) == 0
+    # the engine wrote the fork's FP32Optimizer state: an fp32 fork run loads it, a bf16 or
+    # distributed-optimizer one cannot (another structure) and resumes without it, saying why
+    assert main(["argv", "--config", str(config), "training.dtype=float32", "--json"]) == 0
     out = capsys.readouterr()
     argv = json.loads(out.out)["argv"]
     assert argv[argv.index("--load") + 1] == str(save) and "--finetune" not in argv and "--no-load-optim" not in argv
-    assert "resume:" in out.err
+    assert "resume:" in out.err and "--no-load-optim" not in out.err
+    for override in ("training.dtype=bfloat16", "training.use_distributed_optimizer=true"):
+        assert main(["argv", "--config", str(config), override, "--json"]) == 0
+        out = capsys.readouterr()
+        argv = json.loads(out.out)["argv"]
+        assert argv.count("--no-load-optim") == 1 and "--finetune" not in argv and "--no-load-rng" not in argv
+        assert "--no-load-optim: the checkpoint's optimizer state is the fork's FP32Optimizer's" in out.err
     # the same save folder with another batch size (data position) or shape is refused, naming both values
     assert main(["argv", "--config", str(config), "training.global_batch_size=16", "--json"]) == 2
     err = capsys.readouterr().err

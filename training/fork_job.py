@@ -88,6 +88,7 @@ def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) 
     recorded = recorded_if_present(start.load)
     shape = run_shape(cfg.model, recorded, start.load)
     load_flags: list[str] = []
+    no_optim_reason = None
     if start.resume and recorded is not None:  # the model and the data position depend on these
         expected: dict[str, Any] = {
             "num_layers": shape.num_layers, "hidden_size": shape.hidden_size,
@@ -104,7 +105,11 @@ def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) 
             raise ResumeError(
                 f"{cfg.save}: its checkpoints come from another run ({'; '.join(problems)}). Resume with the"
                 " run's own settings, or point training.save at a new folder to start afresh")
-        load_flags = fork_load_flags(recorded.args)
+        load_flags, no_optim_reason = fork_load_flags(recorded, cfg.dtype != "float32",
+                                                      cfg.use_distributed_optimizer)
     divisor = vocab_divisor_from_args(recorded.args if recorded else None)
     argv = build_megatron_argv(cfg, shape, start, divisor, tuple(load_flags))
-    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), start.describe(cfg.save))
+    decision = start.describe(cfg.save)
+    if no_optim_reason:
+        decision += f"; --no-load-optim: {no_optim_reason}"
+    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), decision)

@@ -33,7 +33,8 @@ from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
 from training.megatron_argv import FINETUNE_SCRIPT, fork_script
 from training.pretrain_argv import PRETRAIN_BRANCH, PRETRAIN_SCRIPT
-from training.recorded_args import RecordedCheckpoint, padded_vocab_size, vocab_divisor_from_args
+from conversion.vocab_padding import padded_vocab_size
+from training.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from conversion.checkpoint_format import CheckpointFormatError, discover_layout, load_checkpoint_file
+from conversion.fork_optimizer import fork_needs_no_load_optim, read_fork_resume
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY
 from runconfig.model_presets import ModelShape
 
-FORK_DEFAULT_VOCAB_DIVISOR = 128  # the fork's --make-vocab-size-divisible-by default
 
 
 @dataclass(frozen=True)
@@ -73,21 +74,18 @@ def shape_from_args(args: Mapping[str, Any]) -> ModelShape:
 def vocab_divisor_from_args(args: Mapping[str, Any] | None) -> int:
     """``make_vocab_size_divisible_by`` as the checkpoint records it (the fork compares it), else the default."""
     value = (args or {}).get("make_vocab_size_divisible_by")
-    return int(value) if value else FORK_DEFAULT_VOCAB_DIVISOR
+    return int(value) if value else DEFAULT_DIVISIBLE_BY
 
 
-def fork_load_flags(recorded_args: Mapping[str, Any]) -> list[str]:
-    """Extra load flags the fork needs for a checkpoint it resumes from, given that checkpoint's args.
+def fork_load_flags(recorded: RecordedCheckpoint, mixed_precision: bool,
+                    distributed_optimizer: bool) -> tuple[list[str], str | None]:
+    """Extra load flags the fork needs to resume ``recorded``, and why (None when it needs none).
 
-    Hook: a checkpoint whose optimizer state the fork cannot load (one written by the local engine, or with
-    another mixed precision / distributed-optimizer setting) will record that in its args; this is the one
-    place that turns the record into ``--no-load-optim`` (and similar). No such field is recorded yet, so
-    nothing is added.
+    The one place that turns the checkpoint's ``fork_resume`` record (written by the local engine:
+    ``conversion.fork_optimizer``) into ``--no-load-optim``: a LoRA run's optimizer covers only the adapters,
+    and the engine writes the fork's ``FP32Optimizer`` structure only, which a ``--bf16``/``--fp16`` or
+    distributed-optimizer fork run cannot load. A checkpoint the fork saved itself has no record: nothing added.
     """
-    return []
-
-
-def padded_vocab_size(vocab_size: int, divisor: int, tp: int) -> int:
-    """The fork's ``_vocab_size_with_padding``: round up to a multiple of ``divisor x tp``."""
-    multiple = divisor * tp
-    return -(-vocab_size // multiple) * multiple
+    reason = fork_needs_no_load_optim(read_fork_resume(recorded.root, recorded.tag), mixed_precision,
+                                      distributed_optimizer)
+    return (["--no-load-optim"], reason) if reason else ([], None)
