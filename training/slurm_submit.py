@@ -27,6 +27,7 @@ import yaml
 from guardrails.atomic_files import write_bytes_atomic, write_text_atomic
 from runconfig.cluster_section import ClusterConfig
 from runconfig.run_config import RunConfig, load_run_config
+from training.checkpointing import JOB_FOLDER_NAME
 
 JOB_SCRIPT = Path(__file__).resolve().parent / "finetune_starcoderbase.sh"
 CONFIG_NAME = "run_config.yaml"
@@ -34,7 +35,7 @@ JOB_ID_NAME = "job_id"
 
 
 def run_dir(run: RunConfig) -> Path:
-    return Path(run.cluster.run_dir or Path(run.training.save) / "slurm")
+    return Path(run.cluster.run_dir or Path(run.training.save) / JOB_FOLDER_NAME)
 
 
 def sbatch_argv(cluster: ClusterConfig, script: Path, job_dir: Path, log_dir: Path, workdir: Path) -> list[str]:
