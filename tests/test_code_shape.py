@@ -5,12 +5,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["dataset", "training", "conversion", "runconfig"]
+PACKAGES = ["dataset", "training", "conversion", "runconfig", "evaluation"]
 # package -> packages it must never import
 FORBIDDEN = {
-    "dataset": {"training", "conversion"},
-    "conversion": {"training"},
-    "runconfig": {"dataset", "training", "conversion"},
+    "dataset": {"training", "conversion", "evaluation"},
+    "conversion": {"training", "evaluation"},
+    "runconfig": {"dataset", "training", "conversion", "evaluation"},
+    "training": {"evaluation"},
+    "evaluation": {"training"},  # evaluation may import conversion and dataset (and runconfig) only
 }
 
 
