@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dataset.atomic_files import write_json_atomic
 from evaluation.humaneval_score import format_scores, score_samples
-from evaluation.humaneval_tasks import SamplesFileError, load_problems, read_samples
+from evaluation.humaneval_tasks import load_problems, read_samples
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 
 
@@ -75,6 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, SamplesFileError, SandboxUnavailable, OSError) as exc:
+    except (ValueError, SandboxUnavailable, OSError) as exc:  # UsageError, SamplesFileError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
