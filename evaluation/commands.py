@@ -55,6 +55,74 @@ def humaneval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_tasks(args: argparse.Namespace, run) -> int:
+    from evaluation.generate import load_hf_model
+
+    problems = load_problems()
+    sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
+    model, tokenizer, device = load_hf_model(args.model, args.device)
+    summary = run(model, tokenizer, problems, sandbox, args.limit, args.workers, args.max_new_tokens,
+                  args.batch_size, not args.no_progress)
+    summary["settings"] = {"model": str(args.model), "device": str(device), "limit": args.limit,
+                           "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True}
+    write_json_atomic(args.out, summary, indent=1)
+    extra = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
+    print(f"pass@1={summary['pass@1']:.4f}{extra} over {summary['tasks']} tasks "
+          f"({summary['problems']} problems) -> {args.out}")
+    return 0
+
+
+def infill(args: argparse.Namespace) -> int:
+    from evaluation.task_runs import run_infilling
+
+    return _model_tasks(args, run_infilling)
+
+
+def commitfix(args: argparse.Namespace) -> int:
+    from evaluation.task_runs import run_commit_fixes
+
+    return _model_tasks(args, run_commit_fixes)
+
+
+def compare(args: argparse.Namespace) -> int:
+    from dataset.atomic_files import write_text_atomic
+    from evaluation.generate import load_hf_model
+    from evaluation.side_by_side import complete_prompts, markdown_table
+
+    models = {"base": load_hf_model(args.base, args.device)[:2], "fine-tuned": load_hf_model(args.tuned, args.device)[:2]}
+    rows = complete_prompts(models, max_new_tokens=args.max_new_tokens)
+    write_text_atomic(args.out, markdown_table(rows, list(models)))
+    print(f"{len(rows)} prompts, base vs fine-tuned -> {args.out}")
+    return 0
+
+
+def loss(args: argparse.Namespace) -> int:
+    from evaluation.generate import load_hf_model
+    from evaluation.heldout_loss import heldout_loss
+
+    report = {}
+    for label, path in (("base", args.base), ("fine-tuned", args.tuned)):
+        model = load_hf_model(path, args.device)[0]
+        report[label] = {**heldout_loss(model, args.valid_prefix, args.max_tokens or model.config.n_positions,
+                                        args.max_pairs), "model": str(path)}
+        print(f"{label}: held-out loss {report[label]['loss']:.4f} on {report[label]['tokens']} target tokens "
+              f"({report[label]['pairs']} pairs, {report[label]['skipped_too_long']} too long, skipped)")
+    write_json_atomic(args.out, report, indent=1)
+    return 0
+
+
+def _model_parser(commands, name: str, help_text: str, func, max_new_tokens: int) -> None:
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("--model", type=Path, required=True, help="a Hugging Face GPT-BigCode folder")
+    parser.add_argument("--out", type=Path, required=True, help="RESULTS.json")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    add_sandbox_options(parser)
+    parser.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generation_options(he)
     he.set_defaults(func=humaneval)
+    _model_parser(commands, "infill", "single-line infilling (FIM, PSM) on HumanEval: pass@1 and exact match",
+                  infill, 64)
+    _model_parser(commands, "commitfix", "fix planted bugs, OctoPack commit format: pass@1", commitfix, 512)
+    cmp = commands.add_parser("compare", help="fixed Python/Go/Rust prompts, base vs fine-tuned, markdown table")
+    ls = commands.add_parser("loss", help="held-out loss on target tokens, base vs fine-tuned")
+    for sub in (cmp, ls):
+        sub.add_argument("--base", type=Path, required=True, help="the base model's Hugging Face folder")
+        sub.add_argument("--tuned", type=Path, required=True, help="the fine-tuned model's Hugging Face folder")
+        sub.add_argument("--out", type=Path, required=True)
+        sub.add_argument("--device", default="auto")
+    cmp.add_argument("--max-new-tokens", type=int, default=64)
+    cmp.set_defaults(func=compare)
+    ls.add_argument("--valid-prefix", required=True, help="the held-out split, e.g. out/demo/data/pairs_valid")
+    ls.add_argument("--max-tokens", type=int, default=0, help="longest pair scored (0 = the model's context)")
+    ls.add_argument("--max-pairs", type=int, default=None)
+    ls.set_defaults(func=loss)
     return parser
 
 

@@ -118,6 +118,12 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
                    progress: bool = True) -> list[list[Generation]]:
     """``settings.n`` generations for every prompt, in prompt order."""
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return generate_from_ids(model, tokenizer, encoded, settings, progress)
+
+
+def generate_from_ids(model, tokenizer, encoded: Sequence[Sequence[int]], settings: GenerationSettings,
+                      progress: bool = True) -> list[list[Generation]]:
+    """As :func:`generate_texts` for prompts already tokenized (FIM prompts are built from token ids)."""
     items = sorted(((len(ids), p, s) for p, ids in enumerate(encoded) for s in range(settings.n)),
                    key=lambda item: item[0])
     device = next(model.parameters()).device
@@ -127,7 +133,7 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
     def decode(ids: list[int]) -> str:
         return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    results: list[list[Generation | None]] = [[None] * settings.n for _ in prompts]
+    results: list[list[Generation | None]] = [[None] * settings.n for _ in encoded]
     with tqdm(total=len(items), desc="generating", unit="sample", disable=not progress, mininterval=1.0) as bar:
         for start in range(0, len(items), settings.batch_size):
             batch = items[start:start + settings.batch_size]
