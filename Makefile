@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_check_shards.py
 	$(BIN)/python scripts/bench_train.py
+	$(BIN)/python scripts/bench_eval.py
 
 clean:
 	rm -rf $(VENV) out

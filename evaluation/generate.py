@@ -88,20 +88,20 @@ def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: Generat
     budget = min(settings.max_new_tokens, context - width)
     new: list[list[int]] = [[] for _ in rows]
     stopped = ["length"] * len(rows)
-    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    done = [False] * len(rows)
     next_position = positions[:, -1] + 1
     for step in range(budget):
         tokens = pick_tokens(out.logits[:, -1, :], settings, vocab_size, generator)
-        tokens = torch.where(done, torch.full_like(tokens, pad), tokens)
         for i, token in enumerate(tokens.tolist()):
             if done[i]:
                 continue
             new[i].append(token)
             if token == eos_id:
                 stopped[i], done[i] = "eos", True
-            elif cut_at_stop(decode(new[i][-STOP_WINDOW_TOKENS:]), settings.stop_sequences)[1]:
+            elif settings.stop_sequences and cut_at_stop(decode(new[i][-STOP_WINDOW_TOKENS:]),
+                                                         settings.stop_sequences)[1]:
                 stopped[i], done[i] = "stop", True
-        if bool(done.all()) or step == budget - 1:
+        if all(done) or step == budget - 1:
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
