@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dataset.atomic_files import write_json_atomic
 from evaluation.humaneval_score import format_scores, score_samples
-from evaluation.humaneval_tasks import load_problems, read_samples
+from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 
 
@@ -37,8 +37,9 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
 
 
 def humaneval(args: argparse.Namespace) -> int:
-    if (args.samples is None) == (args.model is None):
-        raise UsageError("give exactly one of --samples SAMPLES.jsonl (score) and --model HF_DIR (generate, score)")
+    if sum(x is not None and x is not False for x in (args.samples, args.model, args.canonical)) != 1:
+        raise UsageError("give exactly one of --samples SAMPLES.jsonl (score), --model HF_DIR (generate, score) "
+                         "and --canonical (score the reference solutions: a check of the harness)")
     ks = parse_ks(args.k)
     problems = load_problems()
     sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
@@ -47,9 +48,9 @@ def humaneval(args: argparse.Namespace) -> int:
 
         results = generate_and_score(args, problems, sandbox, ks)
     else:
-        samples = read_samples(args.samples, problems)
+        samples = read_samples(args.samples, problems) if args.samples else canonical_samples(problems, args.limit)
         results = score_samples(samples, problems, sandbox, ks, args.workers, not args.no_progress)
-        results["settings"]["samples_file"] = str(args.samples)
+        results["settings"]["samples_file"] = str(args.samples) if args.samples else "canonical solutions"
         write_json_atomic(args.out, results, indent=1)
     print(f"{format_scores(results)} -> {args.out}")
     return 0
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     he = commands.add_parser("humaneval", help="HumanEval pass@k: score samples, or generate and score")
     he.add_argument("--samples", type=Path, help="completions to score (task_id, completion per line)")
     he.add_argument("--model", type=Path, help="a Hugging Face GPT-BigCode folder to generate with")
+    he.add_argument("--canonical", action="store_true", help="score the canonical solutions (expect pass@1 = 1)")
     he.add_argument("--out", type=Path, required=True, help="RESULTS.json (with --samples) or a folder (--model)")
     he.add_argument("--k", default="1,10,100", help="pass@k for these k, when the sample count allows")
     add_sandbox_options(he)

@@ -40,6 +40,12 @@ def check_program(problem: dict, completion: str) -> str:
     return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
 
 
+def canonical_samples(problems: dict[str, dict], limit: int | None = None) -> list[Sample]:
+    """One sample per problem: its reference solution (all of them score 1.0 when the harness works)."""
+    task_ids = list(problems)[:limit] if limit else list(problems)
+    return [Sample(t, problems[t]["canonical_solution"], 0) for t in task_ids]
+
+
 def read_samples(path: str | Path, problems: dict[str, dict]) -> list[Sample]:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open

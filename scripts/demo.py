@@ -18,6 +18,8 @@ Training stage: a tiny random GPT-BigCode saved as a Megatron ``release`` checkp
 (``training.model_init``), fine-tuned by the local engine on the fork's packed samples; the demo checks that
 the held-out validation loss goes down. Conversion stage: the last checkpoint -> a Hugging Face folder
 (``conversion.megatron_to_hf``), verified by comparing logits with the Megatron side (``conversion.verify``).
+Evaluation stage: the base model too is exported, both are evaluated with small limits (``python -m evaluation``:
+held-out loss, HumanEval pass@k, infilling, commit fixes, prompts side by side) and ``out/demo/report.md`` is written.
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ class DemoSettings:
     model_hidden: int = 64
     model_heads: int = 4
     fresh: bool = True  # start training from the base model, discarding an earlier demo run's checkpoints
+    eval_problems: int = 10  # HumanEval problems each model generates for (demo-sized; the harness takes 164)
+    eval_samples: int = 5  # samples per problem (pass@1 and pass@5)
 
 
 @dataclass
@@ -78,8 +82,16 @@ class DemoStepError(RuntimeError):
     """A stage returned a non-zero status; its own error message was printed above."""
 
 
+COMMANDS_RUN: list[str] = []  # every command printed, for the report
+
+
+def _announce(command: str) -> None:
+    print(command, flush=True)
+    COMMANDS_RUN.append(command.removeprefix("$ "))
+
+
 def _run_stage(name: str, stage_main: Callable[[list[str]], int], argv: list[str]) -> None:
-    print(f"$ python -m {name} {' '.join(argv)}", flush=True)
+    _announce(f"$ python -m {name} {' '.join(argv)}")
     status = stage_main(argv)
     if status != 0:
         raise DemoStepError(f"{name} exited with status {status}")
@@ -156,8 +168,8 @@ def finetune(run: DemoRun) -> list[Path]:
     if save.exists() and run.settings.fresh:
         shutil.rmtree(save)  # otherwise the engine would resume the earlier demo run (and have nothing left to do)
     filled_in = [] if run.config.training.tokenizer else [f"training.tokenizer={cfg.tokenizer}"]
-    print(f"$ python -m training.finetune --engine local --config {run.config_path}"
-          f" {' '.join([*run.overrides_for('training'), *filled_in])}", flush=True)  # the command that reproduces it
+    _announce(f"$ python -m training.finetune --engine local --config {run.config_path}"
+              f" {' '.join([*run.overrides_for('training'), *filled_in])}")  # the command that reproduces it
     result = train(cfg)
     if len(result.valid_losses) < 2:
         raise DemoStepError("training produced fewer than two validation losses; raise training.train_iters")
@@ -186,6 +198,33 @@ def hf_output_dir(run: DemoRun) -> Path:
     return Path(run.config.training.save).parent / "hf"
 
 
+def evaluate(run: DemoRun) -> list[Path]:
+    import os
+
+    from conversion import megatron_to_hf
+    from dataset.atomic_files import write_text_atomic
+    from dataset.preprocess_manifest import manifest_path
+    from dataset.preprocess_outputs import valid_output_prefix
+    from evaluation import commands as evaluation
+    from evaluation.report import ComparisonPlan, ReportContext, comparison_commands, render_report
+
+    demo_dir, tuned = hf_output_dir(run).parent, hf_output_dir(run)
+    base, eval_dir = demo_dir / "base_hf", demo_dir / "eval"
+    _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
+               ["--megatron", run.config.training.load, "--out", str(base), "--tokenizer", run.config.data.tokenizer,
+                "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
+    plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
+                          ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
+    for argv in comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan):
+        _run_stage("evaluation", evaluation.main, argv)
+    context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
+                            manifest_path(run.config.data.output_prefix),
+                            Path(run.config.splits.out_dir) / "split_plan.json",
+                            os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir))
+    report = write_text_atomic(demo_dir / "report.md", render_report(eval_dir, context))
+    return [base, eval_dir, report]
+
+
 STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [
     ("pairs", build_pairs),
     ("tokenizer", train_tokenizer),
@@ -194,6 +233,7 @@ STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [
     ("base_model", base_model),
     ("finetune", finetune),
     ("to_hf", to_hugging_face),
+    ("evaluate", evaluate),
 ]
 
 
