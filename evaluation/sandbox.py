@@ -148,9 +148,15 @@ class Sandbox:
         started = time.monotonic()
         proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={})
+        verdict = "interrupted"
         try:
             output, verdict = self._talk(proc, group, header.encode() + b"\n" + program.encode("utf-8"))
         finally:
+            if not verdict:  # the output ended: let bwrap exit by itself, or its status would be our SIGKILL
+                try:
+                    proc.wait(timeout=max(5.0, self.limits.timeout_s))
+                except subprocess.TimeoutExpired:
+                    pass
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # bwrap's PID 1 dies with it, and the PID namespace with that
             except ProcessLookupError:
@@ -217,8 +223,8 @@ def _judge(output: bytes, verdict: str, returncode: int, nonce: str, seconds: fl
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if returncode == 0:
         reason = "exited before the tests finished"
-    elif returncode > 128 and returncode - 128 in signal.valid_signals():
-        reason = f"killed by {signal.Signals(returncode - 128).name}"
+    elif -returncode in signal.valid_signals() or returncode - 128 in signal.valid_signals():
+        reason = f"killed by {signal.Signals(-returncode if returncode < 0 else returncode - 128).name}"
     else:
         reason = lines[-1][:200] if lines else f"exit status {returncode}"
     return ProgramResult("failed", reason, text, seconds)
