@@ -42,12 +42,13 @@ def heldout_loss(model, prefix: str, max_tokens: int, max_pairs: int | None = No
             ids[row, :len(sequence)] = torch.tensor(sequence)
             mask[row, :len(sequence)] = 1
             labels[row, len(source):len(sequence)] = torch.tensor(target)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        # logits at position j predict token j + 1: the target tokens' losses, summed over the batch
-        losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:].to(device),
-                                                   ignore_index=-100, reduction="sum")
-        total += float(losses)
-        tokens += int((labels[:, 1:] != -100).sum())
+        hidden = model.base_model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        # the state at position j predicts token j + 1: only the target tokens' positions go through the head
+        shifted = labels[:, 1:].to(device)
+        chosen = shifted != -100
+        logits = model.get_output_embeddings()(hidden[:, :-1][chosen]).float()
+        total += float(torch.nn.functional.cross_entropy(logits, shifted[chosen], reduction="sum"))
+        tokens += int(chosen.sum())
     if not tokens:
         raise ValueError(f"{prefix}: no pair fits {max_tokens} tokens; nothing to score")
     return {"loss": total / tokens, "tokens": tokens, "pairs": len(pairs), "skipped_too_long": skipped,

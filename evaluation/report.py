@@ -23,7 +23,8 @@ LABELS = ("base", "fine-tuned")
 class ComparisonPlan:
     """Small limits keep the demo's evaluation to a few minutes on 2 cores; a GPU run raises them."""
 
-    problems: int = 10  # HumanEval problems generated for (the canonical row uses all 164)
+    problems: int = 10  # HumanEval problems generated for
+    canonical_problems: int = 0  # the canonical-solution row: 0 = all 164
     samples: int = 5  # per problem, sampled at the harness's temperature 0.2 / top-p 0.95
     ks: tuple[int, ...] = (1, 5)
     max_new_tokens: int = 48
@@ -37,7 +38,8 @@ def comparison_commands(base: Path, tuned: Path, valid_prefix: str, out: Path, p
     ks, common = ",".join(map(str, plan.ks)), ["--workers", str(plan.workers), "--no-progress"]
     commands = [["loss", "--base", str(base), "--tuned", str(tuned), "--valid-prefix", valid_prefix,
                  "--out", str(out / "heldout_loss.json")],
-                ["humaneval", "--canonical", "--out", str(out / "humaneval_canonical.json"), "--k", "1", *common]]
+                ["humaneval", "--canonical", "--out", str(out / "humaneval_canonical.json"), "--k", "1", *common,
+                 *(["--limit", str(plan.canonical_problems)] if plan.canonical_problems else [])]]
     for label, model in zip(LABELS, (base, tuned)):
         commands.append(["humaneval", "--model", str(model), "--out", str(out / f"humaneval_{label}"),
                          "--limit", str(plan.problems), "--n", str(plan.samples), "--k", ks,

@@ -73,6 +73,8 @@ def complete_prompts(models: Mapping[str, tuple[object, object]], prompts: Seque
 
 def _cell(code: str) -> str:
     """Code in one table cell: escaped, newlines as <br>, indentation kept."""
+    if not code.strip():
+        return "<em>(nothing before a stop sequence)</em>"
     lines = html.escape(code).replace("|", "&#124;").split("\n")
     return "<code>" + "<br>".join(line.replace(" ", "&nbsp;") for line in lines) + "</code>"
 
