@@ -8,8 +8,8 @@ Each program gets its own ``bwrap`` (Debian's ``bubblewrap``; the harness refuse
 a read-only view of the system, a private size-limited tmpfs as its only writable folder (``/tmp``, also the
 working folder and ``HOME``), no network (an empty network namespace), its own PID, IPC, UTS and user
 namespaces, no capabilities, a clean environment, death with its parent, CPU-time / address-space / file-size /
-open-file limits, a process-count limit (RLIMIT_NPROC in the sandbox's user namespace, or a pids cgroup when
-the harness runs as root, whom RLIMIT_NPROC does not bind) and a wall-clock timeout that kills the whole
+open-file limits, a process-count limit (RLIMIT_NPROC in the sandbox's user namespace; root is exempt from
+it, so as root a pids cgroup, or, where none is writable, the sandbox runs as ``nobody``) and a wall-clock timeout that kills the whole
 sandbox (its PID namespace dies with it). Output is capped. Hiding ``/tmp`` would also hide an interpreter
 that lives there (a clone under ``/tmp``), so the interpreter's folders under ``/tmp`` are bound back read-only.
 
@@ -41,6 +41,7 @@ DRIVER_SOURCE = (Path(__file__).parent / "sandbox_driver.py").read_text(encoding
 HIDDEN = ("/tmp",)  # replaced by the sandbox's private tmpfs
 READY = b"READY\n"
 SANDBOX_PROCESSES = 3  # bwrap outside, bwrap as PID 1 inside, the driver: counted in a pids cgroup too
+NOBODY = 65534
 
 
 class SandboxUnavailable(RuntimeError):
@@ -116,8 +117,8 @@ def rlimits(limits: SandboxLimits, as_root: bool) -> dict[str, tuple[int, int]]:
     chosen = {"RLIMIT_CPU": (cpu, cpu + 1), "RLIMIT_AS": (limits.memory_bytes, limits.memory_bytes),
               "RLIMIT_FSIZE": (limits.max_file_bytes, limits.max_file_bytes), "RLIMIT_CORE": (0, 0),
               "RLIMIT_NOFILE": (limits.open_files, limits.open_files)}
-    if not as_root:  # counted per user namespace: the sandbox's own processes only (+1: the driver itself)
-        chosen["RLIMIT_NPROC"] = (limits.max_processes + 1, limits.max_processes + 1)
+    if not as_root:  # counted per user namespace: the sandbox's own processes (+2: bwrap's PID 1, the driver)
+        chosen["RLIMIT_NPROC"] = (limits.max_processes + 2, limits.max_processes + 2)
     return chosen
 
 
@@ -126,15 +127,17 @@ class Sandbox:
 
     def __init__(self, limits: SandboxLimits = SandboxLimits(), python: str = sys.executable) -> None:
         self.limits = limits
-        self.as_root = os.geteuid() == 0
-        self.cgroup_parent = pids_parent() if self.as_root else None
-        if self.as_root and self.cgroup_parent is None:
-            raise SandboxUnavailable("running as root, where RLIMIT_NPROC does not apply, and no writable pids "
-                                     "cgroup (/sys/fs/cgroup/pids) to limit processes; run as another user")
+        root = os.geteuid() == 0
+        self.cgroup_parent = pids_parent() if root else None
+        # root without a pids cgroup runs the sandbox as nobody, whom RLIMIT_NPROC binds
+        self.run_as = NOBODY if root and self.cgroup_parent is None else None
+        self.as_root = root and self.run_as is None
         self.argv = bwrap_argv(find_bwrap(), python, limits, rebind_under_hidden(interpreter_paths(python)))
         probe = self.run("pass\n")
         if probe.status != "passed":
-            raise SandboxUnavailable(f"bubblewrap cannot build the sandbox here: {probe.reason}")
+            hint = (f" (running as uid {NOBODY} because there is no writable pids cgroup: the interpreter {python} "
+                    "must be readable by every user)" if self.run_as else "")
+            raise SandboxUnavailable(f"bubblewrap cannot build the sandbox here: {probe.reason}{hint}")
 
     def run(self, program: str) -> ProgramResult:
         if self.cgroup_parent is None:
@@ -146,8 +149,9 @@ class Sandbox:
         nonce = secrets.token_hex(16)
         header = json.dumps({"nonce": nonce, "rlimits": rlimits(self.limits, self.as_root)})
         started = time.monotonic()
+        identity = {} if self.run_as is None else {"user": self.run_as, "group": self.run_as, "extra_groups": []}
         proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={})
+                                start_new_session=True, env={}, **identity)
         verdict = "interrupted"
         try:
             output, verdict = self._talk(proc, group, header.encode() + b"\n" + program.encode("utf-8"))

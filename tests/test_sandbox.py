@@ -181,3 +181,28 @@ def test_refuses_to_run_without_bubblewrap(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
         Sandbox(LIMITS)
+
+
+def test_root_without_a_pids_cgroup_runs_the_sandbox_as_nobody(monkeypatch):
+    """Where no pids cgroup is writable, root's sandboxes run as nobody, whom RLIMIT_NPROC binds."""
+    if os.geteuid() != 0:
+        pytest.skip("only root has the choice")
+    def nobody_can_run(python):
+        try:
+            return subprocess.run([python, "-I", "-S", "-c", "import os"], capture_output=True, user=65534,
+                                  group=65534, extra_groups=[]).returncode == 0
+        except OSError:
+            return False
+
+    readable = [p for p in (os.path.realpath(sys.executable), "/usr/bin/python3", "/usr/local/bin/python3")
+                if os.path.exists(p) and nobody_can_run(p)]
+    if not readable:
+        pytest.skip("no interpreter here that nobody may run")
+    monkeypatch.setattr(sandbox, "pids_parent", lambda: None)
+    box = Sandbox(LIMITS, python=readable[0])
+    assert box.run_as == sandbox.NOBODY and box.cgroup_parent is None
+    counted = box.run("import os, time\nn = 0\nfor _ in range(100):\n    try:\n        pid = os.fork()\n"
+                      "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+                      "    n += 1\nprint('forked', n)\n")
+    assert f"forked {LIMITS.max_processes}\n" in counted.output, counted
+    assert box.run("import os\nassert os.getuid() == 65534\n").result == "passed"
