@@ -6,6 +6,7 @@ and turns bad input into a one-line error and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,25 @@ from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 
 class UsageError(ValueError):
     """A bad option value; the message says which and how to fix it."""
+
+
+WRITTEN_BY = "python -m evaluation"  # every JSON output carries it, so a rerun may replace its own output only
+
+
+def check_replaceable(out: Path, inputs: tuple[Path | None, ...] = ()) -> None:
+    """``out`` must be new or an earlier output of this tool, and never one of the command's inputs."""
+    if any(i is not None and out.resolve() == Path(i).resolve() for i in inputs):
+        raise UsageError(f"--out {out}: is also an input of this command; give another file name")
+    if not out.exists():
+        return
+    try:
+        text = out.read_text(encoding="utf-8")
+        ours = (text.startswith("| prompt | language |") if out.suffix == ".md"
+                else str(json.loads(text).get("written_by", "")).startswith(WRITTEN_BY))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise UsageError(f"--out {out}: exists and was not written by {WRITTEN_BY}; give a new name or move it away")
 
 
 def parse_ks(text: str) -> list[int]:
@@ -41,6 +61,8 @@ def humaneval(args: argparse.Namespace) -> int:
         raise UsageError("give exactly one of --samples SAMPLES.jsonl (score), --model HF_DIR (generate, score) "
                          "and --canonical (score the reference solutions: a check of the harness)")
     ks = parse_ks(args.k)
+    if args.model is None:
+        check_replaceable(args.out, (args.samples,))
     problems = load_problems()
     sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
     if args.model is not None:
@@ -51,7 +73,7 @@ def humaneval(args: argparse.Namespace) -> int:
         samples = read_samples(args.samples, problems) if args.samples else canonical_samples(problems, args.limit)
         results = score_samples(samples, problems, sandbox, ks, args.workers, not args.no_progress)
         results["settings"]["samples_file"] = str(args.samples) if args.samples else "canonical solutions"
-        write_json_atomic(args.out, results, indent=1)
+        write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} humaneval", **results}, indent=1)
     print(f"{format_scores(results)} -> {args.out}")
     return 0
 
@@ -59,6 +81,7 @@ def humaneval(args: argparse.Namespace) -> int:
 def _model_tasks(args: argparse.Namespace, run) -> int:
     from evaluation.generate import load_hf_model
 
+    check_replaceable(args.out)
     problems = load_problems()
     sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
     model, tokenizer, device = load_hf_model(args.model, args.device)
@@ -66,7 +89,7 @@ def _model_tasks(args: argparse.Namespace, run) -> int:
                   args.batch_size, not args.no_progress)
     summary["settings"] = {"model": str(args.model), "device": str(device), "limit": args.limit,
                            "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True}
-    write_json_atomic(args.out, summary, indent=1)
+    write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} {args.command}", **summary}, indent=1)
     extra = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
     print(f"pass@1={summary['pass@1']:.4f}{extra} over {summary['tasks']} tasks "
           f"({summary['problems']} problems) -> {args.out}")
@@ -90,6 +113,7 @@ def compare(args: argparse.Namespace) -> int:
     from evaluation.generate import load_hf_model
     from evaluation.side_by_side import complete_prompts, markdown_table
 
+    check_replaceable(args.out)
     models = {"base": load_hf_model(args.base, args.device)[:2], "fine-tuned": load_hf_model(args.tuned, args.device)[:2]}
     rows = complete_prompts(models, max_new_tokens=args.max_new_tokens)
     write_text_atomic(args.out, markdown_table(rows, list(models)))
@@ -101,7 +125,8 @@ def loss(args: argparse.Namespace) -> int:
     from evaluation.generate import load_hf_model
     from evaluation.heldout_loss import heldout_loss
 
-    report = {}
+    check_replaceable(args.out)
+    report: dict = {"written_by": f"{WRITTEN_BY} loss"}
     for label, path in (("base", args.base), ("fine-tuned", args.tuned)):
         model = load_hf_model(path, args.device)[0]
         report[label] = {**heldout_loss(model, args.valid_prefix, args.max_tokens or model.config.n_positions,

@@ -79,6 +79,7 @@ def generate_and_score(args: argparse.Namespace, problems: dict[str, dict], sand
                              "tokens_per_second": round(new_tokens / max(seconds, 1e-9), 2),
                              "stopped": {why: sum(g.stopped == why for _, g in pairs) for why in ("eos", "stop", "length")},
                              "prompts_truncated": sum(g.prompt_truncated for _, g in pairs)}
-    write_json_atomic(out / "settings.json", recorded, indent=1)
-    write_json_atomic(out / "results.json", results, indent=1)
+    written_by = {"written_by": "python -m evaluation humaneval --model"}
+    write_json_atomic(out / "settings.json", {**written_by, **recorded}, indent=1)
+    write_json_atomic(out / "results.json", {**written_by, **results}, indent=1)
     return results

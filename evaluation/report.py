@@ -108,7 +108,8 @@ def render_report(eval_dir: Path, context: ReportContext) -> str:
         parts += ["## Training loss\n", f"![training and validation loss]({context.loss_curve})\n"]
     loss = _load(eval_dir / "heldout_loss.json")
     if loss:
-        rows = [(label, r["loss"], r["tokens"], r["pairs"], r["skipped_too_long"]) for label, r in loss.items()]
+        rows = [(label, loss[label]["loss"], loss[label]["tokens"], loss[label]["pairs"],
+                 loss[label]["skipped_too_long"]) for label in LABELS if label in loss]
         verdict = "went down" if loss["fine-tuned"]["loss"] < loss["base"]["loss"] else "did NOT go down"
         parts += ["## Held-out loss (target tokens of the validation prefix)\n",
                   table(("model", "loss", "target tokens", "pairs", "skipped (too long)"), rows),

@@ -142,4 +142,4 @@ def test_compare_and_loss_commands(tmp_path):
     assert commands.main(["loss", "--base", str(base), "--tuned", str(tuned), "--out", str(out),
                           "--valid-prefix", str(FORK_FIXTURES / "sample"), "--max-pairs", "4"]) == 0
     report = json.loads(out.read_text())
-    assert set(report) == {"base", "fine-tuned"} and report["base"]["loss"] != report["fine-tuned"]["loss"]
+    assert set(report) == {"written_by", "base", "fine-tuned"} and report["base"]["loss"] != report["fine-tuned"]["loss"]

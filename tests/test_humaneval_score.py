@@ -84,3 +84,18 @@ def test_bad_samples_file_names_line_and_field(tmp_path, capsys, line, message):
     assert commands.main(["humaneval", "--samples", str(samples), "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == [samples]
+
+
+def test_never_overwrites_a_file_it_did_not_write(tmp_path, capsys):
+    samples = write_samples(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": "    return True\n"}])
+    before = samples.read_text()
+    assert commands.main(["humaneval", "--samples", str(samples), "--out", str(samples)]) == 2
+    assert samples.read_text() == before and "is also an input" in capsys.readouterr().err
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    assert commands.main(["humaneval", "--samples", str(samples), "--out", str(mine), "--no-progress"]) == 2
+    assert mine.read_text() == '{"my": "notes"}' and "was not written by" in capsys.readouterr().err
+    out = tmp_path / "results.json"
+    for _ in range(2):  # a rerun replaces its own earlier output
+        assert commands.main(["humaneval", "--samples", str(samples), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["written_by"] == "python -m evaluation humaneval"
