@@ -9,6 +9,7 @@ command line.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ class PidsCgroup:
     """``with PidsCgroup(parent, max_pids) as group: group.adopt(pid)``; on exit every member is killed."""
 
     def __init__(self, parent: Path, max_pids: int) -> None:
-        self.path = parent / f"codeft-sandbox-{os.getpid()}-{time.monotonic_ns()}"
+        self.path = parent / f"codeft-sandbox-{os.getpid()}-{secrets.token_hex(6)}"  # unique across threads
         self.max_pids = max_pids
 
     def __enter__(self) -> "PidsCgroup":
