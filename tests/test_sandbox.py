@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,10 +84,11 @@ def test_fork_bomb_is_capped_and_leaves_nothing_behind(box):
 
 def test_writes_outside_the_private_folder_fail(box, tmp_path):
     target = tmp_path / "escaped.txt"
-    for path in (target, "/etc/escaped", "/root/escaped", "/var/tmp/escaped", "/dev/shm/escaped"):
+    project = Path(__file__).resolve().parent.parent / "escaped.txt"  # the project folder itself
+    for path in (target, project, "/etc/escaped", "/root/escaped", "/var/tmp/escaped", "/dev/shm/escaped"):
         result = run(box, f"open({str(path)!r}, 'w').write('x')\n")
         assert result.status == "failed" and "Error" in result.reason, (path, result)
-    assert not target.exists() and not os.path.exists("/etc/escaped")
+    assert not target.exists() and not project.exists() and not os.path.exists("/etc/escaped")
     own = run(box, "import os\nopen('notes.txt', 'w').write('kept')\nassert open('notes.txt').read() == 'kept'\n"
                    "assert os.getcwd() == '/tmp' and os.listdir('.') == ['notes.txt']\n")
     assert own.result == "passed", own  # a private, empty, writable working folder
