@@ -210,6 +210,8 @@ def evaluate(run: DemoRun) -> list[Path]:
 
     demo_dir, tuned = hf_output_dir(run).parent, hf_output_dir(run)
     base, eval_dir = demo_dir / "base_hf", demo_dir / "eval"
+    if eval_dir.exists() and run.settings.fresh:
+        shutil.rmtree(eval_dir)  # the demo's own evaluation outputs, all rebuilt below
     _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
                ["--megatron", run.config.training.load, "--out", str(base), "--tokenizer", run.config.data.tokenizer,
                 "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
