@@ -20,6 +20,8 @@ Training stage: a tiny random GPT-BigCode saved as a Megatron ``release`` checkp
 the fork's packed samples; the demo checks that
 the held-out validation loss goes down. Conversion stage: the last checkpoint -> a Hugging Face folder
 (``conversion.megatron_to_hf``), verified by comparing logits with the Megatron side (``conversion.verify``).
+Evaluation stage: the base model too is exported, both are evaluated with small limits (``python -m evaluation``:
+held-out loss, HumanEval pass@k, infilling, commit fixes, prompts side by side) and ``out/demo/report.md`` is written.
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ class DemoSettings:
     fresh: bool = True  # start training from the base model, discarding an earlier demo run's checkpoints
     pretrain_iters: int = 20  # continued pretraining on raw code with FIM before the fine-tune; 0 = skip it
     pretrain_files: int = 200
+    eval_problems: int = 10  # HumanEval problems each model generates for (demo-sized; the harness takes 164)
+    eval_samples: int = 5  # samples per problem (pass@1 and pass@5)
 
 
 @dataclass
@@ -84,8 +88,16 @@ class DemoStepError(RuntimeError):
     """A stage returned a non-zero status; its own error message was printed above."""
 
 
+COMMANDS_RUN: list[str] = []  # every command printed, for the report
+
+
+def _announce(command: str) -> None:
+    print(command, flush=True)
+    COMMANDS_RUN.append(command.removeprefix("$ "))
+
+
 def _run_stage(name: str, stage_main: Callable[[list[str]], int], argv: list[str]) -> None:
-    print(f"$ python -m {name} {' '.join(argv)}", flush=True)
+    _announce(f"$ python -m {name} {' '.join(argv)}")
     status = stage_main(argv)
     if status != 0:
         raise DemoStepError(f"{name} exited with status {status}")
@@ -163,6 +175,22 @@ def pretrain_dir(run: DemoRun) -> Path:
     return Path(run.config.training.save).parent / "pretrain"
 
 
+def fine_tune_start(run: DemoRun) -> str:
+    """What the fine-tune starts from (and the evaluation's base): the continued-pretrained model when the
+    pretrain step ran, else ``training.load``."""
+    pretrained = pretrain_dir(run) / "checkpoints"
+    return str(pretrained) if (pretrained / "latest_checkpointed_iteration.txt").exists() else run.config.training.load
+
+
+def _discard_save_folder(save: Path, run: DemoRun) -> None:
+    """With ``demo.fresh``, remove an earlier demo run's save folder, once it is provably one."""
+    if save.exists() and run.settings.fresh:
+        from training.checkpointing import save_folder_problem
+
+        claim_folder(save, "a training run's save folder", save_folder_problem, "training.save")
+        shutil.rmtree(save)
+
+
 def pretrain(run: DemoRun) -> list[Path]:
     import sysconfig
 
@@ -185,8 +213,7 @@ def pretrain(run: DemoRun) -> list[Path]:
                               train_iters=iters, save_interval=iters, eval_interval=iters, lr_warmup_samples=0,
                               pretrain=dataclasses.replace(t.pretrain, data_path=f"{prefix}_content_document",
                                                            fim_split_sample="<filename>"))
-    if Path(cfg.save).exists() and run.settings.fresh:
-        shutil.rmtree(cfg.save)
+    _discard_save_folder(Path(cfg.save), run)
     result = train(cfg)
     print(f"continued pretraining with FIM: validation loss {result.valid_losses[0][1]:.4f} ->"
           f" {result.valid_losses[-1][1]:.4f}; the fine-tune starts from {cfg.save}")
@@ -198,17 +225,12 @@ def finetune(run: DemoRun) -> list[Path]:
 
     # the model trains on the tokenizer the data stage used, unless the training section names one
     cfg = dataclasses.replace(run.config.training, tokenizer=run.config.training.tokenizer or run.config.data.tokenizer)
-    if (pretrain_dir(run) / "checkpoints" / "latest_checkpointed_iteration.txt").exists():
-        cfg = dataclasses.replace(cfg, load=str(pretrain_dir(run) / "checkpoints"))  # the model that has seen code
+    cfg = dataclasses.replace(cfg, load=fine_tune_start(run))
     save = Path(cfg.save)
-    if save.exists() and run.settings.fresh:
-        from training.checkpointing import save_folder_problem
-
-        claim_folder(save, "a training run's save folder", save_folder_problem, "training.save")
-        shutil.rmtree(save)  # otherwise the engine would resume the earlier demo run (and have nothing left to do)
+    _discard_save_folder(save, run)  # otherwise the engine would resume the earlier demo run (nothing left to do)
     filled_in = [] if run.config.training.tokenizer else [f"training.tokenizer={cfg.tokenizer}"]
-    print(f"$ python -m training.finetune --engine local --config {run.config_path}"
-          f" {' '.join([*run.overrides_for('training'), *filled_in])}", flush=True)  # the command that reproduces it
+    _announce(f"$ python -m training.finetune --engine local --config {run.config_path}"
+              f" {' '.join([*run.overrides_for('training'), *filled_in])}")  # the command that reproduces it
     result = train(cfg)
     if len(result.valid_losses) < 2:
         raise DemoStepError("training produced fewer than two validation losses; raise training.train_iters")
@@ -237,6 +259,35 @@ def hf_output_dir(run: DemoRun) -> Path:
     return Path(run.config.training.save).parent / "hf"
 
 
+def evaluate(run: DemoRun) -> list[Path]:
+    import os
+
+    from conversion import megatron_to_hf
+    from guardrails.atomic_files import write_text_atomic
+    from dataset.preprocess_manifest import manifest_path
+    from dataset.preprocess_outputs import valid_output_prefix
+    from evaluation import commands as evaluation
+    from evaluation.report import ComparisonPlan, ReportContext, comparison_commands, render_report
+
+    demo_dir, tuned = hf_output_dir(run).parent, hf_output_dir(run)
+    base, eval_dir = demo_dir / "base_hf", demo_dir / "eval"
+    if eval_dir.exists() and run.settings.fresh:
+        shutil.rmtree(eval_dir)  # the demo's own evaluation outputs, all rebuilt below
+    _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
+               ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
+                "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
+    plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
+                          ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
+    for argv in comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan):
+        _run_stage("evaluation", evaluation.main, argv)
+    context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
+                            manifest_path(run.config.data.output_prefix),
+                            Path(run.config.splits.out_dir) / "split_plan.json",
+                            os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir))
+    report = write_text_atomic(demo_dir / "report.md", render_report(eval_dir, context))
+    return [base, eval_dir, report]
+
+
 STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [
     ("pairs", build_pairs),
     ("tokenizer", train_tokenizer),
@@ -246,6 +297,7 @@ STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [
     ("pretrain", pretrain),
     ("finetune", finetune),
     ("to_hf", to_hugging_face),
+    ("evaluate", evaluate),
 ]
 
 

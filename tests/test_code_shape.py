@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["dataset", "training", "conversion", "runconfig", "guardrails"]
+PACKAGES = ["dataset", "training", "conversion", "runconfig", "guardrails", "evaluation"]
 # package -> packages it must never import
 FORBIDDEN = {
-    "dataset": {"training", "conversion"},
-    "conversion": {"training"},
-    "runconfig": {"dataset", "training", "conversion"},
-    "guardrails": {"dataset", "training", "conversion", "runconfig"},  # the bottom layer: every stage imports it
+    "dataset": {"training", "conversion", "evaluation"},
+    "conversion": {"training", "evaluation"},
+    "runconfig": {"dataset", "training", "conversion", "evaluation"},
+    "guardrails": {"dataset", "training", "conversion", "runconfig", "evaluation"},  # the bottom layer
+    "training": {"evaluation"},
+    "evaluation": {"training"},  # evaluation may import conversion and dataset (and runconfig) only
 }
 
 

@@ -51,8 +51,14 @@ def test_bad_override_is_a_clear_error(capsys):
     assert "unknown key 'max_recordz'" in capsys.readouterr().err
 
 
-def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys):
-    """Every demo step, tiny: data -> base model -> fine-tune (validation loss must fall) -> HF, verified by logits."""
+def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
+    """Every demo step, tiny: data -> base model -> fine-tune (validation loss must fall) -> HF, verified by logits
+    -> evaluation report."""
+    import functools
+
+    from evaluation import report
+
+    monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=2))
     demo = _demo_module()
     data = tmp_path / "data"
     email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
@@ -65,6 +71,7 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys):
         "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
         "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150", "demo.max_record_chars=500",
         "demo.pretrain_iters=4", "demo.pretrain_files=20",
+        "demo.eval_problems=1", "demo.eval_samples=2",
     ])
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
@@ -77,3 +84,10 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys):
     assert (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").read_text() == "16"
     assert (tmp_path / "hf" / "model.safetensors.index.json").exists() or (tmp_path / "hf" / "model.safetensors").exists()
     assert (tmp_path / "base" / "latest_checkpointed_iteration.txt").read_text() == "release"
+    text = (tmp_path / "report.md").read_text()
+    for title in ("## Commands run", "## Data", "## Packing plan", "## Training loss", "## Held-out loss",
+                  "## HumanEval pass@k", "## Single-line infilling", "## Commit fixes", "## Prompts side by side"):
+        assert title in text, title
+    assert "| canonical solutions | 1.0000 | - | 2 | 2 |" in text and "python -m training.finetune" in text
+    assert (tmp_path / "base_hf" / "config.json").exists()
+    assert (tmp_path / "eval" / "humaneval_fine-tuned" / "samples.jsonl").exists()

@@ -1,0 +1,145 @@
+"""Batched sampling with the KV cache for any GPT-BigCode causal LM, cut at stop sequences (the harness's way).
+
+    model, tokenizer, device = load_hf_model("hf/finetuned", "auto")    # bf16 on GPU, fp32 on CPU
+    outputs = generate_texts(model, tokenizer, ["def add(a, b):"], GenerationSettings(n=2), progress=False)
+    outputs[0][1].text        # the second sample for the first prompt, cut before the first stop sequence
+
+Prompts are left-padded into batches of ``batch_size`` sequences (similar lengths together), run once through
+the model, then extended one token per step from the cache; position ids follow the attention mask, so a
+padded row computes exactly what it would alone (greedy batched output equals ``model.generate`` one prompt
+at a time; tested). A row stops at end of text, at a stop sequence or at ``max_new_tokens``; ids past the
+tokenizer's vocabulary (Megatron pads the embedding) are never sampled. A prompt longer than the model's
+context keeps its last tokens and is counted. Library module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from evaluation.generation_options import GenerationSettings
+
+STOP_WINDOW_TOKENS = 24  # a stop sequence that just appeared lies within the last few tokens
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # the new text, cut before the first stop sequence (and without the end-of-text token)
+    new_tokens: int  # tokens generated, stop sequence included
+    stopped: str  # "eos", "stop" or "length"
+    prompt_truncated: bool = False
+
+
+def resolve_device(name: str) -> tuple[torch.device, torch.dtype]:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    return device, (torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+
+def load_hf_model(path, device_name: str = "auto"):
+    """A Hugging Face causal LM and its tokenizer from one folder, in eval mode, offline."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device, dtype = resolve_device(device_name)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    return model.to(device).eval(), tokenizer, device
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` before the earliest stop sequence, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text, False) if cut < 0 else (text[:cut], True)
+
+
+def pick_tokens(logits: torch.Tensor, settings: GenerationSettings, vocab_size: int,
+                generator: torch.Generator) -> torch.Tensor:
+    """The next token of every row: argmax when temperature is 0, else nucleus (top-p) sampling."""
+    logits = logits.float()
+    logits[:, vocab_size:] = float("-inf")
+    if settings.temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / settings.temperature, dim=-1)
+    if settings.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
+        sorted_probs[before >= settings.top_p] = 0.0  # keep the smallest prefix whose mass reaches top_p
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: GenerationSettings, eos_id: int | None,
+                   vocab_size: int, decode, generator: torch.Generator) -> list[Generation]:
+    device = next(model.parameters()).device
+    context = model.config.n_positions
+    keep = max(1, context - settings.max_new_tokens)
+    truncated = [len(ids) > keep for ids in prompt_ids]
+    rows = [list(ids[-keep:]) if cut else list(ids) for ids, cut in zip(prompt_ids, truncated)]
+    width = max(len(r) for r in rows)
+    pad = eos_id if eos_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    budget = min(settings.max_new_tokens, context - width)
+    new: list[list[int]] = [[] for _ in rows]
+    stopped = ["length"] * len(rows)
+    done = [False] * len(rows)
+    next_position = positions[:, -1] + 1
+    for step in range(budget):
+        tokens = pick_tokens(out.logits[:, -1, :], settings, vocab_size, generator)
+        for i, token in enumerate(tokens.tolist()):
+            if done[i]:
+                continue
+            new[i].append(token)
+            if token == eos_id:
+                stopped[i], done[i] = "eos", True
+            elif settings.stop_sequences and cut_at_stop(decode(new[i][-STOP_WINDOW_TOKENS:]),
+                                                         settings.stop_sequences)[1]:
+                stopped[i], done[i] = "stop", True
+        if all(done) or step == budget - 1:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                    past_key_values=out.past_key_values, use_cache=True)
+        next_position = next_position + 1
+    results = []
+    for ids, why, cut in zip(new, stopped, truncated):
+        text = decode(ids[:-1] if why == "eos" else ids)
+        results.append(Generation(cut_at_stop(text, settings.stop_sequences)[0], len(ids), why, cut))
+    return results
+
+
+def generate_texts(model, tokenizer, prompts: Sequence[str], settings: GenerationSettings,
+                   progress: bool = True) -> list[list[Generation]]:
+    """``settings.n`` generations for every prompt, in prompt order."""
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return generate_from_ids(model, tokenizer, encoded, settings, progress)
+
+
+def generate_from_ids(model, tokenizer, encoded: Sequence[Sequence[int]], settings: GenerationSettings,
+                      progress: bool = True) -> list[list[Generation]]:
+    """As :func:`generate_texts` for prompts already tokenized (FIM prompts are built from token ids)."""
+    items = sorted(((len(ids), p, s) for p, ids in enumerate(encoded) for s in range(settings.n)),
+                   key=lambda item: item[0])
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    vocab_size = len(tokenizer)
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    results: list[list[Generation | None]] = [[None] * settings.n for _ in encoded]
+    with tqdm(total=len(items), desc="generating", unit="sample", disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(items), settings.batch_size):
+            batch = items[start:start + settings.batch_size]
+            outputs = generate_batch(model, [encoded[p] for _, p, _ in batch], settings, tokenizer.eos_token_id,
+                                     vocab_size, decode, generator)
+            for (_, p, s), output in zip(batch, outputs):
+                results[p][s] = output
+            bar.update(len(batch))
+    return results  # type: ignore[return-value]

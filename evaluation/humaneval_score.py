@@ -1,0 +1,56 @@
+"""Score HumanEval completions in the sandbox: one result per sample and the unbiased pass@k per problem, averaged.
+
+    results = score_samples(samples, problems, Sandbox(SandboxLimits(timeout_s=3.0)), ks=(1, 10, 100), workers=4)
+
+``results`` is what ``python -m evaluation humaneval`` writes to ``RESULTS.json``: ``pass@K`` for each K the
+sample count allows, ``problems`` (how many the samples cover), ``samples``, and ``results``, one entry per
+sample in input order with ``task_id``, ``completion_id`` (its rank among its task's samples), ``passed`` and
+``result`` (``passed``, ``failed: REASON`` or ``timed out``). Library module.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from tqdm import tqdm
+
+from evaluation.humaneval_tasks import Sample, check_program
+from evaluation.pass_at_k import mean_pass_at_k
+from evaluation.sandbox import ProgramResult, Sandbox
+
+
+def run_checks(programs: Sequence[str], sandbox: Sandbox, workers: int, progress: bool = True,
+               label: str = "tests") -> list[ProgramResult]:
+    """Run ``programs`` in parallel in the sandbox, results in input order, with a progress bar (samples/s)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(tqdm(pool.map(sandbox.run, programs), total=len(programs), desc=label, unit="sample",
+                         disable=not progress, mininterval=1.0))
+
+
+def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox: Sandbox, ks: Sequence[int],
+                  workers: int, progress: bool = True) -> dict:
+    programs = [check_program(problems[s.task_id], s.completion) for s in samples]
+    outcomes = run_checks(programs, sandbox, workers, progress)
+    seen: Counter[str] = Counter()
+    entries = []
+    for sample, outcome in zip(samples, outcomes):
+        entries.append({"task_id": sample.task_id, "completion_id": seen[sample.task_id],
+                        "passed": outcome.status == "passed", "result": outcome.result})
+        seen[sample.task_id] += 1
+    counts = {task: (n, sum(e["passed"] for e in entries if e["task_id"] == task)) for task, n in seen.items()}
+    scores, skipped = mean_pass_at_k(counts, ks)
+    return {**scores, "problems": len(counts), "problems_total": len(problems), "samples": len(samples),
+            "samples_per_problem": {"min": min(seen.values()), "max": max(seen.values())},
+            "k_not_reported": skipped,
+            "settings": {"ks": sorted(set(ks)), "workers": workers, "sandbox": dataclasses.asdict(sandbox.limits)},
+            "results": entries}
+
+
+def format_scores(results: dict) -> str:
+    """One line: ``pass@1=0.1234 pass@10=... over N problems (M samples)``."""
+    scores = " ".join(f"{key}={value:.4f}" for key, value in results.items() if key.startswith("pass@"))
+    left_out = f"; not enough samples for pass@{results['k_not_reported']}" if results["k_not_reported"] else ""
+    return (f"{scores or 'no pass@k'} over {results['problems']} of {results['problems_total']} problems "
+            f"({results['samples']} samples){left_out}")

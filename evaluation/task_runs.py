@@ -1,0 +1,55 @@
+"""Infilling and commit-fix runs: generate greedily with a model, score in the sandbox, summarize.
+
+    summary = run_infilling(model, tokenizer, problems, sandbox, limit=2, workers=2)
+    summary = run_commit_fixes(model, tokenizer, problems, sandbox, limit=2, workers=2)
+
+Both return ``{"tasks", "problems", "pass@1", ..., "results": [...]}`` (see ``evaluation.infilling`` and
+``evaluation.commit_fixes`` for how the tasks are built). Library module behind ``python -m evaluation``.
+"""
+from __future__ import annotations
+
+from evaluation.commit_fixes import COMMIT_STOPS, candidate_tasks, commit_prompt, fix_program
+from evaluation.generate import generate_from_ids, generate_texts
+from evaluation.generation_options import GenerationSettings
+from evaluation.humaneval_score import run_checks
+from evaluation.infilling import INFILL_STOPS, infilled_program, psm_prompt_ids, single_line_tasks, summarize
+from evaluation.sandbox import Sandbox
+
+
+def greedy(max_new_tokens: int, stops: tuple[str, ...], batch_size: int, device: str = "auto") -> GenerationSettings:
+    return GenerationSettings(n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                              device=device, stop_sequences=stops)
+
+
+def run_infilling(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox, limit: int | None, workers: int,
+                  max_new_tokens: int = 64, batch_size: int = 8, progress: bool = False) -> dict:
+    tasks = single_line_tasks(problems, limit)
+    prompts = [psm_prompt_ids(tokenizer, task) for task in tasks]  # raises MissingFimTokens first
+    outputs = generate_from_ids(model, tokenizer, prompts, greedy(max_new_tokens, INFILL_STOPS, batch_size), progress)
+    lines = [output[0].text for output in outputs]
+    programs = [infilled_program(problems[t.problem_id], t, line) for t, line in zip(tasks, lines)]
+    passed = [r.status == "passed" for r in run_checks(programs, sandbox, workers, progress, "infilling tests")]
+    return summarize(tasks, lines, passed)
+
+
+def run_commit_fixes(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox, limit: int | None,
+                     workers: int, max_new_tokens: int = 512, batch_size: int = 8, progress: bool = False) -> dict:
+    candidates = candidate_tasks(problems, limit)
+    # a mutant that still passes the tests is no bug: keep only those that fail
+    checks = run_checks([fix_program(t.buggy_code, problems[t.problem_id]) for t in candidates], sandbox, workers,
+                        progress, "checking mutants")
+    tasks = [t for t, check in zip(candidates, checks) if check.status != "passed"]
+    prompts = [commit_prompt(t, problems[t.problem_id]["entry_point"]) for t in tasks]
+    outputs = generate_texts(model, tokenizer, prompts, greedy(max_new_tokens, COMMIT_STOPS, batch_size), progress)
+    fixes = [output[0].text for output in outputs]
+    results = run_checks([fix_program(code, problems[t.problem_id]) for t, code in zip(tasks, fixes)], sandbox,
+                         workers, progress, "commit-fix tests")
+    by_mutation: dict[str, list[bool]] = {}
+    for task, result in zip(tasks, results):
+        by_mutation.setdefault(task.mutation, []).append(result.status == "passed")
+    return {"tasks": len(tasks), "problems": len({t.problem_id for t in tasks}),
+            "mutants_still_passing": len(candidates) - len(tasks),
+            "pass@1": sum(r.status == "passed" for r in results) / max(len(tasks), 1),
+            "pass@1_by_mutation": {m: sum(v) / len(v) for m, v in by_mutation.items()},
+            "results": [{"task_id": t.task_id, "mutation": t.mutation, "passed": r.status == "passed",
+                         "result": r.result, "fix": code} for t, r, code in zip(tasks, results, fixes)]}
