@@ -10,9 +10,10 @@ top-level item or after ``max_new_tokens``. Library module behind ``python -m ev
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Mapping, Sequence
 
+from conversion.code_prompts import CodePrompt
 from evaluation.generate import generate_texts
 from evaluation.generation_options import GenerationSettings
 
@@ -21,41 +22,34 @@ LANGUAGE_STOPS = {"python": ("\ndef ", "\nclass ", "\nif __name__", "\nprint("),
                   "go": ("\nfunc ", "\ntype "), "rust": ("\nfn ", "\nimpl ", "\nstruct ", "\n#[")}
 
 
-@dataclass(frozen=True)
-class SidePrompt:
-    name: str
-    language: str
-    text: str
-
-
-SIDE_BY_SIDE_PROMPTS: tuple[SidePrompt, ...] = (
-    SidePrompt("fibonacci (naive)", "python", 'def fib(n: int) -> int:\n    """The n-th Fibonacci number, recursively."""\n'),
-    SidePrompt("fibonacci (fast)", "python",
+SIDE_BY_SIDE_PROMPTS: tuple[CodePrompt, ...] = (
+    CodePrompt("fibonacci (naive)", "python", 'def fib(n: int) -> int:\n    """The n-th Fibonacci number, recursively."""\n'),
+    CodePrompt("fibonacci (fast)", "python",
                'def fib_fast(n: int) -> int:\n    """The n-th Fibonacci number in O(n) time and O(1) space."""\n'),
-    SidePrompt("string rotation", "python",
+    CodePrompt("string rotation", "python",
                'def is_rotation(a: str, b: str) -> bool:\n    """True if b is a rotation of a, e.g. "waterbottle" and '
                '"erbottlewat"."""\n'),
-    SidePrompt("character frequency", "python",
+    CodePrompt("character frequency", "python",
                'def char_frequency(text: str) -> dict[str, int]:\n    """How many times each character occurs in text."""\n'),
-    SidePrompt("reverse words", "python", 'def reverse_words(sentence: str) -> str:\n    """The words of sentence in '
+    CodePrompt("reverse words", "python", 'def reverse_words(sentence: str) -> str:\n    """The words of sentence in '
                'reverse order."""\n'),
-    SidePrompt("is prime", "python", 'def is_prime(n: int) -> bool:\n    """True if n is a prime number."""\n'),
-    SidePrompt("binary search", "python", 'def binary_search(items: list[int], target: int) -> int:\n    """Index of '
+    CodePrompt("is prime", "python", 'def is_prime(n: int) -> bool:\n    """True if n is a prime number."""\n'),
+    CodePrompt("binary search", "python", 'def binary_search(items: list[int], target: int) -> int:\n    """Index of '
                'target in the sorted list items, or -1."""\n'),
-    SidePrompt("fibonacci (naive)", "go", "// Fib returns the n-th Fibonacci number, recursively.\nfunc Fib(n int) int {\n"),
-    SidePrompt("fibonacci (fast)", "go", "// FibFast returns the n-th Fibonacci number in O(n) time.\nfunc FibFast(n int) int {\n"),
-    SidePrompt("string rotation", "go", "// IsRotation reports whether b is a rotation of a.\nfunc IsRotation(a, b string) bool {\n"),
-    SidePrompt("character frequency", "go",
+    CodePrompt("fibonacci (naive)", "go", "// Fib returns the n-th Fibonacci number, recursively.\nfunc Fib(n int) int {\n"),
+    CodePrompt("fibonacci (fast)", "go", "// FibFast returns the n-th Fibonacci number in O(n) time.\nfunc FibFast(n int) int {\n"),
+    CodePrompt("string rotation", "go", "// IsRotation reports whether b is a rotation of a.\nfunc IsRotation(a, b string) bool {\n"),
+    CodePrompt("character frequency", "go",
                "// CharFrequency counts how many times each rune occurs in s.\nfunc CharFrequency(s string) map[rune]int {\n"),
-    SidePrompt("fibonacci (naive)", "rust", "/// The n-th Fibonacci number, recursively.\nfn fib(n: u64) -> u64 {\n"),
-    SidePrompt("fibonacci (fast)", "rust", "/// The n-th Fibonacci number in O(n) time.\nfn fib_fast(n: u64) -> u64 {\n"),
-    SidePrompt("string rotation", "rust", "/// True if b is a rotation of a.\nfn is_rotation(a: &str, b: &str) -> bool {\n"),
-    SidePrompt("character frequency", "rust", "use std::collections::HashMap;\n\n/// How many times each character "
+    CodePrompt("fibonacci (naive)", "rust", "/// The n-th Fibonacci number, recursively.\nfn fib(n: u64) -> u64 {\n"),
+    CodePrompt("fibonacci (fast)", "rust", "/// The n-th Fibonacci number in O(n) time.\nfn fib_fast(n: u64) -> u64 {\n"),
+    CodePrompt("string rotation", "rust", "/// True if b is a rotation of a.\nfn is_rotation(a: &str, b: &str) -> bool {\n"),
+    CodePrompt("character frequency", "rust", "use std::collections::HashMap;\n\n/// How many times each character "
                "occurs in text.\nfn char_frequency(text: &str) -> HashMap<char, usize> {\n"),
 )
 
 
-def complete_prompts(models: Mapping[str, tuple[object, object]], prompts: Sequence[SidePrompt] = SIDE_BY_SIDE_PROMPTS,
+def complete_prompts(models: Mapping[str, tuple[object, object]], prompts: Sequence[CodePrompt] = SIDE_BY_SIDE_PROMPTS,
                      max_new_tokens: int = 64, batch_size: int = 8) -> list[dict]:
     """One row per prompt: name, language, prompt and each model's greedy completion."""
     rows = [{"name": p.name, "language": p.language, "prompt": p.text} for p in prompts]

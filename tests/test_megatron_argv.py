@@ -1,36 +1,21 @@
 """The fork's argv: every flag is one the fork defines, golden lists per preset, start vs resume, the CLI."""
 import json
-from pathlib import Path
 
 import pytest
 
 from runconfig.model_presets import PRESETS, preset
 from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
+from tests.fork_flag_check import check_against_fork, fork_flags
 from tests.local_engine_fixtures import tiny_release
 from training.launch import main
 from training.megatron_argv import StartPoint, build_megatron_argv
 
-FLAGS = json.loads((Path(__file__).parent / "fixtures" / "fork_flags" / "mtf_arguments_flags.json").read_text())
+FLAGS = fork_flags("mtf_arguments_flags.json")
 CONFIGS = REPO_ROOT / "scripts" / "configs"
 ALL_ON = ["training.sequence_parallel=true", "training.use_distributed_optimizer=true", "training.use_flash_attn=true",
           "training.recompute_activations=true", "training.norm_target_loss=true", "training.dtype=float16"]
 
-
-def check_against_fork(argv):
-    """Walk the argv as the fork's argparse would: every flag known, values where it takes one, choices kept."""
-    i = 0
-    while i < len(argv):
-        flag = argv[i]
-        assert flag in FLAGS, f"{flag} is not a flag of the fork's megatron/arguments.py"
-        if FLAGS[flag]["takes_value"]:
-            value = argv[i + 1]
-            assert not value.startswith("--"), f"{flag} needs a value"
-            if "choices" in FLAGS[flag]:
-                assert value in FLAGS[flag]["choices"], f"{flag} {value} is not one of {FLAGS[flag]['choices']}"
-            i += 2
-        else:
-            i += 1
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -39,7 +24,7 @@ def check_against_fork(argv):
 def test_every_emitted_flag_is_the_forks(name, resume, extras):
     cfg = load_run_config(CONFIGS / f"{name}.yaml", extras).training
     argv = build_megatron_argv(cfg, preset(name), StartPoint(resume, "ckpt/x"), 128)
-    check_against_fork(argv)
+    check_against_fork(argv, FLAGS)
     flags = [a for a in argv if a.startswith("--")]
     assert len(flags) == len(set(flags)), "a flag given twice"
     # the facts of the issue: never the FIM tokenizer, never the data-path mode, never an iteration schedule
@@ -53,11 +38,11 @@ def test_extra_args_come_last_and_are_checked():
     cfg = load_run_config(CONFIGS / "starcoderbase-1b.yaml", ["training.extra_args=[--attention-dropout, '0.0']"]).training
     argv = build_megatron_argv(cfg, preset("starcoderbase-1b"), StartPoint(False, "r"), 128)
     assert argv[-2:] == ["--attention-dropout", "0.0"]
-    check_against_fork(argv)
+    check_against_fork(argv, FLAGS)
     bad = build_megatron_argv(load_run_config(CONFIGS / "starcoderbase-1b.yaml", ["training.extra_args=[--lr_decay_style, cosine]"]).training,
                               preset("starcoderbase-1b"), StartPoint(False, "r"), 128)
     with pytest.raises(AssertionError, match="--lr_decay_style is not a flag"):
-        check_against_fork(bad)  # an underscore spelling the fork rejects is caught
+        check_against_fork(bad, FLAGS)  # an underscore spelling the fork rejects is caught
 
 
 COMMON = ("--lr 2e-05 --min-lr 2e-06 --lr-decay-style cosine --lr-warmup-samples 1280 --lr-decay-samples 32000"

@@ -7,11 +7,12 @@ import pytest
 from runconfig.model_presets import PRESETS, preset
 from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
+from tests.fork_flag_check import check_against_fork, fork_flags
 from training.launch import main
 from training.megatron_argv import StartPoint, build_megatron_argv
 from training.preflight import check_megatron_dir, check_pretrain_data
 
-FLAGS = json.loads((Path(__file__).parent / "fixtures" / "fork_flags" / "mqa_arguments_flags.json").read_text())
+FLAGS = fork_flags("mqa_arguments_flags.json")
 CONFIGS = REPO_ROOT / "scripts" / "configs"
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 PRETRAIN = ["training.mode=pretrain", "training.pretrain.data_path=/scratch/codeft/data/code_content_document"]
@@ -20,20 +21,6 @@ ALL_ON = ["training.pretrain.fim_split_sample=<filename>", "training.pretrain.re
           "training.sequence_parallel=true", "training.use_distributed_optimizer=true", "training.dtype=float16"]
 
 
-def check_against_fork(argv):
-    """Walk the argv as the multi-query-attention branch's argparse would (its flags: fixtures/fork_flags)."""
-    i = 0
-    while i < len(argv):
-        flag = argv[i]
-        assert flag in FLAGS, f"{flag} is not a flag of the fork's multi-query-attention megatron/arguments.py"
-        if FLAGS[flag]["takes_value"]:
-            value = argv[i + 1]
-            assert not value.startswith("--"), f"{flag} needs a value"
-            assert value in FLAGS[flag].get("choices", [value]), f"{flag} {value} is not one of its choices"
-            i += 2
-        else:
-            i += 1
-
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("resume", [False, True])
@@ -41,7 +28,7 @@ def check_against_fork(argv):
 def test_every_emitted_flag_is_the_pretraining_branchs(name, resume, extras):
     cfg = load_run_config(CONFIGS / f"{name}.yaml", [*PRETRAIN, *extras]).training
     argv = build_megatron_argv(cfg, preset(name), StartPoint(resume, "ckpt/x"), 128)
-    check_against_fork(argv)
+    check_against_fork(argv, FLAGS)
     flags = [a for a in argv if a.startswith("--")]
     assert len(flags) == len(set(flags)), "a flag given twice"
     # the GPT dataset's data flags, never the MTF ones
