@@ -144,3 +144,22 @@ def test_cli_builds_every_group_of_a_valid_file(fork_dir, tmp_path):
     name = "sample_valid_indexmap_12ns_1234s_decoder_packed_batch_idx.npy"
     assert (tmp_path / "c" / name).read_bytes() == (fork_dir / name).read_bytes()
     assert (tmp_path / "c" / "sample2_other_indexmap_12ns_1234s_decoder_packed_shuffle_idx.npy").exists()
+
+
+def test_over_long_pairs_are_counted_once_however_many_epochs(fork_dir, splits_dir, capsys):
+    """2000 samples span several epochs of the 380 training documents: still one over-long pair, as the plan says."""
+    from dataset.split_files import parse_split_file, resolve_prefix
+    from dataset.split_planner import PlanSettings, plan_splits
+
+    split = splits_dir / "train_data_paths.txt"
+    argv = ["--split-file", str(split), "--seq-length", "256", "--num-samples", "2000", "--cache-dir",
+            str(splits_dir / "cache"), "--report", str(splits_dir / "r.json")]
+    assert packing_main(argv) == 0
+    report = json.loads((splits_dir / "r.json").read_text())
+    member = report["members"][0]
+    assert member["epochs"] > 1 and member["skipped_visits"] == member["epochs"]  # once per epoch in the maps
+    assert report["skipped_pairs"] == member["skipped_pairs"] == 1
+    assert "WARNING: group 'train': 1 pair(s) longer than 257" in capsys.readouterr().err
+    groups = [(g, [resolve_prefix(d.prefix, split) for d in g.datasets]) for g in parse_split_file(split, "train")]
+    plan = plan_splits({"train": groups}, PlanSettings(seq_length=256, train_iters=250, global_batch_size=8))
+    assert plan.datasets[0].overlong_pairs == report["skipped_pairs"]
