@@ -44,7 +44,8 @@ from dataset.jsonl_records import (
 from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, write_manifest
 from dataset.preprocess_outputs import ROLES, PreprocessOutputs
 from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
-from runconfig import ConfigError, build_dataclass, parse_overrides, read_yaml
+from runconfig import ConfigError, build_dataclass, parse_overrides
+from runconfig.run_config import read_checked_sections
 from runconfig.data_section import DataConfig
 
 CHUNK_BYTES = 1 << 19  # jsonl bytes per worker task: small enough that no worker idles long at the end
@@ -232,7 +233,8 @@ def resolve_config(args: argparse.Namespace) -> DataConfig:
         overrides = [i for i in args.inputs if "=" in i and not Path(i).exists()]
         args.inputs = [i for i in args.inputs if i not in overrides] or None
         args.overrides = [*args.overrides, *overrides]
-    sections = read_yaml(args.config) if args.config else {}
+    # the whole run config is checked first (every section, unknown ones, duplicate keys), flags or not
+    sections = read_checked_sections(args.config, args.overrides, "data") if args.config else {}
     values = dict(sections.get("data") or {})
     values.update(parse_overrides(args.overrides, "data"))
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(DataConfig)

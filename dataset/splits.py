@@ -137,6 +137,9 @@ def command_plan(args: argparse.Namespace) -> int:
     splits: dict[str, list[tuple[SplitGroup, list[Path]]]] = {}
     if args.config is not None:
         config = load_section(args.config, "splits", SplitsConfig, args.overrides)
+        if not config.train and not config.valid:
+            raise SplitFileError(f"{args.config}: no splits.train or splits.valid entries, so nothing to plan; add a"
+                                 " splits: section (see scripts/configs/demo.yaml) or give --train/--valid files")
         base = Path(config.out_dir or ".")
         for role, group in _config_groups(config).items():
             split_file = base / SPLIT_FILE_NAMES[role]  # what `write --config` writes; prefixes are relative to it

@@ -131,3 +131,14 @@ def test_loss_on_targets_only_false_trains_on_inputs_too(tmp_path):
     fork = np.load(FORK_FIXTURES / "batch_train.npz")
     assert counted["true"] == fork["loss_mask"][:2].sum()
     assert counted["false"] == (fork["labels"][:2] != 4).sum()  # 4: the fixture tokenizer's <fim_pad>
+
+
+def test_warmup_not_below_decay_stops_the_cli_before_the_model_or_the_data(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    save = tmp_path / "save"
+    config.write_text(f"training:\n  load: {tmp_path / 'no_model_here'}\n  save: {save}\n  train_iters: 5\n"
+                      "  global_batch_size: 8\n  lr_warmup_samples: 40\n")
+    assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:1: training: lr_decay_samples (40 = train_iters x global_batch_size) must exceed" in err
+    assert "no_model_here" not in err and not save.exists()  # found before the model is looked for or a file is written

@@ -79,3 +79,11 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
     assert splits_main(["write", "--config", str(config)]) == 0
     assert (data / "train_data_paths.txt").read_bytes() == (fork_dir / "train_blend_data_paths.txt").read_bytes()
     assert splits_main(["plan", "--config", str(config), "splits.seq_length=0"]) == 1
+
+
+def test_plan_from_a_config_without_a_splits_section_is_an_error(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("training:\n  lr: 1.0e-4\n")
+    assert splits_main(["plan", "--config", str(config)]) != 0
+    assert f"{config}: no splits.train or splits.valid entries" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))
