@@ -5,7 +5,7 @@
 reads a JSON file a person may have written or edited::
 
     data = read_json_strict("out/data/pairs.preprocess.manifest.json")   # raises StrictJSONError
-    record = loads_strict(line, where="prompts.jsonl:3")
+    record = loads_strict(line, "prompts.jsonl", first_line=3)   # line 3 of a JSONL file
 """
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ class StrictJSONError(ValueError):
 class _StrictDecoder(json.JSONDecoder):
     """The pure-Python scanner with an object parser that remembers where each object starts and ends."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, first_line: int) -> None:
         super().__init__()
         self.where = where
+        self.first_line = first_line
         self.spans: list[tuple[int, int]] = []  # every object parsed so far (children before parents)
         self.parse_object = self._parse_object
         self.scan_once = json.scanner.py_make_scanner(self)
@@ -38,7 +39,7 @@ class _StrictDecoder(json.JSONDecoder):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                line = _duplicate_line(s, start, end, key, self.spans)
+                line = _duplicate_line(s, start, end, key, self.spans) + self.first_line - 1
                 raise StrictJSONError(f"{self.where}:{line}: key {key!r} appears twice in one object"
                                       " (JSON keeps only the last); remove one of them")
             seen.add(key)
@@ -60,13 +61,13 @@ def _duplicate_line(text: str, start: int, end: int, key: str, spans: list[tuple
     return text.count("\n", 0, start) + 1  # the key was written with other escapes: the object's first line
 
 
-def loads_strict(text: str, where: str) -> Any:
-    """Parse ``text`` (``where`` names it in errors, e.g. ``FILE`` or ``FILE:LINE`` for a JSONL line)."""
-    decoder = _StrictDecoder(where)
+def loads_strict(text: str, where: str, first_line: int = 1) -> Any:
+    """Parse ``text``, which starts at line ``first_line`` of the file ``where`` (both named in errors)."""
+    decoder = _StrictDecoder(where, first_line)
     try:
         return decoder.decode(text)
     except json.JSONDecodeError as exc:
-        raise StrictJSONError(f"{where}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+        raise StrictJSONError(f"{where}:{exc.lineno + first_line - 1}: not valid JSON ({exc.msg})") from exc
 
 
 def read_json_strict(path: str | Path) -> Any:
