@@ -142,3 +142,36 @@ def test_warmup_not_below_decay_stops_the_cli_before_the_model_or_the_data(tmp_p
     err = capsys.readouterr().err
     assert f"{config}:1: training: lr_decay_samples (40 = train_iters x global_batch_size) must exceed" in err
     assert "no_model_here" not in err and not save.exists()  # found before the model is looked for or a file is written
+
+
+def _small_vocab_hf_model(folder):
+    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+
+    config = GPTBigCodeConfig(vocab_size=4096, n_positions=256, n_embd=32, n_layer=1, n_head=4, multi_query=True,
+                              bos_token_id=0, eos_token_id=0, pad_token_id=4)
+    GPTBigCodeForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_data_with_a_larger_vocabulary_than_the_model_is_refused_before_anything_is_written(tmp_path, fork_dir):
+    from dataset.preprocess import main as preprocess_main
+
+    model = _small_vocab_hf_model(tmp_path / "hf4096")
+    save = tmp_path / "save"
+    # the fork's own files carry no manifest: the largest token id in them (the fixture ids reach 8191) decides
+    with pytest.raises(ValueError, match=rf"{FORK_FIXTURES / 'sample'} \(in .*train_data_paths.txt\) was tokenized"
+                                         r" with an unknown tokenizer of 8\d\d\d tokens \(the largest token id"
+                                         rf".*the model {model} has 4096 token embeddings"):
+        train(_cfg(tmp_path, model, save), say=lambda _m: None)
+    assert not save.exists()
+    # data from dataset.preprocess: its manifest names the tokenizer and its vocabulary
+    prefix = tmp_path / "data" / "pairs"
+    assert preprocess_main(["--input", str(fork_dir / "sample.jsonl"), "--tokenizer", str(fork_dir / "tokenizer.json"),
+                            "--output-prefix", str(prefix), "--valid-count", "20"]) == 0
+    (tmp_path / "t.txt").write_text(f'"train: 1.0 0:1 {prefix}"\n')
+    (tmp_path / "v.txt").write_text(f'"valid: 1.0 0:1 {prefix}_valid"\n')
+    with pytest.raises(ValueError, match=rf"tokenized with tokenizer {fork_dir / 'tokenizer.json'} of 8192 tokens"
+                                         rf" \({prefix}.preprocess.manifest.json\), but the model {model} has 4096"):
+        train(_cfg(tmp_path, model, save, train_split_file=tmp_path / "t.txt", valid_split_file=tmp_path / "v.txt"),
+              say=lambda _m: None)
+    assert not save.exists()

@@ -37,7 +37,9 @@ from training.model_init import load_start_model, model_from_state
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
-from training.train_data import build_run_data, describe_run_data, micro_batches, resolve_pad_id
+from training.train_data import (
+    build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
+)
 
 CONFIG_NAME = "training_config.json"  # the resolved TrainingConfig of the latest run (or resume), in cfg.save
 
@@ -175,6 +177,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     model = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
     pad_id = resolve_pad_id(cfg, inner_config)
+    # before the first file is written (the index maps under SAVE): data the model cannot embed is refused
+    check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source))
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
     for block in describe_run_data(data):
         say(f"data: {block}")
