@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
 from dataset.heldout import HeldOutError, heldout_count, select_heldout
 from dataset.jsonl_records import (
@@ -71,7 +72,10 @@ def resolve_workers(workers: int) -> int:
 
 
 def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
-    """Tokenize ``config.inputs`` into the datasets at ``config.output_prefix``; all or nothing."""
+    """Tokenize ``config.inputs`` into the datasets at ``config.output_prefix``; all or nothing.
+
+    ``progress``: a bar on stderr when it is a terminal, else a line every few seconds (``dataset.byte_progress``).
+    """
     started = time.perf_counter()
     if not config.inputs or not config.tokenizer or not config.output_prefix:
         raise PreprocessError("need --input, --tokenizer and --output-prefix (or data.inputs/tokenizer/output_prefix)")
@@ -92,7 +96,7 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
 
     state, digests = RunCounts(), []
     outputs = PreprocessOutputs(config.output_prefix, tokenizer.dtype, with_valid=mask is not None)
-    bar = _progress_bar(paths, progress)
+    bar = _progress(paths, progress)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=init_worker, initargs=(tokenizer,))
     try:
@@ -189,22 +193,10 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
                                      {r: lengths[r][chosen] for r in ROLES})
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(paths: list[str], enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm  # only on a terminal
-
-    plain = all(not str(p).endswith(".gz") for p in paths)
+def _progress(paths: list[str], progress: bool) -> Any:
+    plain = all(not str(p).endswith(".gz") for p in paths)  # a .gz file's size says nothing about the text
     total = sum(Path(p).stat().st_size for p in paths) if plain else None
-    return tqdm(total=total, unit="B", unit_scale=True, desc="preprocess", file=sys.stderr)
+    return byte_progress(total, "preprocess", terminal=sys.stderr.isatty(), enabled=progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = resolve_config(args)
-        summary = preprocess(config, progress=sys.stderr.isatty())
+        summary = preprocess(config, progress=True)  # a bar on a terminal, else a line every few seconds
     except (ConfigError, InvalidRecordError, InputFileError, TokenizerFileError, HeldOutError,
             PreprocessError) as exc:
         print(f"error: {exc}\nNo output was written.", file=sys.stderr)

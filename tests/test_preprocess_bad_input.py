@@ -153,3 +153,14 @@ def test_holdout_population_agrees_with_the_reader_on_messy_files(tmp_path, fork
     m = read_manifest(manifest_path(out / "ds"))
     assert code == 0 and m["records_in"] == len(lines) - 2 and m["blank_lines"] == 2
     assert m["outputs"]["train"]["documents"] + m["outputs"]["valid"]["documents"] == len(GOOD)
+
+
+def test_progress_goes_to_the_log_as_lines_when_stderr_is_not_a_terminal(tmp_path, fork_dir, capsys, monkeypatch):
+    import dataset.byte_progress as byte_progress
+
+    monkeypatch.setattr(byte_progress, "LOG_EVERY_S", 0.0)  # a line per piece read instead of every 5 s
+    data = _write(tmp_path / "in.jsonl", GOOD * 50)
+    code, _ = _run(tmp_path, fork_dir, data)
+    err = capsys.readouterr().err
+    size = data.stat().st_size / 1e6
+    assert code == 0 and f"preprocess: {size:.1f} MB of {size:.1f} MB (100%) read, " in err and "\r" not in err

@@ -165,9 +165,13 @@ def test_config_section_and_overrides(fork_dir, tmp_path):
     assert len(IndexedDataset(tmp_path / "late_valid_inputs_document")) == 8  # round(0.05 * 150)
 
 
-def test_progress_bar_on_request(fork_dir, tmp_path, capsys):
+def test_progress_bar_on_request_on_a_terminal(fork_dir, tmp_path, capsys, monkeypatch):
+    import sys
+
     from dataset.preprocess import preprocess
     from runconfig.data_section import DataConfig
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
 
     preprocess(DataConfig(inputs=(str(fork_dir / "sample2.jsonl"),), tokenizer=str(fork_dir / "tokenizer.json"),
                           output_prefix=str(tmp_path / "p")), progress=True)
