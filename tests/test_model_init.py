@@ -24,3 +24,17 @@ def test_tiny_release_records_its_tokenizer_and_converts_without_one(fork_dir: P
     assert printed["params"] == sum(t.numel() for k, t in ckpt.hf_state_dict.items() if k != "lm_head.weight")
     hf = convert(out, tmp_path / "hf", progress=False)
     assert (hf / "tokenizer.json").read_bytes() == tokenizer.read_bytes()
+
+
+def test_hf_out_is_a_folder_auto_tokenizer_and_auto_model_load(fork_dir: Path, tmp_path: Path, capsys) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = fork_dir / "tokenizer.json"
+    hf = tmp_path / "hf"
+    assert main(["--tokenizer", str(tokenizer), "--out", str(tmp_path / "base"), "--hf-out", str(hf), "--layers", "1",
+                 "--hidden", "32", "--heads", "4", "--max-positions", "64"]) == 0
+    loaded = AutoTokenizer.from_pretrained(str(hf))
+    reference = Tokenizer.from_file(str(tokenizer))
+    text = "def add(a, b):\n    return a + b<|endoftext|>"
+    assert loaded(text)["input_ids"] == reference.encode(text).ids
+    assert loaded.eos_token_id == 0 and AutoModelForCausalLM.from_pretrained(str(hf)).config.vocab_size == 8192
