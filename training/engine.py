@@ -185,6 +185,11 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     if cfg.legacy_split_offsets and data.valid:
         say("warning: legacy_split_offsets=true reads every range from document 0 (the fork's bug): validation"
             " ranges such as 0.95:1 overlap the training documents")
+    if data.valid:
+        fork_count = (cfg.train_iters // cfg.eval_interval + 1) * cfg.eval_iters * cfg.global_batch_size
+        say(f"data: validation scores the same first {cfg.eval_iters * cfg.global_batch_size} samples (eval_iters x"
+            f" global_batch_size) of each valid group at every evaluation; the fork walks on through {fork_count}"
+            " ((train_iters // eval_interval + 1) x eval_iters x global_batch_size, as splits plan counts them)")
     if data.skipped_pairs:
         say(f"data: {data.skipped_pairs} pairs longer than {cfg.seq_length + 1} tokens were skipped (as the fork does)")
     runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, causal_lm(model).transformer.h)
