@@ -147,8 +147,9 @@ def _warnings(plan: SplitPlan) -> list[str]:
             found.append(f"UNUSABLE: every pair of {d.split}/{d.group} {d.prefix} is longer than"
                          f" {plan.settings.row_length} tokens; the fork would loop forever")
         elif d.overlong_pairs:
+            use = "trained" if d.split == "train" else "evaluated"  # a valid/test pair is scored, not trained on
             found.append(f"SKIPPED: {d.overlong_pairs} pair(s) of {d.split}/{d.group} {d.prefix} are longer than"
-                         f" a row of {plan.settings.row_length} tokens and are never trained on")
+                         f" a row of {plan.settings.row_length} tokens and are never {use} on")
     train = [d for d in plan.datasets if d.split == "train"]
     for v in (d for d in plan.datasets if d.split != "train"):
         for t in (d for d in train if d.prefix == v.prefix):
