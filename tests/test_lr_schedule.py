@@ -1,5 +1,6 @@
 """The fork's sample-counted schedule: linear warmup from 0, cosine (or linear) decay to min_lr, then flat."""
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,9 +26,8 @@ def test_linear_and_constant():
 
 
 def test_decay_defaults_to_the_whole_run_and_bad_windows_are_rejected():
-    from runconfig.training_section import TrainingConfig
-
-    cfg = TrainingConfig(lr=1.0, min_lr=0.0, train_iters=10, global_batch_size=8)
+    cfg = SimpleNamespace(lr=1.0, min_lr=0.0, lr_warmup_samples=0, lr_decay_samples=0,
+                          lr_decay_style="cosine", train_iters=10, global_batch_size=8)
     assert SampleLRSchedule.from_config(cfg).decay_samples == 80
     with pytest.raises(ValueError, match="lr_decay_samples"):
         SampleLRSchedule(1.0, 0.0, 100, 50)

@@ -36,7 +36,8 @@ class SampleLRSchedule:
     @classmethod
     def from_config(cls, cfg: Any) -> "SampleLRSchedule":
         """Build from a ``TrainingConfig``; ``lr_decay_samples: 0`` means the whole run."""
-        return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, cfg.decay_samples, cfg.lr_decay_style)
+        decay = cfg.lr_decay_samples or cfg.train_iters * cfg.global_batch_size
+        return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, decay, cfg.lr_decay_style)
 
     def lr_at(self, samples: int) -> float:
         """Learning rate after ``samples`` consumed samples."""
