@@ -34,9 +34,9 @@ def test_fresh_run_then_resume(tmp_path):
     assert any(m.startswith("reset: optimizer state") for m in messages)
     # the valid range 0.95:1 is really held out (documents 380..399), and the run says so
     valid_block = next(m for m in messages if m.startswith("data: group 'valid'"))
-    # eval_iters 1 x global batch 4 read at every evaluation; the fork would walk through (1 // 3 + 1) x 1 x 4
+    # eval_iters 1 x global batch 4 read at every evaluation; the fork would walk through (6 // 2 + 1) x 1 x 4
     assert any(m.startswith("data: validation scores the same first 4 samples (eval_iters x global_batch_size) of"
-                            " each valid group at every evaluation; the fork walks on through 4 (") for m in messages)
+                            " each valid group at every evaluation; the fork walks on through 16 (") for m in messages)
     assert "documents [380, 400] of 400;" in valid_block and "reads documents" not in valid_block
     # the fixture README: document 374 (617 tokens) does not fit a row of 257 and the fork skips it
     assert "data: 1 pairs longer than 257 tokens were skipped (as the fork does)" in messages
