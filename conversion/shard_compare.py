@@ -211,7 +211,8 @@ def format_report(report: ShardComparison) -> str:
     lines = [f"A: {report.path_a} ({report.layout_a}, {report.n_keys_a} tensors)",
              f"B: {report.path_b} ({report.layout_b}, {report.n_keys_b} tensors)",
              f"tolerance: |a-b| <= {report.atol:g} + {report.rtol:g}*|b|"
-             + (" (across dtypes: the more precise side rounded to the other's dtype first)" if report.across_dtypes else "")]
+             + (" (across dtypes: the more precise side rounded to the other's dtype first)"
+                if report.across_dtypes else "")]
     lines += [f"note: {note}" for note in report.notes]
     if report.diffs:
         header = ("key", "problem", "shape A", "shape B", "dtype A", "dtype B", "max abs", "max rel", "mismatched")

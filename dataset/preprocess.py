@@ -17,7 +17,8 @@ Speed: the main process reads the files in chunks of whole lines; ``--workers`` 
 core) each validate and tokenize a chunk with the Rust batch encoder (``dataset.chunk_encoder``) and send the
 ids back; the main process writes them in input order. Only a few chunks per worker are in flight, so memory
 does not grow with the input. Outputs appear only when complete (``dataset.preprocess_outputs``), then
-``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). CLI flags override the ``data:`` section of ``--config``.
+``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). CLI flags override the ``data:`` section
+of ``--config``.
 """
 from __future__ import annotations
 

@@ -80,11 +80,12 @@ def _read_checked(path: str | Path | None) -> tuple[dict[str, Any], dict[tuple[s
         return {}, {}
     raw, lines = read_yaml_lines(path)
     for name, value in raw.items():
+        line = lines.get((str(name),), "?")
         if name not in SECTIONS:
-            raise ConfigError(f"{path}:{lines.get((str(name),), '?')}: unknown section {name!r} (known sections:"
+            raise ConfigError(f"{path}:{line}: unknown section {name!r} (known sections:"
                               f" {', '.join(SECTIONS)}); check its spelling")
         if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"{path}:{lines.get((name,), '?')}: section {name!r} must be a mapping of keys"
+            raise ConfigError(f"{path}:{line}: section {name!r} must be a mapping of keys"
                               f" (key: value lines indented below it), got {value!r}")
     return raw, lines
 
