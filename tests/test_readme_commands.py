@@ -32,6 +32,9 @@ from tests.conftest import FORK_FIXTURES, REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 
+CLUSTER = ("a step of the SLURM walk-through: it needs the fork's checkout, a cluster and the user's RUN.yaml (a copy"
+           " of scripts/configs/starcoderbase-*.yaml with real paths); tests/test_slurm_jobs.py runs these steps on"
+           " fakes")
 # command (whitespace collapsed, trailing comment dropped) -> why the test does not run it
 SKIPPED: dict[str, str] = {
     "make demo": "builds or refreshes .venv with pip (needs the network), then runs scripts/demo.py; the demo's data"
@@ -46,6 +49,26 @@ SKIPPED: dict[str, str] = {
         "a record of the jsonl format, not a command",
     '{"inputs": "<filename>FUNC.py<commit_before>SIGNATURE+DOCSTRING", "targets": "BODY<|endoftext|>"}':
         "a record of the jsonl format, not a command",
+    "python -m training.finetune --config run.yaml training.mode=pretrain"
+    " training.pretrain.data_path=out/code_content_document training.tokenizer=tokenizer.json":
+        "run.yaml is the user's run config with a starting model; the demo's pretrain step runs this mode end to end"
+        " (tests/test_demo_data_stage.py)",
+    "git clone -b mtf https://github.com/bigcode-project/Megatron-LM /path/to/Megatron-LM": "needs the network",
+    "cp training/site.env.example site.env && $EDITOR site.env": "an interactive edit of the site's settings",
+    "python -m conversion.hf_to_megatron --hf ckpt/starcoderbase-1b-hf --out ckpt/starcoderbase-1b-tp1-pp1 --tp 1"
+    " --pp 1": "a real StarCoderBase download; the same command runs above on path/to/starcoderbase-1b",
+    "python -m conversion.prepare_release --megatron downloaded/ --out ckpt/starcoderbase-1b-tp1-pp1":
+        "the alternative to the step before it (same --out); the same command runs above with --out ckpt/base250",
+    "python -m dataset.commits_to_jsonl --repo path/to/repo --output data/commits.jsonl": CLUSTER,
+    "python -m dataset.preprocess --config RUN.yaml": CLUSTER,
+    "python -m dataset.splits write --config RUN.yaml": CLUSTER,
+    "python -m dataset.splits plan --config RUN.yaml": CLUSTER,
+    "python -m training.launch preflight --config RUN.yaml": CLUSTER,
+    "python -m training.launch argv --config RUN.yaml": CLUSTER,
+    "python -m training.launch submit --config RUN.yaml --dry-run": CLUSTER,
+    "python -m training.launch submit --config RUN.yaml": CLUSTER,
+    "conversion/convert_large.sh runs/sc1b/checkpoints hf/sc1b-finetuned --tokenizer"
+    " ckpt/starcoderbase-1b-hf/tokenizer.json": CLUSTER,
 }
 COMMAND_TIMEOUT_S = 600
 
@@ -118,6 +141,11 @@ def prepare_inputs(work: Path) -> None:
     (work / "tokenizer.json").write_bytes((FORK_FIXTURES / "tokenizer.json").read_bytes())
     (work / "my_prompts.jsonl").write_text('{"prompt": "def add(a, b):", "name": "add"}\n', encoding="utf-8")
     _git_repository(work / "path" / "to" / "repo")
+    project = work / "path" / "to" / "project"  # raw source files for code_to_jsonl
+    project.mkdir(parents=True)
+    stdlib = Path(os.__file__).parent
+    for name in ("textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "bisect.py", "heapq.py"):
+        (project / name).write_bytes((stdlib / name).read_bytes())
     _tiny_models(work / "path" / "to" / "starcoderbase-1b", work / "downloaded")
 
 

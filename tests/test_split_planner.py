@@ -93,10 +93,10 @@ def test_plan_from_a_config_without_a_splits_section_is_an_error(tmp_path, capsy
     assert not list(tmp_path.glob("*.json"))
 
 
-def test_plan_says_how_it_counts_validation_samples_and_what_the_engine_reads(fork_dir, capsys):
+def test_plan_says_how_it_counts_validation_samples_and_what_the_engine_reads(fork_dir, tmp_path, capsys):
     argv = ["plan", "--train", str(fork_dir / "train_data_paths.txt"), "--valid", str(fork_dir / "valid_data_paths.txt"),
             "--seq-length", "256", "--train-iters", "60", "--global-batch-size", "8", "--eval-interval", "20",
-            "--eval-iters", "4", "--json", "/dev/null"]
+            "--eval-iters", "4", "--json", str(tmp_path / "plan.json")]
     assert splits_main(argv) == 0
     printed = capsys.readouterr().out
     assert "valid samples 128" in printed  # (60 // 20 + 1) x 4 x 8, by hand
