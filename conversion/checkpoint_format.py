@@ -119,9 +119,14 @@ class CheckpointLayout:
 def discover_layout(root: str | Path, tag: str | None = None) -> CheckpointLayout:
     """Find TP/PP sizes from the rank folders of ``tag`` (default: the tracker's) and check none is missing."""
     root = Path(root)
+    asked = tag
     tag = tag or read_tracker(root)
     folder = root / tag_dir_name(tag)
     if not folder.is_dir():
+        present = sorted(p.name for p in root.glob("iter_*")) + (["release"] if (root / "release").is_dir() else [])
+        if asked:  # the caller named it (--iteration / --tag): the tracker has nothing to do with it
+            raise CheckpointFormatError(f"{folder}: missing; {root} has no {tag_dir_name(tag)}"
+                                        f" (it holds: {', '.join(present) or 'no iteration folder'})")
         raise CheckpointFormatError(f"{folder}: missing; the tracker in {root} points to it")
     ranks: set[tuple[int, int]] = set()
     pipelined: set[bool] = set()

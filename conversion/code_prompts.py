@@ -6,9 +6,10 @@ file is JSONL, one object per line: ``{"prompt": "def f(x):", "name": "optional"
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from runconfig.strict_json import StrictJSONError, loads_strict
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,9 @@ def load_prompts_file(path: str | Path) -> list[CodePrompt]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PromptFileError(
-                f"{path}:{number}: not valid JSON ({exc.msg}); write one JSON object per line") from exc
+            record = loads_strict(line, str(path), first_line=number)
+        except StrictJSONError as exc:  # malformed, or a key given twice
+            raise PromptFileError(f"{exc}; write one JSON object per line") from exc
         if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or not record["prompt"]:
             raise PromptFileError(f"{path}:{number}: field \"prompt\" must be a non-empty string, "
                                   'e.g. {"prompt": "def add(a, b):"}')

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from conversion.checkpoint_format import CheckpointFormatError, load_checkpoint_file
+from runconfig.strict_json import StrictJSONError, read_json_strict
 
 SAFETENSORS_SINGLE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -114,8 +115,10 @@ def read_safetensors_header(path: Path) -> tuple[int, dict[str, Any]]:
 
 def _read_index(index_path: Path) -> dict[str, str]:
     try:
-        weight_map = json.loads(index_path.read_text())["weight_map"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        weight_map = read_json_strict(index_path)["weight_map"]
+    except StrictJSONError as exc:
+        raise CheckpointError(str(exc)) from exc
+    except (OSError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{index_path}: not a valid index ({exc!r}); it needs a top-level \"weight_map\": {{key: shard file}}"
         ) from exc
@@ -185,9 +188,9 @@ class HFCheckpointReader(Mapping[str, torch.Tensor]):
         if not config_path.is_file():
             return None
         try:
-            return json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{config_path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+            return read_json_strict(config_path)
+        except StrictJSONError as exc:  # malformed, or a key given twice (json would keep the last silently)
+            raise CheckpointError(str(exc)) from exc
 
     def _list_shard(self, shard: str, weight_map: dict[str, str]) -> None:
         path = self.folder / shard

@@ -8,6 +8,11 @@ differ) are compared by value, in float64 chunks, giving the max absolute differ
 difference (relative to B, as in ``torch.allclose(a, b)``) and the number of elements outside
 ``|a - b| <= atol + rtol * |b|``. NaN equals NaN; -0.0 equals 0.0.
 
+Across dtypes (``--across-dtypes``): a tensor stored in two dtypes (an fp32 export against a bf16 one) is not a
+mismatch by itself; the more precise side is rounded to the other's dtype, as the export did, and the values
+are compared (so a correct bf16 export of an fp32 model matches exactly, atol 0). Without it a dtype difference
+is always a mismatch.
+
 Tied weights: when one side stores ``lm_head.weight`` and the other omits it while its config.json ties the
 head to the embeddings (``tie_word_embeddings``, true unless set false, as in transformers), the stored
 ``lm_head.weight`` is compared with the other side's ``transformer.wte.weight`` and a note says so; that is the
@@ -58,6 +63,7 @@ class ShardComparison:
     layout_b: str
     atol: float
     rtol: float
+    across_dtypes: bool = False  # a dtype difference alone is no mismatch; see the module docstring
     n_keys_a: int = 0
     n_keys_b: int = 0
     n_compared: int = 0
@@ -139,8 +145,11 @@ def _compare_pair(report: ShardComparison, key: str, a: HFCheckpointReader, key_
         if identical:
             report.n_byte_identical += 1
             return
-    values = value_difference(a.flat_tensor(key_a), b.flat_tensor(key_b), report.atol, report.rtol)
-    problems = ("dtype",) if info_a.dtype != info_b.dtype else ()
+    tensor_a, tensor_b = a.flat_tensor(key_a), b.flat_tensor(key_b)
+    if info_a.dtype != info_b.dtype and report.across_dtypes:
+        tensor_a, tensor_b = _rounded_to_coarser(tensor_a, tensor_b)
+    values = value_difference(tensor_a, tensor_b, report.atol, report.rtol)
+    problems = ("dtype",) if info_a.dtype != info_b.dtype and not report.across_dtypes else ()
     if values.n_mismatched:
         problems += ("values",)
     if not problems:
@@ -150,12 +159,20 @@ def _compare_pair(report: ShardComparison, key: str, a: HFCheckpointReader, key_
                                    n_mismatched=values.n_mismatched, numel=math.prod(info_a.shape)))
 
 
+def _rounded_to_coarser(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both tensors in the less precise of their two floating dtypes (integers are left as they are)."""
+    if not (a.dtype.is_floating_point and b.dtype.is_floating_point):
+        return a, b
+    coarse = a.dtype if torch.finfo(a.dtype).eps >= torch.finfo(b.dtype).eps else b.dtype
+    return a.to(coarse), b.to(coarse)
+
+
 def compare_checkpoints(path_a: str | Path, path_b: str | Path, atol: float = 0.0, rtol: float = 0.0,
-                        progress: bool = False) -> ShardComparison:
+                        progress: bool = False, across_dtypes: bool = False) -> ShardComparison:
     """Compare every tensor of two HF checkpoints (folders or weight files); see the module docstring."""
     started = time.perf_counter()
     with HFCheckpointReader(path_a) as a, HFCheckpointReader(path_b) as b:
-        report = ShardComparison(str(path_a), str(path_b), a.layout, b.layout, atol, rtol,
+        report = ShardComparison(str(path_a), str(path_b), a.layout, b.layout, atol, rtol, across_dtypes,
                                  n_keys_a=len(a.keys()), n_keys_b=len(b.keys()))
         keys: Iterable[str] = _walk_order(a, b)
         for key in tqdm(keys, desc="comparing tensors", unit="tensor", disable=None if progress else True):
@@ -193,7 +210,9 @@ def format_report(report: ShardComparison) -> str:
     """The human-readable table printed by the command line."""
     lines = [f"A: {report.path_a} ({report.layout_a}, {report.n_keys_a} tensors)",
              f"B: {report.path_b} ({report.layout_b}, {report.n_keys_b} tensors)",
-             f"tolerance: |a-b| <= {report.atol:g} + {report.rtol:g}*|b|"]
+             f"tolerance: |a-b| <= {report.atol:g} + {report.rtol:g}*|b|"
+             + (" (across dtypes: the more precise side rounded to the other's dtype first)"
+                if report.across_dtypes else "")]
     lines += [f"note: {note}" for note in report.notes]
     if report.diffs:
         header = ("key", "problem", "shape A", "shape B", "dtype A", "dtype B", "max abs", "max rel", "mismatched")

@@ -1,8 +1,9 @@
 """Verify a conversion: shard-by-shard weight equality and logit agreement on code prompts.
 
-    python -m conversion.verify shards A B [--atol X] [--rtol Y] [--json FILE]
+    python -m conversion.verify shards A B [--atol X] [--rtol Y] [--across-dtypes] [--json FILE]
         Compare two Hugging Face checkpoints (folders or weight files; .bin or safetensors, sharded or not)
-        tensor by tensor with bounded memory. Exact by default (atol = rtol = 0).
+        tensor by tensor with bounded memory. Exact by default (atol = rtol = 0); --across-dtypes compares an
+        fp32 and a bf16 export (the fp32 side rounded to bf16) instead of counting the dtype as a mismatch.
     python -m conversion.verify logits --hf A (--hf-b B | --megatron DIR [--tag T]) [--tokenizer T]
             [--prompts FILE] [--device cpu] [--max-abs X] [--min-cosine Y] [--min-top1 Z] [--json FILE]
         Run fixed code prompts through both models (one model in memory at a time) and compare their logits.
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument("b", type=Path, help="checkpoint B (the reference for relative differences)")
     shards.add_argument("--atol", type=_non_negative, default=0.0, help="absolute tolerance (default 0: exact)")
     shards.add_argument("--rtol", type=_non_negative, default=0.0, help="relative tolerance, times |b| (default 0)")
+    shards.add_argument("--across-dtypes", action="store_true",
+                        help="a dtype difference (fp32 vs bf16 export) is no mismatch: round the more precise side"
+                             " to the other's dtype, then compare the values within --atol/--rtol")
     shards.add_argument("--json", type=Path, help="also write the report as JSON to this file")
 
     logits = commands.add_parser("logits", help="compare the logits of two models on code prompts")
@@ -96,7 +100,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def run_shards(args: argparse.Namespace) -> int:
-    report = compare_checkpoints(args.a, args.b, atol=args.atol, rtol=args.rtol, progress=True)
+    report = compare_checkpoints(args.a, args.b, atol=args.atol, rtol=args.rtol, progress=True,
+                                 across_dtypes=args.across_dtypes)
     print(format_report(report))
     if args.json:
         write_json(args.json, report.as_dict())

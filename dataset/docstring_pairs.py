@@ -163,6 +163,9 @@ def build_docstring_pairs(roots: Sequence[Path], settings: DocstringPairSettings
     seen: set[tuple[str, str]] = set()
     usable: list[FunctionPair] = []
     files = list(iter_python_files(roots, settings.exclude_dirs))
+    if not files:
+        raise ValueError(f"no .py files under {', '.join(map(str, roots))} (folders skipped:"
+                         f" {' '.join(settings.exclude_dirs)}); point --roots at folders of Python source")
     for path in tqdm(files, desc="docstring pairs", unit="file", disable=None):
         try:
             data = path.read_bytes()
@@ -200,6 +203,10 @@ def build_docstring_pairs(roots: Sequence[Path], settings: DocstringPairSettings
         docstring_record(pair.name if rng.random() < settings.filename_probability else None, pair.prompt, pair.body)
         for pair in chosen
     ]
+    if not records:
+        raise ValueError(f"no usable docstring pair in {len(files)} .py file(s) under {', '.join(map(str, roots))}"
+                         f" (skipped: {', '.join(f'{k}={v}' for k, v in sorted(skipped.items())) or 'none'});"
+                         " widen --roots or raise --max-record-chars")
     return DocstringPairs(records, skipped, len(files), len(usable))
 
 

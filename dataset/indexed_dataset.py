@@ -221,6 +221,11 @@ class IndexedDataset:
     def __len__(self) -> int:
         return len(self.sizes)
 
+    @property
+    def tokens(self) -> np.ndarray:
+        """Every token of the ``.bin`` file, sequence after sequence (memory-mapped, read-only)."""
+        return self._bin
+
     def __getitem__(self, i: int) -> np.ndarray:
         start = int(self.pointers[i]) // self.dtype.itemsize
         return np.asarray(self._bin[start:start + int(self.sizes[i])])

@@ -19,7 +19,8 @@ Speed: the main process reads the files in chunks of whole lines; ``--workers`` 
 core) each validate and tokenize a chunk with the Rust batch encoder (``dataset.chunk_encoder``) and send the
 ids back; the main process writes them in input order. Only a few chunks per worker are in flight, so memory
 does not grow with the input. Outputs appear only when complete (``dataset.preprocess_outputs``), then
-``manifest.json`` (``dataset.preprocess_manifest``). CLI flags override the ``data:`` section of ``--config``.
+``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). CLI flags override the ``data:`` section
+of ``--config``.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ import numpy as np
 
 from guardrails.command_errors import run_command
 from guardrails.output_paths import OutputRefused, check_output_prefix
+from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
 from dataset.heldout import HeldOutError, heldout_count, select_heldout
 from dataset.jsonl_records import (
@@ -48,7 +50,8 @@ from dataset.jsonl_records import (
 from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, write_manifest
 from dataset.preprocess_outputs import PreprocessOutputs, roles_for_keys
 from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
-from runconfig import ConfigError, build_dataclass, parse_overrides, read_yaml
+from runconfig import ConfigError, build_dataclass, parse_overrides
+from runconfig.run_config import read_checked_sections
 from runconfig.data_section import DataConfig
 
 CHUNK_BYTES = 1 << 19  # jsonl bytes per worker task: small enough that no worker idles long at the end
@@ -62,7 +65,7 @@ class PreprocessError(ValueError):
 
 @dataclass
 class PreprocessSummary:
-    """What a run did; ``manifest.json`` is ``manifest``."""
+    """What a run did; ``PREFIX.preprocess.manifest.json`` holds ``manifest``."""
 
     manifest: dict[str, Any]
     manifest_path: Path
@@ -74,7 +77,10 @@ def resolve_workers(workers: int) -> int:
 
 
 def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
-    """Tokenize ``config.inputs`` into the datasets at ``config.output_prefix``; all or nothing."""
+    """Tokenize ``config.inputs`` into the datasets at ``config.output_prefix``; all or nothing.
+
+    ``progress``: a bar on stderr when it is a terminal, else a line every few seconds (``dataset.byte_progress``).
+    """
     started = time.perf_counter()
     if not config.inputs or not config.tokenizer or not config.output_prefix:
         raise PreprocessError("need --input, --tokenizer and --output-prefix (or data.inputs/tokenizer/output_prefix)")
@@ -97,7 +103,7 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
     state, digests = RunCounts(), []
     outputs = PreprocessOutputs(config.output_prefix, tokenizer.dtype, with_valid=mask is not None,
                                 roles=roles_for_keys(config.keys))
-    bar = _progress_bar(paths, progress)
+    bar = _progress(paths, progress)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=init_worker, initargs=(tokenizer,))
     try:
@@ -196,22 +202,10 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
                                      {r: lengths[r][chosen] for r in roles})
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(paths: list[str], enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm  # only on a terminal
-
-    plain = all(not str(p).endswith(".gz") for p in paths)
+def _progress(paths: list[str], progress: bool) -> Any:
+    plain = all(not str(p).endswith(".gz") for p in paths)  # a .gz file's size says nothing about the text
     total = sum(Path(p).stat().st_size for p in paths) if plain else None
-    return tqdm(total=total, unit="B", unit_scale=True, desc="preprocess", file=sys.stderr)
+    return byte_progress(total, "preprocess", terminal=sys.stderr.isatty(), enabled=progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,7 +238,8 @@ def resolve_config(args: argparse.Namespace) -> DataConfig:
     if args.keys:  # the same for "--keys content data.workers=2"
         args.overrides = [*args.overrides, *(k for k in args.keys if "=" in k)]
         args.keys = [k for k in args.keys if "=" not in k] or None
-    sections = read_yaml(args.config) if args.config else {}
+    # the whole run config is checked first (every section, unknown ones, duplicate keys), flags or not
+    sections = read_checked_sections(args.config, args.overrides, "data") if args.config else {}
     values = dict(sections.get("data") or {})
     values.update(parse_overrides(args.overrides, "data"))
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(DataConfig)
@@ -261,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = resolve_config(args)
-        summary = preprocess(config, progress=sys.stderr.isatty())
+        summary = preprocess(config, progress=True)  # a bar on a terminal, else a line every few seconds
     except (ConfigError, InvalidRecordError, InputFileError, TokenizerFileError, HeldOutError,
             PreprocessError, OutputRefused) as exc:
         print(f"error: {exc}\nNo output was written.", file=sys.stderr)

@@ -1,7 +1,11 @@
-"""``manifest.json`` of the preprocess stage: what was read, what was written, what was skipped and why.
+"""``PREFIX.preprocess.manifest.json``: what a preprocess run read, wrote and skipped, and why.
 
-Written by ``dataset.preprocess`` beside its outputs (in the directory of the output prefix), last, after
-every dataset file is in place, so a manifest that is present vouches for a complete set. Its counts obey
+Written by ``dataset.preprocess`` beside its outputs, last, after every dataset file is in place, so a
+manifest that is present vouches for a complete set. It belongs to the output prefix (``out/data/pairs``
+-> ``out/data/pairs.preprocess.manifest.json``), so several prefixes in one folder (a blend) keep their own;
+the ``.preprocess`` part keeps it apart from a builder's ``pairs.manifest.json`` beside ``pairs.jsonl``.
+Readers find the manifest of any dataset prefix the run wrote (the held-out ``PREFIX_valid`` included)
+with :func:`find_manifest`. Its counts obey
 ``records_in == records_written + sum(skipped.values())``. Keys::
 
     stage, output_prefix, outputs.{train,valid}: {prefix, documents, tokens: {ROLE: n}, files}
@@ -12,7 +16,6 @@ every dataset file is in place, so a manifest that is present vouches for a comp
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from guardrails.atomic_files import write_json_atomic
-from dataset.preprocess_outputs import PreprocessOutputs, output_files, valid_output_prefix
+from dataset.preprocess_outputs import VALID_SUFFIX, PreprocessOutputs, output_files, valid_output_prefix
 from dataset.text_tokenizer import TextTokenizer
 from runconfig.data_section import DataConfig
+from runconfig.strict_json import read_json_strict
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_SUFFIX = ".preprocess.manifest.json"
 
 
 @dataclass
@@ -39,9 +43,29 @@ class RunCounts:
     examples: list[str] = field(default_factory=list)  # the first few skipped records
 
 
-def manifest_path(output_prefix: str) -> Path:
-    """``manifest.json`` in the directory the output prefix points into."""
-    return Path(output_prefix).parent / MANIFEST_NAME
+def manifest_path(output_prefix: str | Path) -> Path:
+    """``PREFIX.preprocess.manifest.json``: the manifest of the run that wrote ``output_prefix``."""
+    return Path(f"{output_prefix}{MANIFEST_SUFFIX}")
+
+
+def find_manifest(dataset_prefix: str | Path) -> Path | None:
+    """The manifest that vouches for the datasets at ``dataset_prefix`` (``PREFIX`` or its ``PREFIX_valid``).
+
+    None when no manifest names that prefix among its outputs (data preprocessed by the fork's tools).
+    """
+    prefix = str(dataset_prefix)
+    owners = [prefix]
+    if prefix.endswith(VALID_SUFFIX):
+        owners.append(prefix[: -len(VALID_SUFFIX)])
+    for owner in owners:
+        path = manifest_path(owner)
+        if path.is_file():
+            outputs = read_manifest(path).get("outputs", {})
+            # the recorded prefixes are as the run was given them (maybe relative to another working
+            # directory); the manifest sits in their folder, so the file name part identifies them
+            if any(Path(str(split.get("prefix", ""))).name == Path(prefix).name for split in outputs.values()):
+                return path
+    return None
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
@@ -50,8 +74,8 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """The manifest at ``path`` (a duplicate key is an error naming the line: ``runconfig.strict_json``)."""
+    return read_json_strict(path)
 
 
 def build_manifest(config: DataConfig, tokenizer: TextTokenizer, paths: list[str], digests: list[str],

@@ -178,8 +178,9 @@ def _warnings(plan: SplitPlan) -> list[str]:
             found.append(f"UNUSABLE: every pair of {d.split}/{d.group} {d.prefix} is longer than"
                          f" {plan.settings.row_length} tokens; the fork would loop forever")
         elif d.overlong_pairs:
+            use = "trained" if d.split == "train" else "evaluated"  # a valid/test pair is scored, not trained on
             found.append(f"SKIPPED: {d.overlong_pairs} pair(s) of {d.split}/{d.group} {d.prefix} are longer than"
-                         f" a row of {plan.settings.row_length} tokens and are never trained on")
+                         f" a row of {plan.settings.row_length} tokens and are never {use} on")
     train = [d for d in plan.datasets if d.split == "train"]
     for v in (d for d in plan.datasets if d.split != "train"):
         for t in (d for d in train if d.prefix == v.prefix):
@@ -223,7 +224,13 @@ def format_plan(plan: SplitPlan) -> str:
              str(d.rows_per_epoch), str(d.overlong_pairs), str(d.num_samples),
              "-" if d.epochs_needed is None else str(d.epochs_needed)] for d in plan.datasets]
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
-    lines = [head, "  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines = [head]
+    if s.num_samples("valid"):
+        lines.append(f"valid samples are counted the fork's way: (train_iters // eval_interval + 1) x eval_iters x"
+                     f" global_batch_size = ({s.train_iters} // {s.eval_interval} + 1) x {s.eval_iters} x"
+                     f" {s.global_batch_size}, as it walks on through the valid set; the local engine reads only the"
+                     f" first eval_iters x global_batch_size = {s.eval_iters * s.global_batch_size} at every evaluation")
+    lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     for d in plan.datasets:
         if d.epochs_needed and d.rows_per_epoch and d.num_samples:

@@ -163,6 +163,9 @@ def command_plan(args: argparse.Namespace) -> int:
             if not pretrain.data_path:
                 raise SplitFileError(f"{args.config}: training.mode is pretrain but training.pretrain.data_path is empty")
             return command_plan_gpt(args, flags, settings, Path(pretrain.data_path), pretrain.split)
+        if not config.train and not config.valid:
+            raise SplitFileError(f"{args.config}: no splits.train or splits.valid entries, so nothing to plan; add a"
+                                 " splits: section (see scripts/configs/demo.yaml) or give --train/--valid files")
         base = Path(config.out_dir or ".")
         for role, group in _config_groups(config).items():
             split_file = base / SPLIT_FILE_NAMES[role]  # what `write --config` writes; prefixes are relative to it

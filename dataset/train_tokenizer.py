@@ -84,6 +84,9 @@ def read_training_texts(paths: Sequence[str | os.PathLike], keys: Sequence[str] 
     if len(keys) != 2:
         raise TokenizerInputError(f"--keys names the two record fields (inputs, targets), got {list(keys)}")
     for path in map(Path, paths):
+        if not path.is_file():
+            raise TokenizerInputError(f"{path}: no such file; check the --inputs paths")
+    for path in map(Path, paths):
         if not path.name.endswith((".jsonl", ".jsonl.gz")):
             yield _read_text(path)
             continue
@@ -143,6 +146,19 @@ def save_tokenizer(tokenizer: Tokenizer, output: str | os.PathLike) -> list[Path
     return written
 
 
+class _Counted:
+    """Passes texts through, counting them and the ones with more than whitespace."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.texts, self.count, self.non_blank = texts, 0, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self.texts:
+            self.count += 1
+            self.non_blank += bool(text.strip())
+            yield text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataset.train_tokenizer", description=__doc__.split("\n")[0])
     parser.add_argument("--inputs", nargs="+", required=True, help=".jsonl records or UTF-8 text files")
@@ -155,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.output).suffix != ".json":
         print(f"error: --output {args.output} must be a .json file path (e.g. out/tokenizer.json)", file=sys.stderr)
         return 2
+    texts = _Counted(read_training_texts(args.inputs, args.keys))
     try:
-        tokenizer = train_bpe(read_training_texts(args.inputs, args.keys), args.vocab_size, args.min_frequency)
+        tokenizer = train_bpe(texts, args.vocab_size, args.min_frequency)
+        if not texts.non_blank:  # a tokenizer of the byte symbols only would "work" and be useless
+            raise TokenizerInputError(f"{', '.join(args.inputs)}: no text to train on ({texts.count} record"
+                                      " fields or files, all empty); give --inputs files that hold records")
     except (TokenizerInputError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,9 @@ type, and ``key=value`` overrides from the command line are applied before valid
 
 Overrides are written ``section.key=value`` (or ``key=value`` when only one section is loaded); the
 value is parsed as YAML, so ``workers=4``, ``append_eod=true`` and ``keys=[inputs,targets]`` work.
+A key written twice in one mapping is an error naming the file and line (plain YAML keeps the last).
+Commands read a section through :func:`runconfig.run_config.load_section`, which first checks the whole
+file (every section known and valid), so a mistake anywhere in the config stops every command before work.
 """
 from __future__ import annotations
 
@@ -26,22 +29,60 @@ class ConfigError(ValueError):
     """A run config that cannot be used; the message says where and how to fix it."""
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a run config file into a mapping of sections (an empty file is an empty config)."""
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (SafeLoader keeps the last)."""
+
+    source = "<string>"  # set per document: the file named in errors
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" merges on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{self.source}:{line}: key {key!r} is written twice in one mapping (first at line"
+                                  f" {seen[key]}); YAML would keep only the last, so remove one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_lines(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """The run config at ``path`` as a mapping of sections, and the line of every section and key in one.
+
+    Lines are keyed ``(section,)`` and ``(section, key)``. An empty file is an empty config.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read run config ({exc.strerror})") from exc
+    loader = _StrictLoader(text)
+    loader.source = str(path)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
     if data is None:
-        return {}
+        return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a run config is a mapping of sections, got {type(data).__name__}")
-    return data
+    lines: dict[tuple[str, ...], int] = {}
+    for key_node, value_node in node.value:
+        lines[(str(key_node.value),)] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.MappingNode):
+            for inner, _ in value_node.value:
+                lines[(str(key_node.value), str(inner.value))] = inner.start_mark.line + 1
+    return data, lines
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Parse a run config file into a mapping of sections (an empty file is an empty config)."""
+    return read_yaml_lines(path)[0]
 
 
 def parse_overrides(overrides: Sequence[str], section: str) -> dict[str, Any]:
@@ -64,21 +105,29 @@ def parse_overrides(overrides: Sequence[str], section: str) -> dict[str, Any]:
     return result
 
 
-def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str) -> T:
-    """Instantiate frozen dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types."""
+def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str,
+                    lines: Mapping[str, str] | None = None) -> T:
+    """Instantiate frozen dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types.
+
+    ``where`` is ``FILE:SECTION``; ``lines`` maps a key (``""``: the section) to ``FILE:LINE`` for errors.
+    """
+    lines = lines or {}
+    section = where.split(":")[-1]
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(values).__name__}")
+        raise ConfigError(f"{lines.get('', where)}: section {section!r} must be a mapping of keys"
+                          f" (key: value lines indented below it), got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - set(fields), key=str)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r} in section {where.split(':')[-1]!r}"
+            f"{lines.get(unknown[0], where)}: unknown key {unknown[0]!r} in section {section!r}"
             f" (known keys: {', '.join(sorted(fields))})"
         )
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
-        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}")
+        at = f"{lines[name]}: {section}.{name}" if name in lines else f"{where}.{name}"
+        kwargs[name] = _coerce(value, hints[name], at)
     missing = [
         n for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -88,17 +137,7 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-
-
-def load_section(
-    path: str | Path | None, section: str, cls: type[T], overrides: Sequence[str] = ()
-) -> T:
-    """Read ``section`` of the run config at ``path`` (None: defaults only) with overrides applied."""
-    sections = read_yaml(path) if path is not None else {}
-    values = dict(sections.get(section) or {})
-    merge_overrides(values, parse_overrides(overrides, section))
-    return build_dataclass(cls, values, f"{path or '<defaults>'}:{section}")
+        raise ConfigError(f"{lines[''] + ': ' + section if '' in lines else where}: {exc}") from exc
 
 
 def merge_overrides(values: dict[str, Any], overrides: Mapping[str, Any]) -> None:

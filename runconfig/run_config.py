@@ -1,19 +1,24 @@
-"""The whole run config: every section at once, for commands that span stages (demo, SLURM builder).
+"""The whole run config: every section at once (demo, SLURM builder), or one stage's section, checked whole.
 
     cfg = load_run_config("scripts/configs/demo.yaml", ["training.train_iters=10"])
-An unknown section is an error, like an unknown key inside one.
+    training = load_section("run.yaml", "training", TrainingConfig, ["training.train_iters=10"])
+
+Both check the whole file before a command does any work: an unknown (misspelled) section, a section that
+is not a mapping, a key written twice, and every section's own checks (unknown keys, types, cross-field
+rules such as warmup below decay) are errors naming the file and line, even for a command that reads one
+section. Overrides of other sections (``data.workers=4`` given to training) are applied to their check.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, TypeVar
 
 from runconfig.cluster_section import ClusterConfig
 from runconfig.conversion_section import ConversionConfig
 from runconfig.data_section import DataConfig
 from runconfig.splits_section import SplitsConfig
-from runconfig.loader import ConfigError, build_dataclass, merge_overrides, parse_overrides, read_yaml
+from runconfig.loader import ConfigError, build_dataclass, merge_overrides, parse_overrides, read_yaml_lines
 from runconfig.training_section import TrainingConfig
 
 
@@ -35,18 +40,68 @@ SECTIONS = {
 }
 
 
+T = TypeVar("T")
+
+
 def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
-    raw = read_yaml(path) if path is not None else {}
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
     for item in overrides:
         owner = item.split("=", 1)[0].split(".", 1)[0]
         if "." not in item.split("=", 1)[0] or owner not in SECTIONS:
             raise ConfigError(f"override {item!r} must be written section.key=value with a section in {list(SECTIONS)}")
-    built = {}
+    raw, lines = _read_checked(path)
+    return RunConfig(**{name: _build(path, raw, lines, name, cls, overrides) for name, cls in SECTIONS.items()})
+
+
+def load_section(path: str | Path | None, section: str, cls: type[T], overrides: Sequence[str] = ()) -> T:
+    """``section`` of the run config at ``path`` (None: defaults only), overrides applied; the file is checked whole.
+
+    Overrides are ``section.key=value`` or, for ``section`` itself, ``key=value``.
+    """
+    raw, lines = _read_checked(path)
+    result = _build(path, raw, lines, section, cls, overrides)
+    check_other_sections(path, raw, lines, section, overrides)
+    return result
+
+
+def read_checked_sections(path: str | Path, overrides: Sequence[str], own: str) -> dict[str, Any]:
+    """The raw sections of ``path`` for a command that builds ``own`` itself (merging its flags); every other
+    section is checked now, and ``own`` is at least a mapping."""
+    raw, lines = _read_checked(path)
+    check_other_sections(path, raw, lines, own, overrides)
+    return raw
+
+
+def check_other_sections(path: str | Path | None, raw: dict[str, Any], lines: dict[tuple[str, ...], int],
+                         own: str, overrides: Sequence[str]) -> None:
     for name, cls in SECTIONS.items():
-        values = dict(raw.get(name) or {})
-        merge_overrides(values, parse_overrides(overrides, name))
-        built[name] = build_dataclass(cls, values, f"{path or '<defaults>'}:{name}")
-    return RunConfig(**built)
+        if name != own:
+            _build(path, raw, lines, name, cls, [o for o in overrides if o.split("=", 1)[0].startswith(f"{name}.")])
+
+
+def _read_checked(path: str | Path | None) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    if path is None:
+        return {}, {}
+    raw, lines = read_yaml_lines(path)
+    for name, value in raw.items():
+        line = lines.get((str(name),), "?")
+        if name not in SECTIONS:
+            raise ConfigError(f"{path}:{line}: unknown section {name!r} (known sections:"
+                              f" {', '.join(SECTIONS)}); check its spelling")
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{path}:{line}: section {name!r} must be a mapping of keys"
+                              f" (key: value lines indented below it), got {value!r}")
+    return raw, lines
+
+
+def _build(path: str | Path | None, raw: dict[str, Any], lines: dict[tuple[str, ...], int], name: str,
+           cls: type[T], overrides: Sequence[str]) -> T:
+    """One section: its file values, then its overrides (those keys lose their file line)."""
+    values = dict(raw.get(name) or {})
+    given = parse_overrides(overrides, name)
+    merge_overrides(values, given)  # a dotted key (lora.rank) sets one key of a nested section
+    overridden = {key.split(".", 1)[0] for key in given}
+    where = {key[1]: f"{path}:{line}" for key, line in lines.items() if len(key) == 2 and key[0] == name
+             and key[1] not in overridden}
+    if (name,) in lines:
+        where[""] = f"{path}:{lines[(name,)]}"
+    return build_dataclass(cls, values, f"{path or '<defaults>'}:{name}", where)

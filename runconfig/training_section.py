@@ -115,3 +115,14 @@ class TrainingConfig:
         if self.dtype == "float16" and self.engine == "local":
             raise ValueError("dtype float16 is for the fork (engine: megatron); the local engine trains"
                              " in float32 or bfloat16")
+        # checked here, when the config loads, not when the schedule is built after the model and the index maps
+        if self.lr_decay_style != "constant" and self.decay_samples <= self.lr_warmup_samples:
+            raise ValueError(
+                f"lr_decay_samples ({self.decay_samples}{'' if self.lr_decay_samples else ' = train_iters x global_batch_size'})"
+                f" must exceed lr_warmup_samples ({self.lr_warmup_samples}); lower the warmup or raise lr_decay_samples"
+            )
+
+    @property
+    def decay_samples(self) -> int:
+        """Samples the LR decays over: ``lr_decay_samples``, 0 meaning the whole run."""
+        return self.lr_decay_samples or self.train_iters * self.global_batch_size

@@ -326,7 +326,12 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], 
     parser.add_argument("overrides", nargs="*", help="section.key=value (demo.key=value for DemoSettings)")
     args = parser.parse_args(argv)
     demo = [o for o in args.overrides if o.split("=", 1)[0].startswith("demo.")]
-    return args, demo, [o for o in args.overrides if o not in demo]
+    overrides = [o for o in args.overrides if o not in demo]
+    keys = [o.split("=", 1)[0] for o in overrides]
+    if "data.tokenizer" in keys and "training.tokenizer" not in keys:
+        # demo.yaml's training.tokenizer is the data's (a YAML alias): an override of one moves both
+        overrides.append("training.tokenizer=" + overrides[keys.index("data.tokenizer")].split("=", 1)[1])
+    return args, demo, overrides
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,8 +82,9 @@ def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
                                          o("packing.json")], "packing.json"),
         "model_init": ("training.model_init", ["--tokenizer", str(TOKENIZER), "--out", o("base"), "--layers", "1",
                                                "--hidden", "32", "--heads", "4", "--max-positions", "64"], "base"),
+        # no warmup: one iteration of 4 samples could not decay after a warmup of 4 (a config error, found first)
         "finetune": ("training.finetune", run_overrides(w, w / "base", out / "run", train_iters=1, save_interval=1,
-                                                        eval_interval=1), "run"),
+                                                        eval_interval=1, lr_warmup_samples=0), "run"),
         "hf_to_megatron": ("conversion.hf_to_megatron", ["--hf", str(w / "hf"), "--out", o("ckpt")], "ckpt"),
         "prepare_release": ("conversion.prepare_release", ["--megatron", str(w / "run"), "--out", o("rel")], "rel"),
         "megatron_to_hf": ("conversion.megatron_to_hf", ["--megatron", str(w / "base"), "--out", o("hf"),

@@ -41,3 +41,15 @@ def test_converts_then_verifies_the_logits(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "hf" / "conversion_manifest.json").read_text())
     assert (manifest["tp"], manifest["pp"], manifest["dtype"]) == (2, 2, "bfloat16")
 
+
+
+def test_runs_the_python_named_by_PYTHON_without_one_on_PATH(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "bin").mkdir()  # a PATH with no python at all: only $PYTHON can run the steps
+    env = {**os.environ, "PATH": str(tmp_path / "bin"), "PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([shutil.which("bash"), str(SCRIPT), str(tmp_path / "nothing"), str(tmp_path / "hf")],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    # megatron_to_hf ran (under $PYTHON) and refused the missing checkpoint; not "python: command not found"
+    assert result.returncode not in (0, 127) and "megatron_to_hf: error:" in result.stderr, result.stderr
+    assert str(tmp_path / "nothing") in result.stderr

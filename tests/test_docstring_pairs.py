@@ -124,3 +124,16 @@ def test_stdlib_pairs_reassemble_into_the_original_functions():
         function = ast.parse(textwrap.dedent(prompt + body)).body[0]
         assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
         assert ast.get_docstring(function) == ast.get_docstring(ast.parse(textwrap.dedent(prompt + "    pass\n")).body[0])
+
+
+def test_no_python_files_or_no_usable_pair_is_an_error_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out" / "pairs.jsonl"
+    assert main(["--roots", str(tmp_path / "empty"), "--output", str(out)]) == 2
+    assert f"no .py files under {tmp_path / 'empty'}" in capsys.readouterr().err
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "m.py").write_text("def f():\n    return 1\n")  # no docstring: no pair
+    assert main(["--roots", str(tmp_path / "bare"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no usable docstring pair in 1 .py file(s)" in err and "no_docstring=1" in err
+    assert not (tmp_path / "out").exists()

@@ -33,6 +33,9 @@ def test_fresh_run_then_resume(tmp_path):
     assert any(m.startswith("reset: optimizer state") for m in messages)
     # the valid range 0.95:1 is really held out (documents 380..399), and the run says so
     valid_block = next(m for m in messages if m.startswith("data: group 'valid'"))
+    # eval_iters 1 x global batch 4 read at every evaluation; the fork would walk through (6 // 2 + 1) x 1 x 4
+    assert any(m.startswith("data: validation scores the same first 4 samples (eval_iters x global_batch_size) of"
+                            " each valid group at every evaluation; the fork walks on through 16 (") for m in messages)
     assert "documents [380, 400] of 400;" in valid_block and "reads documents" not in valid_block
     # the fixture README: document 374 (617 tokens) does not fit a row of 257 and the fork skips it
     assert "data: 1 pairs longer than 257 tokens were skipped (as the fork does)" in messages
@@ -113,6 +116,9 @@ def test_legacy_split_offsets_reads_the_first_documents_and_warns(tmp_path):
                tensorboard="false"),
           say=messages.append)
     valid_block = next(m for m in messages if m.startswith("data: group 'valid'"))
+    # eval_iters 1 x global batch 4 read at every evaluation; the fork would walk through (1 // 3 + 1) x 1 x 4
+    assert any(m.startswith("data: validation scores the same first 4 samples (eval_iters x global_batch_size) of"
+                            " each valid group at every evaluation; the fork walks on through 4 (") for m in messages)
     assert "documents [380, 400] of 400, reads documents [0, 20];" in valid_block  # the fork's bug, on request
     assert any(m.startswith("warning: legacy_split_offsets=true") for m in messages)
 
@@ -130,3 +136,47 @@ def test_loss_on_targets_only_false_trains_on_inputs_too(tmp_path):
     fork = np.load(FORK_FIXTURES / "batch_train.npz")
     assert counted["true"] == fork["loss_mask"][:2].sum()
     assert counted["false"] == (fork["labels"][:2] != 4).sum()  # 4: the fixture tokenizer's <fim_pad>
+
+
+def test_warmup_not_below_decay_stops_the_cli_before_the_model_or_the_data(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    save = tmp_path / "save"
+    config.write_text(f"training:\n  load: {tmp_path / 'no_model_here'}\n  save: {save}\n  train_iters: 5\n"
+                      "  global_batch_size: 8\n  lr_warmup_samples: 40\n")
+    assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:1: training: lr_decay_samples (40 = train_iters x global_batch_size) must exceed" in err
+    assert "no_model_here" not in err and not save.exists()  # found before the model is looked for or a file is written
+
+
+def _small_vocab_hf_model(folder):
+    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+
+    config = GPTBigCodeConfig(vocab_size=4096, n_positions=256, n_embd=32, n_layer=1, n_head=4, multi_query=True,
+                              bos_token_id=0, eos_token_id=0, pad_token_id=4)
+    GPTBigCodeForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_data_with_a_larger_vocabulary_than_the_model_is_refused_before_anything_is_written(tmp_path, fork_dir):
+    from dataset.preprocess import main as preprocess_main
+
+    model = _small_vocab_hf_model(tmp_path / "hf4096")
+    save = tmp_path / "save"
+    # the fork's own files carry no manifest: the largest token id in them (the fixture ids reach 8191) decides
+    with pytest.raises(ValueError, match=rf"{FORK_FIXTURES / 'sample'} \(in .*train_data_paths.txt\) was tokenized"
+                                         r" with an unknown tokenizer of 8\d\d\d tokens \(the largest token id"
+                                         rf".*the model {model} has 4096 token embeddings"):
+        train(_cfg(tmp_path, model, save), say=lambda _m: None)
+    assert not save.exists()
+    # data from dataset.preprocess: its manifest names the tokenizer and its vocabulary
+    prefix = tmp_path / "data" / "pairs"
+    assert preprocess_main(["--input", str(fork_dir / "sample.jsonl"), "--tokenizer", str(fork_dir / "tokenizer.json"),
+                            "--output-prefix", str(prefix), "--valid-count", "20"]) == 0
+    (tmp_path / "t.txt").write_text(f'"train: 1.0 0:1 {prefix}"\n')
+    (tmp_path / "v.txt").write_text(f'"valid: 1.0 0:1 {prefix}_valid"\n')
+    with pytest.raises(ValueError, match=rf"tokenized with tokenizer {fork_dir / 'tokenizer.json'} of 8192 tokens"
+                                         rf" \({prefix}.preprocess.manifest.json\), but the model {model} has 4096"):
+        train(_cfg(tmp_path, model, save, train_split_file=tmp_path / "t.txt", valid_split_file=tmp_path / "v.txt"),
+              say=lambda _m: None)
+    assert not save.exists()

@@ -125,6 +125,10 @@ def test_tied_alias_follows_config(tmp_path):
     assert HFCheckpointReader(tmp_path).tied_alias("lm_head.weight") == "transformer.wte.weight"
     (tmp_path / "config.json").write_text(json.dumps({"tie_word_embeddings": False}))
     assert HFCheckpointReader(tmp_path).tied_alias("lm_head.weight") is None
+    # a hand-edited config that says it twice: which one wins is not the reader's guess to make
+    (tmp_path / "config.json").write_text('{\n  "tie_word_embeddings": false,\n  "tie_word_embeddings": true\n}\n')
+    with pytest.raises(CheckpointError, match=r"config.json:3: key 'tie_word_embeddings' appears twice"):
+        HFCheckpointReader(tmp_path).tied_alias("lm_head.weight")
 
 
 def test_safetensors_offsets_outside_the_file_are_refused(tmp_path):

@@ -42,3 +42,17 @@ def test_outputs_holding_something_else_are_refused_untouched(fork_dir: Path, tm
     assert [p.name for p in notes.iterdir()] == ["todo.txt"] and not (tmp_path / "base").exists()
     assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(tmp_path / "hf")]) == 0
     assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(tmp_path / "hf")]) == 0  # its own: replaced
+
+
+def test_hf_out_is_a_folder_auto_tokenizer_and_auto_model_load(fork_dir: Path, tmp_path: Path, capsys) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = fork_dir / "tokenizer.json"
+    hf = tmp_path / "hf"
+    assert main(["--tokenizer", str(tokenizer), "--out", str(tmp_path / "base"), "--hf-out", str(hf), "--layers", "1",
+                 "--hidden", "32", "--heads", "4", "--max-positions", "64"]) == 0
+    loaded = AutoTokenizer.from_pretrained(str(hf))
+    reference = Tokenizer.from_file(str(tokenizer))
+    text = "def add(a, b):\n    return a + b<|endoftext|>"
+    assert loaded(text)["input_ids"] == reference.encode(text).ids
+    assert loaded.eos_token_id == 0 and AutoModelForCausalLM.from_pretrained(str(hf)).config.vocab_size == 8192

@@ -144,3 +144,59 @@ def test_cli_builds_every_group_of_a_valid_file(fork_dir, tmp_path):
     name = "sample_valid_indexmap_12ns_1234s_decoder_packed_batch_idx.npy"
     assert (tmp_path / "c" / name).read_bytes() == (fork_dir / name).read_bytes()
     assert (tmp_path / "c" / "sample2_other_indexmap_12ns_1234s_decoder_packed_shuffle_idx.npy").exists()
+
+
+def test_over_long_pairs_are_counted_once_however_many_epochs(fork_dir, splits_dir, capsys):
+    """2000 samples span several epochs of the 380 training documents: still one over-long pair, as the plan says."""
+    from dataset.split_files import parse_split_file, resolve_prefix
+    from dataset.split_planner import PlanSettings, plan_splits
+
+    split = splits_dir / "train_data_paths.txt"
+    argv = ["--split-file", str(split), "--seq-length", "256", "--num-samples", "2000", "--cache-dir",
+            str(splits_dir / "cache"), "--report", str(splits_dir / "r.json")]
+    assert packing_main(argv) == 0
+    report = json.loads((splits_dir / "r.json").read_text())
+    member = report["members"][0]
+    assert member["epochs"] > 1 and member["skipped_visits"] == member["epochs"]  # once per epoch in the maps
+    assert report["skipped_pairs"] == member["skipped_pairs"] == 1
+    assert "WARNING: group 'train': 1 pair(s) longer than 257" in capsys.readouterr().err
+    groups = [(g, [resolve_prefix(d.prefix, split) for d in g.datasets]) for g in parse_split_file(split, "train")]
+    plan = plan_splits({"train": groups}, PlanSettings(seq_length=256, train_iters=250, global_batch_size=8))
+    assert plan.datasets[0].overlong_pairs == report["skipped_pairs"]
+
+
+def _documents_in_rows(dataset, fork_dir):
+    """Per pair in the rows, the documents whose tokens it holds (found by content, not by the report or the maps).
+
+    A set has several documents only where the data repeats a pair word for word.
+    """
+    inputs = IndexedDataset(fork_dir / "sample_inputs_document")
+    targets = IndexedDataset(fork_dir / "sample_targets_document")
+    by_tokens = {}
+    for doc in range(len(inputs)):
+        by_tokens.setdefault(tuple(np.concatenate([inputs[doc], targets[doc]]).tolist()), set()).add(doc)
+    found = []
+    for i in range(len(dataset)):
+        row = dataset[i]
+        for segment in range(1, int(row["decoder_segment_ids"].max()) + 1):
+            found.append(by_tokens[tuple(row["decoder_token_ids"][row["decoder_segment_ids"] == segment].tolist())])
+    return found
+
+
+def _read_exactly(found, documents):
+    """Every pair read is one of ``documents`` and every one of them is read."""
+    return all(candidates & documents for candidates in found) and documents <= set().union(*found)
+
+
+def test_validation_rows_hold_the_held_out_documents_and_flipping_modes_on_one_cache_follows(fork_dir, splits_dir):
+    """0.95:1 of 400 documents: the rows hold documents 380..399, or 0..19 under legacy_split_offsets (the fork's
+    bug); switching between the two on the same cache folder must rebuild, never reuse the other mode's maps."""
+    split, cache = splits_dir / "valid_data_paths.txt", splits_dir / "shared_cache"
+    expected = {False: set(range(380, 400)), True: set(range(0, 20))}
+    for legacy in (False, True, False):
+        dataset = build_packed_dataset(split, None, 12, 256, 1234, cache, PAD, legacy_split_offsets=legacy)
+        assert _read_exactly(_documents_in_rows(dataset, fork_dir), expected[legacy]), f"legacy={legacy}"
+        assert dataset.report.members[0].rebuilt  # each flip rebuilt the maps it needs
+    # the training range 0:0.95 never shares a document with the held-out rows
+    train = build_packed_dataset(splits_dir / "train_data_paths.txt", None, 120, 256, 1234, cache, PAD)
+    assert not any(candidates <= expected[False] for candidates in _documents_in_rows(train, fork_dir))

@@ -111,3 +111,12 @@ def test_distributed_optimizer_source_becomes_a_plain_release(trained_root, tmp_
     assert all(p.name == "model_optim_rng.pt" for p in (out / "release").rglob("*.pt"))
     ckpt = read_megatron_checkpoint(out)
     assert all(torch.equal(ckpt.hf_state_dict[k], v) for k, v in state.items())
+
+
+def test_a_missing_iteration_is_named_without_blaming_the_tracker(trained_root, tmp_path: Path, capsys) -> None:
+    root, _ = trained_root
+    assert main(["--megatron", str(root), "--out", str(tmp_path / "base"), "--iteration", "7"]) != 0
+    err = capsys.readouterr().err
+    assert "iter_0000007: missing" in err and "tracker" not in err
+    assert "iter_0000100, iter_0000250" in err  # what is there instead
+    assert not (tmp_path / "base").exists()

@@ -9,7 +9,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from dataset.indexed_dataset import IndexedDataset
 from dataset.jsonl_records import LineChunk, LongLine, iter_chunks
 from dataset.preprocess import main
-from dataset.preprocess_manifest import read_manifest
+from dataset.preprocess_manifest import manifest_path, read_manifest
 
 GOOD = [json.dumps({"inputs": f"def f{i}(x):", "targets": f"    return x + {i}\n<|endoftext|>"}) for i in range(6)]
 
@@ -86,7 +86,7 @@ def test_skip_invalid_counts_every_reason_and_keeps_files_in_step(tmp_path, fork
     data = _write(tmp_path / "in.jsonl", lines, end=b"")
     code, out = _run(tmp_path, fork_dir, data, "--skip-invalid")
     assert code == 0
-    m = read_manifest(out / "manifest.json")
+    m = read_manifest(manifest_path(out / "ds"))
     assert m["skipped"] == {**{reason: 1 for reason in BAD_LINES}, "invalid_unicode": 1, "truncated_last_line": 1}
     assert m["records_in"] == m["records_written"] + sum(m["skipped"].values()) == len(lines) - 1
     assert m["blank_lines"] == 1 and m["records_written"] == len(GOOD)
@@ -110,7 +110,7 @@ def test_a_field_that_tokenizes_to_nothing_drops_the_whole_record(tmp_path, fork
     assert _run(tmp_path, fork_dir, data, tokenizer=tmp_path / "tok.json")[0] == 2
     assert f"{data}:2: field 'targets'" in capsys.readouterr().err
     code, out = _run(tmp_path, fork_dir, data, "--skip-invalid", tokenizer=tmp_path / "tok.json")
-    assert code == 0 and read_manifest(out / "manifest.json")["skipped"] == {"no_tokens": 1}
+    assert code == 0 and read_manifest(manifest_path(out / "ds"))["skipped"] == {"no_tokens": 1}
     assert IndexedDataset(out / "ds_inputs_document").sizes.tolist() == [1, 1]
     assert IndexedDataset(out / "ds_targets_document").sizes.tolist() == [1, 2]
 
@@ -150,7 +150,7 @@ def test_holdout_population_agrees_with_the_reader_on_messy_files(tmp_path, fork
     data = _write(tmp_path / "in.jsonl", lines, end=b"")
     assert count_records([str(data)], int(MAX_LINE)) == len(lines) - 2
     code, out = _run(tmp_path, fork_dir, data, "--skip-invalid", "--valid-count", 2)
-    m = read_manifest(out / "manifest.json")
+    m = read_manifest(manifest_path(out / "ds"))
     assert code == 0 and m["records_in"] == len(lines) - 2 and m["blank_lines"] == 2
     assert m["outputs"]["train"]["documents"] + m["outputs"]["valid"]["documents"] == len(GOOD)
 
@@ -186,3 +186,14 @@ def test_no_error_at_interpreter_exit_after_an_input_error(tmp_path, fork_dir):
                               "--workers", "2"], capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and f"{bad}:6001:" in run.stderr, run.stderr
         assert "Traceback" not in run.stderr and "Bad file descriptor" not in run.stderr, run.stderr
+
+
+def test_progress_goes_to_the_log_as_lines_when_stderr_is_not_a_terminal(tmp_path, fork_dir, capsys, monkeypatch):
+    import dataset.byte_progress as byte_progress
+
+    monkeypatch.setattr(byte_progress, "LOG_EVERY_S", 0.0)  # a line per piece read instead of every 5 s
+    data = _write(tmp_path / "in.jsonl", GOOD * 50)
+    code, _ = _run(tmp_path, fork_dir, data)
+    err = capsys.readouterr().err
+    size = data.stat().st_size / 1e6
+    assert code == 0 and f"preprocess: {size:.1f} MB of {size:.1f} MB (100%) read, " in err and "\r" not in err

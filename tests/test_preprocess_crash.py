@@ -14,6 +14,7 @@ import dataset.preprocess as preprocess
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess import main
 from guardrails.command_errors import run_command
+from dataset.preprocess_manifest import manifest_path
 from tests.conftest import REPO_ROOT
 
 ROLES = ("inputs", "targets")
@@ -69,7 +70,7 @@ def test_sigkill_mid_run_leaves_no_dataset_and_rerun_is_identical(fork_dir, tmp_
     child.wait()
     assert any(".tmp-" in p.name for p in out.iterdir())  # it was killed with work under way...
     assert not list(out.glob("*.idx")) and not _finished_datasets(out)  # ...and nothing looks finished
-    assert not (out / "manifest.json").exists()
+    assert not manifest_path(out / "ds").exists()
 
     assert main(_args(fork_dir, big_input, out / "ds", "--valid-count", 100)) == 0
     # what an uninterrupted run must write, built from the fork's files: the input is sample.jsonl 32 times
@@ -156,7 +157,7 @@ def test_a_rerun_without_holdout_removes_the_old_valid_files(fork_dir, tmp_path)
     assert len(_finished_datasets(out)) == 4
     assert main(_args(fork_dir, fork_dir / "sample2.jsonl", out / "ds")) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json"] + [f"ds_{r}_document.{e}" for r in ROLES for e in ("bin", "idx")])
+        ["ds.preprocess.manifest.json"] + [f"ds_{r}_document.{e}" for r in ROLES for e in ("bin", "idx")])
 
 
 @pytest.mark.parametrize("prefix", ["out/", "out/.", "."])

@@ -11,7 +11,7 @@ import pytest
 
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess import main
-from dataset.preprocess_manifest import read_manifest
+from dataset.preprocess_manifest import manifest_path, read_manifest
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 
@@ -29,8 +29,8 @@ def test_single_key_is_byte_identical_to_fork(tmp_path, workers):
         ours, fork = tmp_path / f"code_content_document.{ext}", FIM_DIR / f"code_content_document.{ext}"
         assert filecmp.cmp(ours, fork, shallow=False), f"{ours} differs from the fork's"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "code_content_document.bin", "code_content_document.idx", "manifest.json"]
-    m = read_manifest(tmp_path / "manifest.json")
+        "code.preprocess.manifest.json", "code_content_document.bin", "code_content_document.idx"]
+    m = read_manifest(manifest_path(prefix))
     assert m["keys"] == {"content": "content"} and m["append_eod"] is True
     assert m["outputs"]["train"]["documents"] == 300
     assert m["outputs"]["train"]["tokens"] == {"content": 120841}  # the fixture README's count
@@ -50,7 +50,7 @@ def test_single_key_empty_field_is_reported_and_skippable(tmp_path, capsys):
     assert f"{src}:2: field 'content'" in err and "empty_field" in err
     assert not (tmp_path / "out").exists()  # nothing half-written
     assert _run(*args, "--skip-invalid") == 0
-    m = read_manifest(tmp_path / "out" / "manifest.json")
+    m = read_manifest(manifest_path(prefix))
     assert m["skipped"] == {"empty_field": 1, "missing_key": 1} and m["records_written"] == 2
     docs = IndexedDataset(tmp_path / "out" / "raw_content_document")
     assert [int(d[-1]) for d in docs] == [0, 0] and len(docs) == 2

@@ -3,6 +3,7 @@ import filecmp
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from tokenizers import Tokenizer
 
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess import main
-from dataset.preprocess_manifest import read_manifest
+from dataset.preprocess_manifest import manifest_path, read_manifest
 
 ROLES = ("inputs", "targets")
 
@@ -40,7 +41,7 @@ def test_manifest_counts_and_hashes(fork_dir, tmp_path):
     prefix = tmp_path / "data" / "sample"
     assert _run("--input", fork_dir / "sample.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
                 "--output-prefix", prefix) == 0
-    m = read_manifest(tmp_path / "data" / "manifest.json")
+    m = read_manifest(manifest_path(prefix))
     sums = dict(line.split()[::-1] for line in (fork_dir / "SHA256SUMS").read_text().splitlines() if line.strip())
     assert m["inputs"][0]["sha256"] == sums["sample.jsonl"]
     assert m["tokenizer"]["sha256"] == sums["tokenizer.json"]
@@ -58,7 +59,7 @@ def test_gzip_crlf_bom_blank_lines_give_the_same_bytes(fork_dir, tmp_path):
     assert _run("--input", tmp_path / "messy.jsonl.gz", "--tokenizer", fork_dir / "tokenizer.json",
                 "--output-prefix", prefix) == 0
     _assert_same_files(prefix, fork_dir / "sample")
-    m = read_manifest(tmp_path / "manifest.json")
+    m = read_manifest(manifest_path(prefix))
     assert m["blank_lines"] == 3 and m["records_in"] == 400
 
 
@@ -125,7 +126,7 @@ def test_heldout_is_exact_seeded_and_disjoint(fork_dir, tmp_path):
     again = _holdout(fork_dir, tmp_path, "--valid-count", 37, "--valid-seed", 7, name="again")
     assert filecmp.cmp(f"{tmp_path}/h_valid_inputs_document.bin", f"{tmp_path}/again_valid_inputs_document.bin",
                        shallow=False)
-    m = read_manifest(tmp_path / "manifest.json")
+    m = read_manifest(manifest_path(tmp_path / "h"))
     assert m["outputs"]["valid"]["documents"] == 37 and m["outputs"]["train"]["documents"] == 363
     assert len(again[1]) == 37
 
@@ -164,9 +165,13 @@ def test_config_section_and_overrides(fork_dir, tmp_path):
     assert len(IndexedDataset(tmp_path / "late_valid_inputs_document")) == 8  # round(0.05 * 150)
 
 
-def test_progress_bar_on_request(fork_dir, tmp_path, capsys):
+def test_progress_bar_on_request_on_a_terminal(fork_dir, tmp_path, capsys, monkeypatch):
+    import sys
+
     from dataset.preprocess import preprocess
     from runconfig.data_section import DataConfig
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
 
     preprocess(DataConfig(inputs=(str(fork_dir / "sample2.jsonl"),), tokenizer=str(fork_dir / "tokenizer.json"),
                           output_prefix=str(tmp_path / "p")), progress=True)
@@ -202,3 +207,21 @@ def test_shell_wrapper_runs_the_module(fork_dir, tmp_path):
                    check=True, cwd=REPO_ROOT, env=env, capture_output=True)
     _assert_same_files(tmp_path / "sample2", fork_dir / "sample2")
     shutil.rmtree(tmp_path)
+
+
+def test_two_prefixes_in_one_folder_keep_their_own_manifest(fork_dir, tmp_path):
+    """The blend layout: a and b in one folder; each run's manifest describes its own prefix, a's survives b's."""
+    from dataset.preprocess_manifest import find_manifest
+
+    assert _run("--input", fork_dir / "sample.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
+                "--output-prefix", tmp_path / "a", "--valid-count", 10) == 0
+    assert _run("--input", fork_dir / "sample2.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
+                "--output-prefix", tmp_path / "b") == 0
+    a, b = read_manifest(manifest_path(tmp_path / "a")), read_manifest(manifest_path(tmp_path / "b"))
+    assert Path(a["output_prefix"]).name == "a" and a["outputs"]["train"]["documents"] == 390
+    assert Path(b["output_prefix"]).name == "b" and b["inputs"][0]["path"].endswith("sample2.jsonl")
+    assert not (tmp_path / "manifest.json").exists()
+    # a reader finds the manifest of every prefix a run wrote, the held-out one included, and no other
+    assert find_manifest(tmp_path / "a_valid") == find_manifest(tmp_path / "a") == manifest_path(tmp_path / "a")
+    assert find_manifest(tmp_path / "b") == manifest_path(tmp_path / "b")
+    assert find_manifest(tmp_path / "b_valid") is None and find_manifest(tmp_path / "c") is None

@@ -71,3 +71,74 @@ def test_a_bad_shard_size_is_refused_when_the_config_loads(tmp_path):
     with pytest.raises(ConfigError, match="max_shard_size '2 gigs'"):
         load_section(p, "conversion", ConversionConfig)
     assert load_section(None, "conversion", ConversionConfig, ["max_shard_size=1GiB"]).max_shard_size == "1GiB"
+
+
+def test_a_section_that_is_not_a_mapping_is_one_clear_error(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("training:\n  lr: 1.0e-4\ndata: 5\n")
+    for load in (lambda: load_run_config(p), lambda: load_section(p, "data", DataConfig),
+                 lambda: load_section(p, "training", TrainingConfig)):
+        with pytest.raises(ConfigError, match=rf"^{p}:3: section 'data' must be a mapping of keys .*got 5$"):
+            load()
+
+
+def test_a_misspelled_section_stops_a_command_that_reads_another_one(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  workers: 2\n\ntrainng:\n  lr: 1.0e-4\n")
+    with pytest.raises(ConfigError, match=rf"^{p}:4: unknown section 'trainng'"):
+        load_section(p, "data", DataConfig)
+    with pytest.raises(ConfigError, match=rf"^{p}:4: unknown section 'trainng'"):
+        load_run_config(p)
+
+
+def test_an_error_in_another_section_stops_the_command_before_any_work(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  workers: 2\ntraining:\n  train_iters: 5\n  global_batch_size: 8\n  lr_warmup_samples: 40\n")
+    with pytest.raises(ConfigError, match=rf"^{p}:3: training: lr_decay_samples \(40 = train_iters x global_batch_size\)"
+                                          r" must exceed lr_warmup_samples \(40\)"):
+        load_section(p, "data", DataConfig)
+    assert load_section(p, "data", DataConfig, ["training.train_iters=6"]).workers == 2  # an override fixes it
+    p.write_text("training:\n  lr: 1.0e-4\n\n  train_iters: ten\n")
+    with pytest.raises(ConfigError, match=rf"^{p}:4: training.train_iters: expected an integer, got 'ten'$"):
+        load_section(p, "data", DataConfig)
+
+
+@pytest.mark.parametrize("text,line,key", [
+    ("data:\n  workers: 2\n  workers: 3\n", 3, "workers"),
+    ("data:\n  workers: 2\ntraining:\n  lr: 1.0e-4\ndata:\n  workers: 3\n", 5, "data"),
+    ("training:\n  lora:\n    rank: 4\n    rank: 8\n", 4, "rank"),
+])
+def test_a_key_written_twice_names_the_file_and_line(tmp_path, text, line, key):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{p}:{line}: key '{key}' is written twice"):
+        load_section(p, "training", TrainingConfig)
+
+
+def test_yaml_anchors_still_share_one_value(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  tokenizer: &tok t/tokenizer.json\ntraining:\n  tokenizer: *tok\n")
+    assert load_run_config(p).training.tokenizer == load_run_config(p).data.tokenizer == "t/tokenizer.json"
+
+
+def test_the_preprocess_command_checks_the_whole_config_too(tmp_path, capsys):
+    from dataset.preprocess import main as preprocess_main
+
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  workers: 1\ntrainng:\n  lr: 1\n")
+    assert preprocess_main(["--config", str(p)]) == 2
+    assert f"{p}:3: unknown section 'trainng'" in capsys.readouterr().err
+
+
+def test_duplicate_json_keys_name_the_file_and_line(tmp_path):
+    from runconfig.strict_json import StrictJSONError, read_json_strict
+
+    p = tmp_path / "m.json"
+    p.write_text('{\n  "a": {"x": 1, "y": {"x": 2}},\n  "b": 1,\n  "a": 2\n}\n')
+    with pytest.raises(StrictJSONError, match=rf"^{p}:4: key 'a' appears twice"):
+        read_json_strict(p)
+    p.write_text('{"outer": {\n  "x": 1,\n  "inner": {"x": 5},\n  "x": 2}}')
+    with pytest.raises(StrictJSONError, match=rf"^{p}:4: key 'x' appears twice"):
+        read_json_strict(p)
+    p.write_text('{"a": [1, {"b": 2}], "c": "\\"a\\": 1"}')
+    assert read_json_strict(p) == {"a": [1, {"b": 2}], "c": '"a": 1'}

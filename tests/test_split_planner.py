@@ -83,3 +83,33 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
     # the run parameters live in training: only; splits: has no such key
     assert splits_main(["plan", "--config", str(config), "splits.seq_length=256"]) == 1
     assert "unknown key 'seq_length' in section 'splits'" in capsys.readouterr().err
+
+
+def test_plan_from_a_config_without_a_splits_section_is_an_error(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("training:\n  lr: 1.0e-4\n")
+    assert splits_main(["plan", "--config", str(config)]) != 0
+    assert f"{config}: no splits.train or splits.valid entries" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_plan_says_how_it_counts_validation_samples_and_what_the_engine_reads(fork_dir, tmp_path, capsys):
+    argv = ["plan", "--train", str(fork_dir / "train_data_paths.txt"), "--valid", str(fork_dir / "valid_data_paths.txt"),
+            "--seq-length", "256", "--train-iters", "60", "--global-batch-size", "8", "--eval-interval", "20",
+            "--eval-iters", "4", "--json", str(tmp_path / "plan.json")]
+    assert splits_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "valid samples 128" in printed  # (60 // 20 + 1) x 4 x 8, by hand
+    assert "(60 // 20 + 1) x 4 x 8" in printed and "the local engine reads only the first" in printed
+    assert "eval_iters x global_batch_size = 32 at every evaluation" in printed
+
+
+def test_an_over_long_validation_pair_is_never_evaluated_on(fork_dir, tmp_path):
+    valid = tmp_path / "valid.txt"
+    valid.write_text(f'"valid: 1.0 0.9:1 {fork_dir.resolve()}/sample"\n')  # documents 360..399 hold 374 (617 tokens)
+    plan = plan_splits({"train": load(fork_dir / "train_data_paths.txt", "train"), "valid": load(valid, "valid")},
+                       PlanSettings(seq_length=256))
+    skipped = sorted(w for w in plan.warnings if w.startswith("SKIPPED"))
+    assert len(skipped) == 2
+    assert skipped[0].startswith("SKIPPED: 1 pair(s) of train/train") and skipped[0].endswith("never trained on")
+    assert skipped[1].startswith("SKIPPED: 1 pair(s) of valid/valid") and skipped[1].endswith("never evaluated on")

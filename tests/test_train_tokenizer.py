@@ -86,3 +86,15 @@ def test_bad_input_names_file_line_and_field(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("plain text\u2028still one file", encoding="utf-8")
     assert list(read_training_texts([text])) == ["plain text\u2028still one file"]
+
+
+def test_empty_or_missing_inputs_are_errors_naming_the_inputs_flag(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n", encoding="utf-8")
+    out = tmp_path / "t" / "tokenizer.json"
+    assert main(["--inputs", str(empty), "--output", str(out)]) == 2
+    assert f"{empty}: no text to train on" in capsys.readouterr().err
+    assert main(["--inputs", str(tmp_path / "missing.jsonl"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--inputs" in err and "--input " not in err and "--input path" not in err
+    assert not (tmp_path / "t").exists()

@@ -129,6 +129,12 @@ def test_prompts_file_and_its_errors(model_dir, tmp_path, capsys):
         load_prompts_file(bad)
     assert main(["logits", "--hf", str(model_dir), "--hf-b", str(model_dir), "--prompts", str(bad)]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err
+    bad.write_text('{"prompt": "x"}\n\n{"prompt": "def f():", "name": "a", "prompt": "fn g() {"}\n')
+    with pytest.raises(PromptFileError, match=r"bad.jsonl:3: key 'prompt' appears twice"):
+        load_prompts_file(bad)
+    bad.write_text('{"prompt": "x"}\n{"prompt": \n')
+    with pytest.raises(PromptFileError, match=r"bad.jsonl:2: not valid JSON"):
+        load_prompts_file(bad)
 
 
 def test_tokenizer_that_does_not_fit_the_model_is_an_input_error(tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_same_weights_in_any_layout_match(layout, model, state, reference, tmp_p
     other = save_layout(state, tmp_path / layout, layout, model.config)
     assert main(["shards", str(other), str(reference)]) == 0
     out = capsys.readouterr().out
-    assert "MATCH;" in out and f"{len(state)} byte-identical" in out
+    assert out.splitlines()[-1].startswith("MATCH;") and f"{len(state)} byte-identical" in out  # not "MISMATCH"
 
 
 def test_save_pretrained_shards_match_bin_shards(model, state, tmp_path):
@@ -127,6 +127,24 @@ def test_dtype_change_within_tolerance_is_still_a_mismatch(model, state, referen
     folder = save_layout(exact_in_double, tmp_path / "a", "safetensors", model.config)
     report = compare_checkpoints(folder, reference)
     assert [(d.key, d.problems, d.max_abs) for d in report.diffs] == [("transformer.ln_f.weight", ("dtype",), 0.0)]
+
+
+def test_across_dtypes_compares_a_bf16_export_with_the_fp32_one(model, state, reference, tmp_path, capsys):
+    bf16 = {k: v.to(torch.bfloat16) for k, v in state.items()}
+    export = save_layout(bf16, tmp_path / "bf16", "safetensors", model.config)
+    assert main(["shards", str(export), str(reference)]) == 1  # exact mode: every float tensor's dtype differs
+    capsys.readouterr()
+    assert main(["shards", str(export), str(reference), "--across-dtypes"]) == 0  # fp32 rounded to bf16: exact
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("MATCH;") and f"{len(state)} equal within tolerance" in out
+    # one wrong value is still found, and a tolerance admits it
+    wrong = dict(bf16)
+    wrong[PERTURBED] = bf16[PERTURBED].clone()
+    wrong[PERTURBED].view(-1)[5] = wrong[PERTURBED].view(-1)[5] * 1.5 + 0.01
+    export = save_layout(wrong, tmp_path / "wrong", "safetensors", model.config)
+    report = compare_checkpoints(export, reference, across_dtypes=True)
+    assert [(d.key, d.problems, d.n_mismatched) for d in report.diffs] == [(PERTURBED, ("values",), 1)]
+    assert compare_checkpoints(export, reference, atol=10.0, across_dtypes=True).match
 
 
 def test_tied_head_absent_on_one_side_is_a_note_not_a_mismatch(model, state, reference, tmp_path, capsys):
@@ -218,4 +236,4 @@ def test_command_lines_exit_codes(model, state, reference, tmp_path):
     assert module.returncode == 1 and PERTURBED in module.stdout
     script = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "check_shards.py"), str(reference),
                              str(reference), "--atol", "0"], capture_output=True, text=True, cwd=tmp_path)
-    assert script.returncode == 0 and "MATCH;" in script.stdout
+    assert script.returncode == 0 and script.stdout.splitlines()[-1].startswith("MATCH;")

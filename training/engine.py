@@ -37,7 +37,9 @@ from training.model_init import load_start_model, model_from_state
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
-from training.train_data import build_run_data, describe_run_data, micro_batches, resolve_pad_id
+from training.train_data import (
+    build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
+)
 
 CONFIG_NAME = "training_config.json"  # the resolved TrainingConfig of the latest run (or resume), in cfg.save
 
@@ -189,6 +191,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     model = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
     pad_id = resolve_pad_id(cfg, inner_config)
+    # before the first file is written (the index maps under SAVE): data the model cannot embed is refused
+    check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source))
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
     if hasattr(data.train, "check_model_vocab"):  # pretraining reads raw token ids the model must cover
         data.train.check_model_vocab(inner_config.vocab_size, cfg.tokenizer)
@@ -197,6 +201,11 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     if cfg.legacy_split_offsets and data.valid:
         say("warning: legacy_split_offsets=true reads every range from document 0 (the fork's bug): validation"
             " ranges such as 0.95:1 overlap the training documents")
+    if data.valid:
+        fork_count = (cfg.train_iters // cfg.eval_interval + 1) * cfg.eval_iters * cfg.global_batch_size
+        say(f"data: validation scores the same first {cfg.eval_iters * cfg.global_batch_size} samples (eval_iters x"
+            f" global_batch_size) of each valid group at every evaluation; the fork walks on through {fork_count}"
+            " ((train_iters // eval_interval + 1) x eval_iters x global_batch_size, as splits plan counts them)")
     if data.skipped_pairs:
         say(f"data: {data.skipped_pairs} pairs longer than {cfg.seq_length + 1} tokens were skipped (as the fork does)")
     runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, causal_lm(model).transformer.h)

@@ -109,8 +109,12 @@ def write_tiny_release(
     write_megatron_checkpoint(Path(out_dir), None, plain_state_dict(model), config,
                               extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve())})
     if hf_out is not None:
+        from conversion.tokenizer_files import write_tokenizer_files
+
         with atomic_output_dir(hf_out) as tmp:
             model.save_pretrained(str(tmp))
+            # with the tokenizer beside the weights, AutoTokenizer.from_pretrained(hf_out) works as for an export
+            write_tokenizer_files(tokenizer_json, Path(tmp), config.n_positions)
     return model
 
 

@@ -42,7 +42,8 @@ class MemberReport:
     num_samples: int
     rows: int
     epochs: int
-    skipped_pairs: int  # occurrences over all epochs (the fork logs one warning each)
+    skipped_pairs: int  # distinct over-long pairs, as ``splits plan`` counts them
+    skipped_visits: int  # their occurrences over all epochs (the fork logs one warning each)
     skipped_documents: list[int]
     batch_idx_file: str
     shuffle_idx_file: str
@@ -61,6 +62,7 @@ class PackingReport:
 
     @property
     def skipped_pairs(self) -> int:
+        """Distinct over-long pairs of the group (not multiplied by the epochs the maps span)."""
         return sum(m.skipped_pairs for m in self.members)
 
     def to_dict(self) -> dict:
@@ -76,6 +78,7 @@ class PackingReport:
                 f"  {m.prefix}: documents {list(m.document_range)} of {m.documents_in_file}{used};"
                 f" {m.num_samples} samples -> {m.rows} rows over {m.epochs} epoch(s);"
                 f" {m.skipped_pairs} over-long pair(s) skipped {m.skipped_documents[:10]}"
+                f"{f' ({m.skipped_visits} times over the epochs)' if m.skipped_visits > m.skipped_pairs else ''}"
                 f"; {'built' if m.rebuilt else 'cached'}: {Path(m.batch_idx_file).name}"
             )
         return "\n".join(lines)
@@ -199,7 +202,8 @@ def build_member(entry: SplitDataset, prefix: Path, name: str, num_samples: int,
     report = MemberReport(
         prefix=os.fspath(prefix), group=name, documents_in_file=len(lengths), document_range=(start, end),
         documents_used=(used_start, used_start + end - start), num_samples=num_samples, rows=index.num_rows,
-        epochs=index.epochs, skipped_pairs=len(index.skipped), skipped_documents=index.skipped_documents,
+        epochs=index.epochs, skipped_pairs=len(index.skipped_documents), skipped_visits=len(index.skipped),
+        skipped_documents=index.skipped_documents,
         batch_idx_file=os.fspath(files.batch_idx), shuffle_idx_file=os.fspath(files.shuffle_idx),
         rebuilt=cached.rebuilt,
     )

@@ -23,7 +23,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from dataset.split_files import parse_split_file
+from dataset.data_vocab import data_vocab
+from dataset.split_files import parse_split_file, resolve_prefix
 from training.distributed import DistEnv, barrier, rank_micro_batches
 from training.model_init import tokenizer_ids
 from training.mtf_batch import MTFBatch, get_batch
@@ -59,6 +60,26 @@ def resolve_pad_id(cfg: Any, model_config: Any) -> int:
             "cannot tell the padding id: set training.tokenizer (tokenizer.json with <fim_pad>) or training.pad_id"
         )
     return int(pad)
+
+
+def check_data_fits_model(cfg: Any, model_vocab_size: int, model_source: str) -> None:
+    """Refuse data tokenized with a larger vocabulary than the model's embeddings (torch would fail mid-run
+    with an ``IndexError``); called before anything is written. Pretraining checks its own data (pretrain_data)."""
+    if cfg.mode == "pretrain":
+        return
+    for split_file in (cfg.train_split_file, cfg.valid_split_file if cfg.eval_iters > 0 else ""):
+        if not split_file:
+            continue
+        for group in parse_split_file(split_file):
+            for entry in group.datasets:
+                need = data_vocab(resolve_prefix(entry.prefix, Path(split_file)))
+                if need.vocab_size > model_vocab_size:
+                    tokenizer = f"tokenizer {need.tokenizer}" if need.tokenizer else "an unknown tokenizer"
+                    raise ValueError(
+                        f"{need.prefix} (in {split_file}) was tokenized with {tokenizer} of {need.vocab_size}"
+                        f" tokens ({need.source}), but the model {model_source} has {model_vocab_size} token"
+                        " embeddings; tokenize the data with the model's tokenizer, or start from a model built"
+                        " for this one (python -m training.model_init --tokenizer ...)")
 
 
 def build_run_data(cfg: Any, env: DistEnv, pad_id: int, cache_dir: Path) -> RunData:
