@@ -60,15 +60,19 @@ def encode_index(dtype: np.dtype, sizes: np.ndarray, doc_idx: np.ndarray | None 
     return buffer.getvalue()
 
 
+def index_header(dtype: np.dtype, num_sequences: int, num_docs: int) -> bytes:
+    """The first ``HEADER_SIZE`` bytes of an ``.idx``: magic, version, dtype code and the two counts."""
+    return (MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", CODE_OF_DTYPE[np.dtype(dtype)])
+            + struct.pack("<QQ", num_sequences, num_docs))
+
+
 def write_index(f: BinaryIO, dtype: np.dtype, sizes: np.ndarray, doc_idx: np.ndarray | None = None,
                 block: int = 1 << 20) -> None:
     """Write an ``.idx`` to ``f`` a block of sequences at a time: no full-size temporaries for big datasets."""
     dtype = np.dtype(dtype)
     sizes = np.asarray(sizes, dtype=np.int32)
     n = len(sizes)
-    num_docs = n + 1 if doc_idx is None else len(doc_idx)
-    f.write(MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", CODE_OF_DTYPE[dtype]))
-    f.write(struct.pack("<Q", n) + struct.pack("<Q", num_docs))
+    f.write(index_header(dtype, n, n + 1 if doc_idx is None else len(doc_idx)))
     for i in range(0, n, block):
         f.write(sizes[i:i + block].astype("<i4").tobytes())
     offset = 0
