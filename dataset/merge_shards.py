@@ -71,6 +71,7 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
             sources = [document_prefix(split_prefix(shard_prefix(prefix, ShardSpec(i, count)), split), role)
                        for i in range(count)]
             datasets[split][role] = ConcatenatedDataset(target, sources, first["dtype"])
+            _check_files_match(datasets[split][role], manifests, split, role)
     every = [d for by_role in datasets.values() for d in by_role.values()]
     try:
         for dataset in every:
@@ -92,6 +93,17 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
     if remove_shards:
         _remove_shards(prefix, count)
     return MergeSummary(manifest, path)
+
+
+def _check_files_match(dataset: ConcatenatedDataset, manifests: list[dict[str, Any]], split: str, role: str) -> None:
+    """Each shard's files must hold what its manifest says (not replaced or cut since)."""
+    for index, (source, manifest) in enumerate(zip(dataset.sources, manifests)):
+        said = manifest["outputs"][split]
+        found = (source.num_sequences, source.bin_bytes // dataset.dtype.itemsize)
+        if found != (said["documents"], said["tokens"][role]):
+            raise ShardMergeError(
+                f"shard {index} of {len(manifests)}: {source.prefix} holds {found[0]} documents and {found[1]} tokens,"
+                f" its manifest says {said['documents']} and {said['tokens'][role]}: changed since; remake the shard")
 
 
 def _commit(prefix: str, roles: list[str], datasets: list[ConcatenatedDataset], manifest: Path) -> None:

@@ -174,3 +174,14 @@ def test_remove_shards_deletes_only_the_merged_shards(fork_dir, tmp_path, corpus
     assert merge_shards.main(["--output-prefix", str(prefix), "--num-shards", "2", "--remove-shards"]) == 0
     assert not shards_folder(str(prefix)).exists()
     assert len(IndexedDataset(f"{prefix}_inputs_document")) == 400 + 150 + 150
+
+
+def test_merge_refuses_a_shard_whose_files_changed_after_its_manifest(fork_dir, tmp_path, corpus, capsys):
+    prefix = str(tmp_path / "out" / "ds")
+    _three_shards(fork_dir, corpus, prefix)
+    part = shard_prefix(prefix, ShardSpec(0, 3))
+    shutil.copy(f"{shard_prefix(prefix, ShardSpec(1, 3))}_targets_document.bin", f"{part}_targets_document.bin")
+    shutil.copy(f"{shard_prefix(prefix, ShardSpec(1, 3))}_targets_document.idx", f"{part}_targets_document.idx")
+    assert merge_shards.main(["--output-prefix", prefix, "--num-shards", "3"]) == 2
+    assert "shard 0 of 3" in (err := capsys.readouterr().err) and "changed since" in err
+    assert not list((tmp_path / "out").glob("ds_*"))
