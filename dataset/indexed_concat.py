@@ -14,15 +14,13 @@ datasets' ``.bin`` files before any ``.idx``.
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from dataset.indexed_dataset import (
-    CODE_OF_DTYPE, DTYPE_CODES, HEADER_SIZE, MAGIC, VERSION, IndexFormatError, data_file_path, index_file_path,
-    index_header,
+    CODE_OF_DTYPE, IndexFormatError, data_file_path, index_file_path, index_header, read_index_header,
 )
 
 BLOCK_ENTRIES = 1 << 20  # pointers/doc_idx entries per block (8 MiB)
@@ -30,30 +28,18 @@ COPY_BLOCK = 8 << 20
 
 
 class SourceIndex:
-    """The header of one source ``.idx`` and where its sections are (checked against its ``.bin``)."""
+    """One source dataset: its checked ``.idx`` header and its ``.bin`` size."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.idx_path, self.bin_path = index_file_path(prefix), data_file_path(prefix)
-        with open(self.idx_path, "rb") as f:
-            header = f.read(HEADER_SIZE)
-        if len(header) < HEADER_SIZE or header[:9] != MAGIC or struct.unpack("<Q", header[9:17])[0] != VERSION:
-            raise IndexFormatError(f"{self.idx_path}: not a version-{VERSION} Megatron MMIDIDX index")
-        if header[17] not in DTYPE_CODES:
-            raise IndexFormatError(f"{self.idx_path}: unknown dtype code {header[17]}")
-        self.dtype = np.dtype(DTYPE_CODES[header[17]])
-        self.num_sequences, num_docs = struct.unpack("<QQ", header[18:34])
-        if num_docs != self.num_sequences + 1:
-            raise IndexFormatError(f"{self.idx_path}: {num_docs} doc_idx entries for {self.num_sequences} sequences;"
-                                   " only one sequence per document can be merged")
-        expected = HEADER_SIZE + 12 * self.num_sequences + 8 * num_docs
-        if self.idx_path.stat().st_size != expected:
-            raise IndexFormatError(f"{self.idx_path}: {self.idx_path.stat().st_size} bytes, expected {expected}")
+        self.header = read_index_header(prefix)
+        if self.header.num_docs != self.header.num_sequences + 1:
+            raise IndexFormatError(f"{self.idx_path}: {self.header.num_docs} doc_idx entries for"
+                                   f" {self.header.num_sequences} sequences; only one sequence per document"
+                                   " can be merged")
+        self.dtype, self.num_sequences = self.header.dtype, self.header.num_sequences
         self.bin_bytes = self.bin_path.stat().st_size
-
-    @property
-    def pointers_offset(self) -> int:
-        return HEADER_SIZE + 4 * self.num_sequences
 
 
 def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
@@ -117,11 +103,11 @@ class ConcatenatedDataset:
         out.write(index_header(self.dtype, n, n + 1))
         for source in self.sources:  # sizes: copied as they are
             with open(source.idx_path, "rb") as src:
-                copy_range(src, out, HEADER_SIZE, 4 * source.num_sequences)
+                copy_range(src, out, source.header.sizes_offset, 4 * source.num_sequences)
         shift = 0
         for source in self.sources:  # pointers: shifted past the sources before
             with open(source.idx_path, "rb") as src:
-                src.seek(source.pointers_offset)
+                src.seek(source.header.pointers_offset)
                 for start in range(0, source.num_sequences, BLOCK_ENTRIES):
                     count = min(BLOCK_ENTRIES, source.num_sequences - start)
                     pointers = np.frombuffer(src.read(8 * count), dtype="<i8")

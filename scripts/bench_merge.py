@@ -33,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from dataset.indexed_dataset import IndexedDatasetWriter, data_file_path, index_file_path
+from dataset.preprocess import main as preprocess_main
+from dataset.preprocess_manifest import manifest_path, read_manifest, write_manifest
+from dataset.shard_plan import ShardSpec, shard_prefix
 
-from dataset.indexed_dataset import IndexedDatasetWriter, data_file_path, index_file_path  # noqa: E402
-from dataset.preprocess import main as preprocess_main  # noqa: E402
-from dataset.preprocess_manifest import manifest_path, read_manifest, write_manifest  # noqa: E402
-from dataset.shard_plan import ShardSpec, shard_prefix  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FIXTURES = ROOT / "tests" / "fixtures" / "fork"
 ROLES = ("inputs", "targets")

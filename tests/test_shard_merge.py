@@ -185,3 +185,21 @@ def test_merge_refuses_a_shard_whose_files_changed_after_its_manifest(fork_dir, 
     assert merge_shards.main(["--output-prefix", prefix, "--num-shards", "3"]) == 2
     assert "shard 0 of 3" in (err := capsys.readouterr().err) and "changed since" in err
     assert not list((tmp_path / "out").glob("ds_*"))
+
+
+def test_empty_shards_and_the_user_space_copy_give_the_same_bytes(fork_dir, tmp_path, monkeypatch):
+    tiny = tmp_path / "tiny.jsonl"
+    tiny.write_bytes(b"\n".join((fork_dir / "sample2.jsonl").read_bytes().split(b"\n")[:3]) + b"\n")
+    single = tmp_path / "single" / "ds"
+    assert preprocess.main(_flags(fork_dir, [str(tiny)], single)) == 0
+
+    def no_kernel_copy(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("os.copy_file_range", no_kernel_copy)
+    prefix = tmp_path / "n5" / "ds"
+    assert _sharded(fork_dir, [str(tiny)], prefix, 5) == 0
+    shards = read_manifest(manifest_path(str(prefix)))["shards"]
+    assert sorted(s["records_in"] for s in shards) == [0, 0, 1, 1, 1]
+    for ours, theirs in zip(_outputs(prefix, False), _outputs(single, False)):
+        assert filecmp.cmp(ours, theirs, shallow=False)
