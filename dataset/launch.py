@@ -23,6 +23,8 @@ Exit status 2 for a config that cannot be submitted (message says what to fix), 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import shlex
@@ -40,7 +42,7 @@ from dataset.shard_jobs import (
 )
 from dataset.shard_manifests import shard_manifest_path
 from dataset.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_folder
-from dataset.shard_run import shard_config
+from dataset.shard_run import output_settings, shard_config
 from runconfig import ConfigError, load_section
 from runconfig.data_section import DataConfig
 from runconfig.shard_jobs_section import ShardJobsConfig, load_shard_jobs
@@ -80,14 +82,35 @@ def read_state(prefix: str, num_shards: int) -> LaunchState:
     return LaunchState(**raw)
 
 
-def finished_shards(prefix: str, num_shards: int) -> dict[int, dict[str, Any]]:
-    """Shard index -> manifest, for every shard of ``num_shards`` whose manifest is in place."""
-    done = {}
+def shard_facts(data: DataConfig) -> dict[str, Any]:
+    """What a shard's manifest must say for it to count as this run's: settings, inputs, tokenizer."""
+    paths = [str(p) for p in data.inputs]
+    facts = {"settings": output_settings(dataclasses.asdict(data)),
+             "inputs": [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
+             "tokenizer": hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest()}
+    return json.loads(json.dumps(facts))  # tuples as lists, as in a manifest
+
+
+def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None
+                    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
+    """(shard index -> manifest for every finished shard of this run, indices of shards made otherwise).
+
+    With ``facts`` (:func:`shard_facts`), a shard made with other settings, inputs or tokenizer is not
+    finished: it is listed as stale, and a resubmission makes it again.
+    """
+    done, stale = {}, []
     for index in range(num_shards):
         path = shard_manifest_path(prefix, ShardSpec(index, num_shards))
-        if path.is_file():
-            done[index] = read_manifest(path)
-    return done
+        if not path.is_file():
+            continue
+        manifest = read_manifest(path)
+        if facts is not None and facts != {"settings": manifest["shard"]["settings"],
+                                           "inputs": manifest["shard"]["inputs"],
+                                           "tokenizer": manifest["tokenizer"]["sha256"]}:
+            stale.append(index)
+        else:
+            done[index] = manifest
+    return done, stale
 
 
 def merged(prefix: str, num_shards: int) -> bool:
@@ -156,7 +179,9 @@ def submit(args: argparse.Namespace) -> int:
         print(f"already merged: {manifest_path(prefix)}; nothing to submit")
         return 0
     state = read_state(prefix, n)
-    done = finished_shards(prefix, n)
+    done, stale = finished_shards(prefix, n, shard_facts(data))
+    if stale:
+        print(f"shards {stale} were made with other settings, inputs or tokenizer: making them again")
     states = _queue(state)
     flying = shards_in_flight(states, state.array_jobs)
     waiting_merges = [j for j in state.merge_jobs if j in states]
@@ -199,7 +224,9 @@ def submit(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     data, _, job = _load(args)
     state = read_state(job.output_prefix, job.num_shards)
-    done = finished_shards(job.output_prefix, job.num_shards)
+    done, stale = finished_shards(job.output_prefix, job.num_shards, shard_facts(data))
+    if stale:
+        print(f"shards {stale} were made with other settings, inputs or tokenizer: submit makes them again")
     flying = shards_in_flight(_queue(state), state.array_jobs)
     print(progress_line(data, done, len(flying), state, time.time()))
     if merged(job.output_prefix, job.num_shards):

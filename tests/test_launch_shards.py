@@ -126,6 +126,12 @@ def test_resubmits_only_the_cancelled_shard_and_a_new_merge(run_config, slurm, c
     assert "merge job 104 is waiting" in capsys.readouterr().out
     state = json.loads((shards_folder("out/data/pairs") / "launch.json").read_text())
     assert state["array_jobs"] == ["101", "103"] and state["merge_jobs"] == ["102", "104"]
+    # the config changed since shards 0 and 2 were made: they are not this run's, so they are made again
+    (bin_dir / "queue").write_text("")
+    before = len(calls())
+    assert launch.main(["submit", "--config", str(run_config), "data.append_eod=true"]) == 0
+    assert "shards [0, 2] were made with other settings" in capsys.readouterr().out
+    assert _option(calls()[before + 1], "array") == "0-2"
 
 
 def test_a_config_a_shard_cannot_run_is_refused_before_submitting(run_config, slurm, capsys):
