@@ -17,7 +17,8 @@ from dataset.preprocess_manifest import manifest_path, read_manifest
 from dataset.shard_plan import ShardSpec, shard_prefix
 
 # the cluster fixture comes with the cluster issue's branch; until it is merged this module skips
-slurm_cluster = pytest.importorskip("tests.slurm_cluster", reason="tests/slurm_cluster.py (issue 9) not here").slurm_cluster
+slurm_cluster = pytest.importorskip("tests.slurm_cluster",
+                                    reason="tests/slurm_cluster.py (issue 9) not here").slurm_cluster
 
 ROLES = ("inputs", "targets")
 
