@@ -31,26 +31,14 @@ class HeldOutError(ValueError):
     """A hold-out request that cannot be met (the message says which numbers and how to fix it)."""
 
 
-def heldout_count(num_records: int, fraction: float = 0.0, count: int = 0) -> int:
-    """How many records to hold out: ``count``, or ``round(fraction * n)`` but at least one for ``fraction > 0``.
-
-    ``fraction`` and ``count`` are a valid ``DataConfig``'s (one of them 0, fraction in [0, 1), count >= 0).
-    """
-    wanted = count if count else (max(1, round(fraction * num_records)) if fraction > 0 else 0)
-    if wanted and wanted >= num_records:
-        raise HeldOutError(
-            f"holding out {wanted} of {num_records} records leaves none for training;"
-            " lower --valid-count/--valid-fraction or add data"
-        )
-    return wanted
-
-
 def select_heldout(num_records: int, num_heldout: int, seed: int) -> np.ndarray:
     """Boolean mask over record ordinals, True for the ``num_heldout`` validation records (``--valid-count``)."""
+    if num_heldout >= num_records:
+        raise HeldOutError(f"holding out {num_heldout} of {num_records} records leaves none for training;"
+                           " lower --valid-count or add data")
     mask = np.zeros(num_records, dtype=bool)
-    if num_heldout:
-        chosen = np.random.RandomState(seed).choice(num_records, size=num_heldout, replace=False)
-        mask[chosen] = True
+    chosen = np.random.RandomState(seed).choice(num_records, size=num_heldout, replace=False)
+    mask[chosen] = True
     return mask
 
 

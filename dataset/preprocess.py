@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
-from dataset.heldout import HeldOutError, check_heldout_result, heldout_count, select_heldout
+from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
 from dataset.jsonl_records import (
     InputFileError, InvalidRecordError, LongLine, RecordIssue, count_records, iter_chunks,
 )
@@ -94,9 +94,7 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
 
     mask = None
     if config.valid_count:
-        num_records = count_records(paths, config.max_line_bytes)
-        wanted = heldout_count(num_records, config.valid_fraction, config.valid_count)
-        mask = select_heldout(num_records, wanted, config.valid_seed)
+        mask = select_heldout(count_records(paths, config.max_line_bytes), config.valid_count, config.valid_seed)
         timings["count_records"] = time.perf_counter() - started
 
     state, digests = RunCounts(), []
