@@ -285,6 +285,10 @@ class IndexedDataset:
         start = int(self.pointers[i]) // self.dtype.itemsize
         return np.asarray(self._bin[start:start + int(self.sizes[i])])
 
+    def max_token_id(self) -> int:
+        """The largest token id in the ``.bin`` (-1 when empty): one memory-mapped pass, for vocab checks."""
+        return int(self._bin.max()) if len(self._bin) else -1
+
     def get(self, i: int, offset: int = 0, length: int | None = None) -> np.ndarray:
         """Tokens ``offset:offset+length`` of sequence ``i`` (as Megatron's ``IndexedDataset.get``)."""
         size = int(self.sizes[i])

@@ -31,8 +31,8 @@ from dataset.split_files import SplitGroup
 class PlanSettings:
     """The run parameters the plan depends on (``seq_length`` is the model's).
 
-    The same-named keys of the ``splits:`` section (``SplitsConfig``, itself a copy of the ``training:``
-    section's), without its file lists: ``dataset.splits`` fills it from the config or from plan flags.
+    The same-named keys of the ``training:`` section (``TrainingConfig``): ``dataset.splits`` fills it
+    from the run config or from plan flags. Negative counts and a non-positive ``seq_length`` are refused.
     """
 
     seq_length: int
@@ -42,6 +42,13 @@ class PlanSettings:
     eval_interval: int = 0
     eval_iters: int = 0
     legacy_split_offsets: bool = False
+
+    def __post_init__(self) -> None:
+        if self.seq_length <= 0:
+            raise ValueError(f"seq_length must be positive, got {self.seq_length}")
+        for name in ("train_iters", "global_batch_size", "eval_interval", "eval_iters"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @property
     def row_length(self) -> int:

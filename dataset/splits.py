@@ -8,13 +8,15 @@
     python -m dataset.splits plan --train data/train_data_paths.txt --valid data/valid_data_paths.txt \\
         --seq-length 2048 --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] \\
         [--seed 1234] [--legacy-split-offsets] [--json plan.json]
-    python -m dataset.splits plan --config run.yaml [splits.key=value ...]
+    python -m dataset.splits plan --config run.yaml [splits.key=value training.key=value ...]
 
 ``write`` prints the exact bytes it wrote. ``check`` exits 0 when the fork accepts the file (its
 parser's asserts plus the dataset build's: ``0 <= START < END <= 1``, positive weights) and 1 with
 the reason otherwise. ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
 to the train split file); ``--seq-length`` is the model's (rows of N+1). Prefixes are resolved relative
-to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``).
+to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``). With
+``--config`` the run parameters (sequence length, iterations, batch, evaluation, seed) come from the
+``training:`` section, where the run that trains reads them.
 """
 from __future__ import annotations
 
@@ -34,10 +36,11 @@ from dataset.split_files import (
 from dataset.split_planner import PlanSettings, format_plan, plan_splits
 from runconfig import ConfigError, load_section
 from runconfig.splits_section import SplitsConfig
+from runconfig.training_section import TrainingConfig
 
 SPLIT_FILE_NAMES = {"train": "train_data_paths.txt", "valid": "valid_data_paths.txt"}
 PLAN_FILE_NAME = "split_plan.json"
-# the splits: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of SplitsConfig's
+# the training: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of TrainingConfig's
 PLAN_KEYS = tuple(f.name for f in dataclasses.fields(PlanSettings))
 
 
@@ -64,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         plan.add_argument(flag, type=kind, default=None)
     plan.add_argument("--legacy-split-offsets", action="store_true", default=None)
     plan.add_argument("--json", type=Path, help="where to save the plan (default: next to the train file)")
-    plan.add_argument("overrides", nargs="*", default=[], help="splits.key=value overrides for --config")
+    plan.add_argument("overrides", nargs="*", default=[],
+                      help="splits.key=value / training.key=value overrides for --config")
     return parser
 
 
@@ -135,8 +139,11 @@ def command_check(args: argparse.Namespace) -> int:
 def command_plan(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in PLAN_KEYS if getattr(args, k) is not None}
     splits: dict[str, list[tuple[SplitGroup, list[Path]]]] = {}
+    settings: dict[str, object] = {}
     if args.config is not None:
         config = load_section(args.config, "splits", SplitsConfig, args.overrides)
+        training = load_section(args.config, "training", TrainingConfig, args.overrides)
+        settings = {k: getattr(training, k) for k in PLAN_KEYS}
         base = Path(config.out_dir or ".")
         for role, group in _config_groups(config).items():
             split_file = base / SPLIT_FILE_NAMES[role]  # what `write --config` writes; prefixes are relative to it
@@ -145,7 +152,6 @@ def command_plan(args: argparse.Namespace) -> int:
     else:
         if "seq_length" not in flags:
             raise SplitFileError("plan needs --seq-length N (the model's sequence length)")
-        config = SplitsConfig()
         if args.train is None and not args.valid:
             raise SplitFileError("plan needs --train FILE and/or --valid FILE (or --config RUN.yaml)")
         for role, files in (("train", [args.train] if args.train else []), ("valid", args.valid)):
@@ -154,11 +160,11 @@ def command_plan(args: argparse.Namespace) -> int:
                     splits.setdefault(role, []).append(
                         (group, [resolve_prefix(d.prefix, path) for d in group.datasets]))
         default_json = (args.train or args.valid[0]).resolve().parent / PLAN_FILE_NAME
-    try:  # flags pass the splits: section's own checks (positive seq_length, no negative counts)
-        config = dataclasses.replace(config, **flags)
+    try:  # PlanSettings checks the values (positive seq_length, no negative counts), flags included
+        plan_settings = PlanSettings(**{**settings, **flags})
     except ValueError as exc:
         raise SplitFileError(f"plan: {exc}") from exc
-    plan = plan_splits(splits, PlanSettings(**{k: getattr(config, k) for k in PLAN_KEYS}))
+    plan = plan_splits(splits, plan_settings)
     print(format_plan(plan))
     out = args.json or default_json
     write_json_atomic(out, plan.to_dict(), indent=1)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from runconfig.cluster_section import ClusterConfig
 from runconfig.conversion_section import ConversionConfig
 from runconfig.data_section import DataConfig
 from runconfig.splits_section import SplitsConfig
@@ -22,6 +23,7 @@ class RunConfig:
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     conversion: ConversionConfig = field(default_factory=ConversionConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 SECTIONS = {
@@ -29,6 +31,7 @@ SECTIONS = {
     "splits": SplitsConfig,
     "training": TrainingConfig,
     "conversion": ConversionConfig,
+    "cluster": ClusterConfig,
 }
 
 

@@ -1,13 +1,18 @@
 """The ``training:`` section of the run config (read by ``training.*``).
 
 Names follow Megatron's flags (``--lr-warmup-samples`` -> ``lr_warmup_samples``) so that the argv
-builder for the fork and the local engine read the same values. Keys that only the local engine
-reads (``cpu_threads``, ``fsdp``, ``tensorboard`` ...) say so in their comment.
+builder for the fork (``training.megatron_argv``) and the local engine read the same values. Keys that
+only one engine reads say so in their comment (``cpu_threads``, ``fsdp`` ...: local; ``model``,
+``tensor_model_parallel_size``, ``extra_args`` ...: the fork). The split planner (``dataset.splits plan
+--config``) reads ``seq_length``, ``train_iters``, ``global_batch_size``, ``eval_*``, ``seed`` and
+``legacy_split_offsets`` from here too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from runconfig.model_presets import preset
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class LoraConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     engine: Literal["local", "megatron"] = "local"
+    # the fork: a preset of runconfig.model_presets (starcoderbase-1b/-3b/-7b, starcoderbase); empty = the
+    # shape the release checkpoint in `load` records
+    model: str = ""
     load: str = ""  # a Megatron release checkpoint folder or a Hugging Face model folder
     save: str = ""
     train_split_file: str = ""
@@ -61,7 +69,8 @@ class TrainingConfig:
     # true: every split range is read from document 0, as the fork's packed dataset does (so a valid range
     # 0.95:1 reads the first 5% of the documents, which training also sees); false: the range's own documents
     legacy_split_offsets: bool = False
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: float32 on CPU, bfloat16 on GPU
+    # auto: float32 on CPU, bfloat16 on GPU (the fork: --bf16); float16 only for the fork (--fp16)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     peak_flops: float = 0.0  # 0 = look up the device in the table
     cpu_threads: int = 0  # local engine: torch threads per process; 0 = torch's default
@@ -69,6 +78,14 @@ class TrainingConfig:
     tensorboard: bool = True  # local engine: also write TensorBoard event files under SAVE/tensorboard
     progress_bar: bool = True  # local engine: a tqdm bar on rank 0
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # the fork only: parallel layout and kernels
+    tensor_model_parallel_size: int = 1
+    pipeline_model_parallel_size: int = 1
+    sequence_parallel: bool = False
+    use_distributed_optimizer: bool = False
+    use_flash_attn: bool = False
+    recompute_activations: bool = False
+    extra_args: tuple[str, ...] = ()  # appended last to finetune_mtf.py's argv, checked against the fork's flags
 
     def __post_init__(self) -> None:
         if self.micro_batch_size < 1 or self.global_batch_size < 1:
@@ -86,3 +103,10 @@ class TrainingConfig:
             raise ValueError("save_interval, eval_interval and log_interval must be >= 1")
         if self.cpu_threads < 0:
             raise ValueError(f"cpu_threads must be >= 0, got {self.cpu_threads}")
+        if self.tensor_model_parallel_size < 1 or self.pipeline_model_parallel_size < 1:
+            raise ValueError("tensor_model_parallel_size and pipeline_model_parallel_size must be >= 1")
+        if self.model:
+            preset(self.model)  # raises with the known names
+        if self.dtype == "float16" and self.engine == "local":
+            raise ValueError("dtype float16 is for the fork (engine: megatron); the local engine trains"
+                             " in float32 or bfloat16")

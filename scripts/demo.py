@@ -127,7 +127,9 @@ def split_files(run: DemoRun) -> list[Path]:
 
     overrides = run.overrides_for("splits")
     _run_stage("dataset.splits", stage.main, ["write", "--config", run.config_path, *overrides])
-    _run_stage("dataset.splits", stage.main, ["plan", "--config", run.config_path, *overrides])
+    # the plan reads the run's sequence length, iterations and batch from the training: section
+    _run_stage("dataset.splits", stage.main,
+               ["plan", "--config", run.config_path, *overrides, *run.overrides_for("training")])
     out_dir = Path(run.config.splits.out_dir)
     written = [out_dir / stage.SPLIT_FILE_NAMES[role] for role in ("train", "valid") if getattr(run.config.splits, role)]
     return [*written, out_dir / stage.PLAN_FILE_NAME]

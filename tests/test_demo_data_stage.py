@@ -26,7 +26,7 @@ def test_data_steps_write_usable_outputs(tmp_path, capsys):
     rc = demo.main([
         "--steps", "pairs,tokenizer,preprocess,splits",
         f"data.inputs=[{pairs}]", f"data.tokenizer={tokenizer}", f"data.output_prefix={data / 'pairs'}",
-        "data.valid_fraction=0.2", f"splits.out_dir={data}", "splits.train_iters=2", "splits.global_batch_size=2",
+        "data.valid_fraction=0.2", f"splits.out_dir={data}", "training.train_iters=2", "training.global_batch_size=4",
         f"demo.roots=[{json_pkg}]", "demo.vocab_size=400", "demo.max_records=20",
     ])
     assert rc == 0

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from runconfig import load_section
-from runconfig.training_section import LoraConfig, TrainingConfig
+from runconfig import build_dataclass, load_section
+from runconfig.training_section import TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import run_overrides, tiny_release
 from training.checkpointing import ResumeError
@@ -18,10 +18,9 @@ def _cfg(tmp_path, base, save, **extra):
 
 
 def _saved_config(save):
-    """``training_config.json`` read back into a TrainingConfig (JSON turned the tuple into a list)."""
+    """``training_config.json`` read back into a TrainingConfig by the config loader (lists become tuples)."""
     data = json.loads((save / "training_config.json").read_text(encoding="utf-8"))
-    lora = data.pop("lora")
-    return TrainingConfig(**data, lora=LoraConfig(**{**lora, "target_modules": tuple(lora["target_modules"])}))
+    return build_dataclass(TrainingConfig, data, "training_config.json")
 
 
 def test_fresh_run_then_resume(tmp_path):

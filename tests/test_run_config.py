@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset.splits import PLAN_KEYS, SPLIT_FILE_NAMES
+from dataset.splits import SPLIT_FILE_NAMES
 from runconfig import ConfigError, load_section
 from runconfig.data_section import DataConfig
 from runconfig.run_config import load_run_config
@@ -16,8 +16,7 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "scripts" / "configs"
 def test_every_shipped_config_loads(path):
     cfg = load_run_config(path)
     assert cfg.training.global_batch_size % cfg.training.micro_batch_size == 0
-    if cfg.splits.train:  # the split plan must describe the run the training section makes
-        assert {k: getattr(cfg.splits, k) for k in PLAN_KEYS} == {k: getattr(cfg.training, k) for k in PLAN_KEYS}
+    if cfg.splits.train:  # the split files written must be the ones the training section reads
         out_dir = Path(cfg.splits.out_dir)
         assert Path(cfg.training.train_split_file) == out_dir / SPLIT_FILE_NAMES["train"]
         if cfg.splits.valid:

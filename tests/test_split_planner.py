@@ -72,10 +72,14 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
         (data / path.name).symlink_to(path.resolve())
     config = tmp_path / "run.yaml"
     config.write_text(f"splits:\n  train: ['0.7 0:1 sample', '0.3 0:1 sample2']\n  out_dir: {data}\n"
-                      "  seq_length: 256\n  train_iters: 15\n  global_batch_size: 8\n")
+                      "training:\n  seq_length: 256\n  train_iters: 15\n  global_batch_size: 8\n")
     assert splits_main(["plan", "--config", str(config)]) == 0
     saved = json.loads((data / "split_plan.json").read_text())
     assert [d["num_samples"] for d in saved["datasets"]] == [85, 37]
     assert splits_main(["write", "--config", str(config)]) == 0
     assert (data / "train_data_paths.txt").read_bytes() == (fork_dir / "train_blend_data_paths.txt").read_bytes()
-    assert splits_main(["plan", "--config", str(config), "splits.seq_length=0"]) == 1
+    assert splits_main(["plan", "--config", str(config), "training.seq_length=0"]) == 1
+    capsys.readouterr()
+    # the run parameters live in training: only; splits: has no such key
+    assert splits_main(["plan", "--config", str(config), "splits.seq_length=256"]) == 1
+    assert "unknown key 'seq_length' in section 'splits'" in capsys.readouterr().err

@@ -1,0 +1,145 @@
+"""The whole cluster path on a real one-node SLURM: submit -> sbatch -> srun -> torchrun -> the local engine.
+
+One module-scoped cluster (``tests/slurm_cluster.py``); three jobs on the tiny model, in order: a start (4
+iterations: checkpoint and log checked), a resume that is cancelled with ``scancel`` mid-run (its log shows
+where it resumed), and a resubmission that continues from the last checkpoint the cancelled job saved, with
+every iteration logged exactly once. The run folder's name holds spaces and shell metacharacters, which must
+stay inert. Skipped (with the reason) only where slurm-wlm/munge cannot be installed.
+"""
+import contextlib
+import io
+import json
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conversion.checkpoint_format import read_tracker
+from tests.conftest import REPO_ROOT
+from tests.local_engine_fixtures import PYTHON, run_overrides, tiny_release
+from tests.slurm_cluster import free_ports, slurm_cluster  # noqa: F401  (the fixture)
+from training.launch import main
+
+ODD = "run dir $(touch injected); `touch injected2`"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("slurm") / ODD
+    tmp.mkdir()
+    base = tiny_release(tmp)
+    site = tmp / "site.env"
+    site.write_text(f"export PATH={shlex.quote(str(Path(PYTHON).parent))}:\"$PATH\"\n"
+                    f"export PYTHONPATH={shlex.quote(str(REPO_ROOT))}\n"
+                    "export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1\n")
+    # a fixed decay horizon, so that resubmitting with another train_iters keeps the schedule
+    overrides = run_overrides(tmp, base, tmp / "save", train_iters=4, save_interval=2, eval_interval=2,
+                              tensorboard="false", lr_decay_samples=4000)
+    training = {}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        training[key.split(".", 1)[1]] = value if "/" in value else yaml.safe_load(value)  # paths stay text
+    cluster = {"gpus_per_node": 1, "request_gpus": False, "exclusive": False, "site_env": str(site),
+               "rdzv_port": free_ports(1)[0], "time": "10", "job_name": "tiny"}
+    config = tmp / "run.yaml"
+    config.write_text(yaml.safe_dump({"training": training, "cluster": cluster}))
+    return tmp, config
+
+
+def _submit(config, *overrides):
+    """``python -m training.launch submit`` in-process (the test process has torch imported already)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["submit", "--config", str(config), *overrides])
+    assert rc == 0, err.getvalue()
+    job, log = out.getvalue().split("submitted job ")[1].split("; log: ")
+    return job, Path(log.strip())
+
+
+def _train_iterations(save):
+    records = [json.loads(line) for line in (save / "metrics.jsonl").read_text().splitlines()]
+    return [r["iteration"] for r in records if r["kind"] == "train"]
+
+
+def test_submit_resume_cancel_resubmit(slurm_cluster, tiny_run, monkeypatch):
+    tmp, config = tiny_run
+    save = tmp / "save"
+    for key, value in slurm_cluster.env.items():
+        if key in ("SLURM_CONF", "PATH"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp)  # sbatch --chdir is the folder submit runs in
+
+    # 1. a start: four iterations, a checkpoint every two
+    job, log = _submit(config)
+    assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
+    text = log.read_text()
+    assert f"start: {save} has no checkpoint" in text and "iteration 4: saved checkpoint" in text
+    assert read_tracker(save) == "4" and (save / "iter_0000004" / "mp_rank_00" / "model_optim_rng.pt").is_file()
+
+    # 2. the same run, longer: it resumes at iteration 4; cancel it once it has saved past iteration 8
+    job, log = _submit(config, "training.train_iters=100000")
+    deadline = time.monotonic() + 300
+    while int(read_tracker(save)) < 8:
+        assert time.monotonic() < deadline and slurm_cluster.job_state(job) in ("PENDING", "RUNNING"), log.read_text()
+        time.sleep(0.2)
+    # a second job for the same save folder is refused while this one runs
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert main(["submit", "--config", str(config)]) == 2
+    assert f"{job} (RUNNING) of this run is still queued or running" in err.getvalue()
+    slurm_cluster.run(["scancel", job])
+    assert slurm_cluster.wait(job) == "CANCELLED"
+    text = log.read_text()
+    assert f"resume: {save} holds this run's checkpoints" in text
+    assert f"restored: model weights from {save / 'iter_0000004'}" in text and "data position iteration 4" in text
+    time.sleep(6)  # past KillWait: nothing of the cancelled job may still write
+    last = int(read_tracker(save))
+    assert last >= 8 and (save / f"iter_{last:07d}" / "mp_rank_00" / "model_optim_rng.pt").is_file()
+
+    # 3. resubmitted: it continues from the last checkpoint the cancelled job saved, and finishes
+    job, log = _submit(config, f"training.train_iters={last + 2}")
+    assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
+    text = log.read_text()
+    assert f"restored: model weights from {save / f'iter_{last:07d}'}" in text
+    assert read_tracker(save) == str(last + 2)
+    # nothing lost, nothing done twice: every iteration is in the metrics once, in order
+    assert _train_iterations(save) == list(range(1, last + 3))
+    assert not list(tmp.rglob("injected*")) and not list(Path.cwd().glob("injected*"))
+
+
+def test_megatron_engine_job_hands_the_argv_to_every_worker(slurm_cluster, tiny_run, monkeypatch):
+    """engine: megatron through the same path, with a stand-in finetune_mtf.py that records what it was given."""
+    tmp, config = tiny_run
+    fork, seen = tmp / "fake Megatron-LM", tmp / "seen"
+    fork.mkdir()
+    seen.mkdir()
+    (fork / "finetune_mtf.py").write_text(
+        "import json, os, sys\n"
+        "keys = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')\n"
+        "with open(os.path.join(os.environ['SEEN'], 'rank' + os.environ['RANK'] + '.json'), 'w') as f:\n"
+        "    json.dump({'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in keys}}, f)\n")
+    site = Path(yaml.safe_load(config.read_text())["cluster"]["site_env"])
+    megatron_site = tmp / "megatron site.env"
+    megatron_site.write_text(site.read_text() + f"export MEGATRON_DIR={shlex.quote(str(fork))}\n"
+                             f"export SEEN={shlex.quote(str(seen))}\n")
+    overrides = ["training.engine=megatron", f"training.save={tmp / 'fork save'}", "training.valid_split_file=",
+                 "cluster.gpus_per_node=2", f"cluster.site_env={megatron_site}", f"cluster.rdzv_port={free_ports(1)[0]}"]
+    for key in ("SLURM_CONF", "PATH"):
+        monkeypatch.setenv(key, slurm_cluster.env[key])
+    monkeypatch.setenv("MEGATRON_DIR", str(fork))
+    monkeypatch.chdir(tmp)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["argv", "--config", str(config), *overrides, "--json"]) == 0
+    expected = json.loads(out.getvalue())["argv"]
+    assert "--finetune" in expected
+    job, log = _submit(config, *overrides)
+    assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
+    ranks = {p.name: json.loads(p.read_text()) for p in seen.glob("rank*.json")}
+    assert sorted(ranks) == ["rank0.json", "rank1.json"], log.read_text()[-3000:]
+    for rank, record in enumerate(ranks[f"rank{r}.json"] for r in range(2)):
+        assert record["argv"] == expected  # the values arrive as Python built them, spaces included
+        assert record["env"]["RANK"] == str(rank) and record["env"]["WORLD_SIZE"] == "2"
+    assert not list(tmp.rglob("injected*"))

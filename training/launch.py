@@ -1,0 +1,104 @@
+"""The cluster path: build the fork's argv, check a run before it is queued, submit it to SLURM.
+
+    python -m training.launch argv --config RUN.yaml [section.key=value ...] [--json] [--write FILE]
+    python -m training.launch preflight --config RUN.yaml [section.key=value ...]
+    python -m training.launch submit --config RUN.yaml [section.key=value ...] [--dry-run]
+    python -m training.launch exec FILE      # inside the job, under torchrun: run the argv FILE holds
+
+``argv`` prints one JSON object and nothing else on stdout with ``--json``
+(``{"script", "nodes", "gpus_per_node", "argv"}``), else one shell-quoted command; the start/resume
+decision goes to stderr. It needs no cluster and no checkpoint (preflight checks those). ``--write``
+also saves the JSON atomically (the job script does this once per job, so every node runs the same argv).
+Exit status 2 on a bad config or failed preflight, with every problem listed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from conversion.checkpoint_format import CheckpointFormatError
+from dataset.atomic_files import write_json_atomic
+from dataset.split_files import SplitFileError
+from runconfig import ConfigError
+from runconfig.run_config import load_run_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.launch", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("argv", "print the job's script and argument list"),
+                       ("preflight", "check the run before it is queued"),
+                       ("submit", "write the job files and sbatch them")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--config", required=True, help="the run config YAML")
+        sub.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    commands.choices["argv"].add_argument("--json", action="store_true", help="one JSON object on stdout")
+    commands.choices["argv"].add_argument("--write", type=Path, help="also save the JSON object to this file")
+    commands.choices["submit"].add_argument("--dry-run", action="store_true", help="write and print, do not submit")
+    exec_ = commands.add_parser("exec", help="inside the job: replace this process with the argv a file holds")
+    exec_.add_argument("file", type=Path)
+    return parser
+
+
+def command_argv(args: argparse.Namespace) -> int:
+    from training.fork_job import plan_job
+
+    run = load_run_config(args.config, args.overrides)
+    job = plan_job(run, args.config, args.overrides)
+    print(job.decision, file=sys.stderr)
+    if args.write is not None:
+        write_json_atomic(args.write, job.to_json(), indent=1)
+    if args.json:
+        print(json.dumps(job.to_json()))
+    elif job.script.endswith(".py") and "MEGATRON_DIR" not in os.environ:  # left for the shell to fill in
+        print(f'{shlex.quote(sys.executable)} "$MEGATRON_DIR"/{job.script} {shlex.join(job.argv)}')
+    else:
+        print(shlex.join(_command_line(job.script, list(job.argv))))
+    return 0
+
+
+def _command_line(script: str, argv: list[str]) -> list[str]:
+    """The process a worker becomes: the fork's script under MEGATRON_DIR, or the local engine's module."""
+    if script.endswith(".py"):
+        return [sys.executable, str(Path(os.environ.get("MEGATRON_DIR", "")) / script), *argv]
+    return [sys.executable, "-m", script, *argv]
+
+
+def command_exec(args: argparse.Namespace) -> int:
+    job = json.loads(args.file.read_text(encoding="utf-8"))
+    line = _command_line(job["script"], [str(a) for a in job["argv"]])
+    if job["script"].endswith(".py") and not (os.environ.get("MEGATRON_DIR") and Path(line[1]).is_file()):
+        raise FileNotFoundError(f"{line[1]}: not found; set MEGATRON_DIR (site env file) to the fork's checkout")
+    sys.stdout.flush()
+    os.execv(line[0], line)  # no shell: the argv's values are never interpreted
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "exec":
+        try:
+            return command_exec(args)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {args.file}: {exc}", file=sys.stderr)
+            return 2
+    from training.checkpointing import ResumeError
+
+    handlers = {"argv": command_argv}
+    if args.command in ("preflight", "submit"):
+        from training.slurm_submit import command_preflight, command_submit
+
+        handlers.update(preflight=command_preflight, submit=command_submit)
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, ResumeError, CheckpointFormatError, SplitFileError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The fork's ``finetune_mtf.py`` argument list, built from the run config's ``training:`` section.
+
+Pure: everything it needs comes in as values (the section, the model shape, where the run starts, the
+vocab divisor the start checkpoint records); ``training.launch argv`` gathers those and prints the list.
+Every flag is spelled as the fork's ``megatron/arguments.py`` (branch ``mtf``) spells it;
+``tests/test_megatron_argv.py`` checks each one against the fork's own flag list. Rules the fork enforces
+and this follows:
+
+* sample-based schedule: ``--train-samples`` with ``--lr-warmup-samples``/``--lr-decay-samples`` (the
+  fork's ``validate_args`` refuses a mix with the ``*-iters`` forms);
+* ``--tokenizer-type TokenizerFromFile`` always (``finetune_mtf.py`` defaults to GPT2BPETokenizer; the
+  ``...WithFIM`` type appends tokens to the StarCoder vocab) and ``--attention-head-type multiquery`` always
+  (the default is multihead and ``--use-checkpoint-args`` does not set it);
+* ``--bf16``/``--fp16`` with ``--DDP-impl local``; ``--save`` with ``--save-interval``;
+* a start loads the release folder with ``--finetune --no-load-optim --no-load-rng`` and saves elsewhere; a
+  resume loads the save folder without them, so iteration, samples, optimizer and scheduler continue (the
+  fork's ``load_checkpoint`` turns ``--finetune`` off by itself when ``--load`` holds a tracker, so the
+  decision is made here, from the save folder, and never left to that flag).
+
+    argv = build_megatron_argv(cfg, preset("starcoderbase-1b"), StartPoint(False, "ckpt/base"), 128)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runconfig.model_presets import ModelShape
+from runconfig.training_section import TrainingConfig
+
+FINETUNE_SCRIPT = "finetune_mtf.py"
+FINETUNE_FLAGS = ("--finetune", "--no-load-optim", "--no-load-rng")  # a start from a release checkpoint
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a run starts: ``resume`` from the save folder's own checkpoints, or a fresh start from ``load``."""
+
+    resume: bool
+    load: str  # the folder passed as --load
+
+    def describe(self, save: str) -> str:
+        if self.resume:
+            return f"resume: {save} holds this run's checkpoints; loading them (iteration, optimizer, scheduler continue)"
+        return (f"start: {save} has no checkpoint; loading weights only from {self.load} (optimizer, scheduler,"
+                " RNG and data position start fresh)")
+
+
+def _fmt(value: float | int) -> str:
+    """Numbers as Python's repr writes them (``2e-05``, ``0.95``): argparse's float()/int() read them back."""
+    return repr(value)
+
+
+def precision_flags(dtype: str) -> list[str]:
+    """bf16 on GPUs unless the config says otherwise; mixed precision needs the fork's local DDP."""
+    flag = {"auto": "--bf16", "bfloat16": "--bf16", "float16": "--fp16"}.get(dtype)
+    return [flag, "--DDP-impl", "local"] if flag else []
+
+
+def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoint, vocab_divisor: int,
+                        load_flags: tuple[str, ...] = ()) -> list[str]:
+    """The arguments after ``finetune_mtf.py``, in a fixed order; ``cfg.extra_args`` come last.
+
+    ``load_flags``: further load flags the resumed checkpoint needs (``recorded_args.fork_load_flags``).
+    """
+    if not cfg.save:
+        raise ValueError("training.save is empty: name the folder the fork saves checkpoints to")
+    if not cfg.tokenizer:
+        raise ValueError("training.tokenizer is empty: the fork needs --tokenizer-file (the tokenizer.json"
+                         " the data was preprocessed with)")
+    if not cfg.train_split_file:
+        raise ValueError("training.train_split_file is empty: name the train split file dataset.splits wrote")
+    decay = cfg.lr_decay_samples or cfg.train_iters * cfg.global_batch_size
+    argv = [
+        "--num-layers", str(shape.num_layers),
+        "--hidden-size", str(shape.hidden_size),
+        "--num-attention-heads", str(shape.num_attention_heads),
+        "--ffn-hidden-size", str(shape.ffn_hidden_size),
+        "--max-position-embeddings", str(shape.max_position_embeddings),
+        "--attention-head-type", "multiquery",
+        "--seq-length", str(cfg.seq_length),
+        "--make-vocab-size-divisible-by", str(vocab_divisor),
+        "--tensor-model-parallel-size", str(cfg.tensor_model_parallel_size),
+        "--pipeline-model-parallel-size", str(cfg.pipeline_model_parallel_size),
+    ]
+    if cfg.sequence_parallel:
+        argv.append("--sequence-parallel")
+    if cfg.use_distributed_optimizer:
+        argv.append("--use-distributed-optimizer")
+    argv += [
+        "--micro-batch-size", str(cfg.micro_batch_size),
+        "--global-batch-size", str(cfg.global_batch_size),
+        "--train-samples", str(cfg.train_iters * cfg.global_batch_size),
+        "--lr", _fmt(cfg.lr),
+        "--min-lr", _fmt(cfg.min_lr),
+        "--lr-decay-style", cfg.lr_decay_style,
+        "--lr-warmup-samples", str(cfg.lr_warmup_samples),
+        "--lr-decay-samples", str(decay),
+        "--weight-decay", _fmt(cfg.weight_decay),
+        "--adam-beta1", _fmt(cfg.adam_beta1),
+        "--adam-beta2", _fmt(cfg.adam_beta2),
+        "--adam-eps", _fmt(cfg.adam_eps),
+        "--clip-grad", _fmt(cfg.clip_grad),
+        "--seed", str(cfg.seed),
+        *precision_flags(cfg.dtype),
+        "--tokenizer-type", "TokenizerFromFile",
+        "--tokenizer-file", cfg.tokenizer,
+        "--train-weighted-split-paths-path", cfg.train_split_file,
+    ]
+    if cfg.valid_split_file:
+        argv += ["--valid-weighted-split-paths-path", cfg.valid_split_file]
+    if cfg.loss_on_targets_only:
+        argv.append("--loss-on-targets-only")
+    if cfg.norm_target_loss:
+        argv.append("--norm-target-loss")
+    argv += ["--load", start.load, "--save", cfg.save, "--save-interval", str(cfg.save_interval)]
+    if not start.resume:
+        argv += FINETUNE_FLAGS
+    argv += list(load_flags)
+    argv += ["--eval-interval", str(cfg.eval_interval), "--eval-iters", str(cfg.eval_iters),
+             "--log-interval", str(cfg.log_interval)]
+    if cfg.tensorboard:
+        argv += ["--tensorboard-dir", str(Path(cfg.save) / "tensorboard")]
+    argv += ["--structured-logs", "--structured-logs-dir", str(Path(cfg.save) / "logs")]
+    if cfg.use_flash_attn:
+        argv.append("--use-flash-attn")
+    if cfg.recompute_activations:
+        argv.append("--recompute-activations")
+    return argv + list(cfg.extra_args)

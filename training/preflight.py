@@ -1,0 +1,264 @@
+"""Check a run before any job is queued: every problem at once, each naming the values and the fix.
+
+Rules (``error`` stops the submission; ``warning`` is printed):
+
+* grid: nodes x GPUs divisible by TP x PP; global batch divisible by micro batch x data-parallel size;
+  heads divisible by TP; layers divisible by PP; seq length <= max positions;
+* start checkpoint (the fork): its shape, TP and PP are the run's (else reshard with
+  ``conversion.hf_to_megatron``); the tokenizer's vocab padded the fork's way (``make_vocab_size_divisible_by``
+  x TP) equals its embedding rows; the distributed optimizer finds the files it loads;
+* tokenizer: readable, with the pad token the fork looks up (``<fim-pad>``/``<fim_pad>``);
+* split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab;
+  for the fork, relative prefixes resolve the same from the job's folder as from the split file's;
+  validation does not overlap training (really, or through the fork's range bug);
+* the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``, and its own
+  ``megatron/arguments.py`` accepts every flag of the argv (``training.fork_flags``); ``training.extra_args``
+  neither repeats a flag the config already sets nor switches to the ``--data-path`` mode.
+
+    findings = run_preflight(run_config, os.environ)    # list[Finding]; run by ``training.launch preflight``
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from dataset.indexed_dataset import IndexedDataset, IndexFormatError
+from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
+from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
+from runconfig.model_presets import ModelShape
+from runconfig.run_config import RunConfig
+from training.megatron_argv import FINETUNE_SCRIPT
+from training.recorded_args import RecordedCheckpoint, padded_vocab_size, vocab_divisor_from_args
+
+
+@dataclass(frozen=True)
+class Finding:
+    error: bool
+    message: str
+
+    def __str__(self) -> str:
+        return f"{'error' if self.error else 'warning'}: {self.message}"
+
+
+def check_grid(cfg: Any, nodes: int, gpus_per_node: int, shape: ModelShape | None) -> list[Finding]:
+    """The process grid and the batch against the model (pure)."""
+    found = []
+    world, tp, pp = nodes * gpus_per_node, cfg.tensor_model_parallel_size, cfg.pipeline_model_parallel_size
+    if world % (tp * pp):
+        found.append(Finding(True, f"cluster.nodes x cluster.gpus_per_node = {nodes} x {gpus_per_node} = {world}"
+                             f" GPUs is not divisible by TP x PP = {tp} x {pp}; change the node count or the"
+                             " parallel sizes"))
+    else:
+        dp = world // (tp * pp)
+        if cfg.global_batch_size % (cfg.micro_batch_size * dp):
+            found.append(Finding(True, f"training.global_batch_size {cfg.global_batch_size} is not divisible by"
+                                 f" micro_batch_size x data-parallel size = {cfg.micro_batch_size} x {dp}; use a"
+                                 f" multiple of {cfg.micro_batch_size * dp}"))
+    if shape is not None:
+        if shape.num_attention_heads % tp:
+            found.append(Finding(True, f"{shape.num_attention_heads} attention heads are not divisible by"
+                                 f" tensor_model_parallel_size {tp}; pick a TP that divides them"))
+        if shape.num_layers % pp:
+            found.append(Finding(True, f"{shape.num_layers} layers are not divisible by"
+                                 f" pipeline_model_parallel_size {pp}; pick a PP that divides them"))
+        if cfg.seq_length > shape.max_position_embeddings:
+            found.append(Finding(True, f"training.seq_length {cfg.seq_length} exceeds the model's"
+                                 f" {shape.max_position_embeddings} positions; lower seq_length"))
+    return found
+
+
+def check_start_checkpoint(cfg: Any, shape: ModelShape, recorded: RecordedCheckpoint, vocab: int | None,
+                           hf_hint: str = "HF_FOLDER") -> list[Finding]:
+    """The checkpoint the fork loads against the run (pure, given what the checkpoint records)."""
+    found = []
+    where = f"{recorded.root} ({recorded.tag})"
+    tp, pp = cfg.tensor_model_parallel_size, cfg.pipeline_model_parallel_size
+    if (recorded.tp, recorded.pp) != (tp, pp):
+        found.append(Finding(True, f"{where} is split TP={recorded.tp} PP={recorded.pp}, the run uses TP={tp}"
+                             f" PP={pp}; reshard it: python -m conversion.hf_to_megatron --hf {hf_hint}"
+                             f" --out NEW_FOLDER --tp {tp} --pp {pp}, then set training.load"))
+    args = recorded.args
+    for key in ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "max_position_embeddings"):
+        have = args.get(key)
+        if have is not None and have != getattr(shape, key):
+            found.append(Finding(True, f"{where} records {key}={have}, the run's model has {getattr(shape, key)};"
+                                 " set training.model to the checkpoint's preset (or empty to take its shape)"))
+    if vocab is not None:
+        divisor = vocab_divisor_from_args(args)
+        padded = padded_vocab_size(vocab, divisor, tp)
+        if padded != recorded.embedding_rows:
+            found.append(Finding(True, f"the tokenizer's {vocab} tokens padded to a multiple of"
+                                 f" make_vocab_size_divisible_by x TP = {divisor} x {tp} give {padded} rows, but"
+                                 f" {where} has {recorded.embedding_rows} embedding rows; use the tokenizer the"
+                                 " checkpoint was trained with, or reconvert it with this TP"))
+    if cfg.use_distributed_optimizer and not recorded.dist_opt:
+        found.append(Finding(True, f"training.use_distributed_optimizer is true but {where} has no model_rng.pt"
+                             " files: the fork then looks for model_rng.pt and optim.pt and exits. Set"
+                             " use_distributed_optimizer=false"))
+    elif cfg.use_distributed_optimizer and not recorded.has_optimizer:
+        found.append(Finding(False, f"{where} was saved with the distributed optimizer but holds no optim.pt:"
+                             " the fork loads optim.pt even with --no-load-optim, so the first job may exit"
+                             " with 'could not load the checkpoint'"))
+    elif recorded.dist_opt and not cfg.use_distributed_optimizer:
+        found.append(Finding(True, f"{where} was saved with the distributed optimizer (model_rng.pt) but"
+                             " training.use_distributed_optimizer is false: the fork looks for"
+                             " model_optim_rng.pt. Set use_distributed_optimizer=true"))
+    return found
+
+
+def check_tokenizer(path: str) -> tuple[list[Finding], int | None]:
+    """A readable tokenizer with the fork's pad token; returns its vocab size (the fork's ``len(tokenizer)``)."""
+    from training.model_init import PAD_TOKENS, tokenizer_ids
+
+    if not path:
+        return [Finding(True, "training.tokenizer is empty; name the tokenizer.json the data was preprocessed with")], None
+    try:
+        ids = tokenizer_ids(Path(path))
+    except ValueError as exc:
+        return [Finding(True, str(exc))], None
+    found = []
+    if ids["pad"] is None:
+        found.append(Finding(True, f"{path} has no pad token ({' or '.join(PAD_TOKENS)}); the fork pads packed"
+                             " rows with it. Use the StarCoder tokenizer or add the token"))
+    return found, int(ids["vocab_size"] or 0)
+
+
+def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
+    """Split files, their datasets, and train/valid overlap (real, or the fork's range bug)."""
+    found: list[Finding] = []
+    entries: dict[str, list[tuple[Any, Path]]] = {}
+    for role, path in (("train", cfg.train_split_file), ("valid", cfg.valid_split_file)):
+        if not path:
+            if role == "train":
+                found.append(Finding(True, "training.train_split_file is empty; write it with dataset.splits"))
+            continue
+        try:
+            groups = parse_split_file(path, role)
+        except (SplitFileError, FileNotFoundError, OSError) as exc:
+            found.append(Finding(True, f"{path}: {exc}"))
+            continue
+        for group in groups:
+            for d in group.datasets:
+                prefix = resolve_prefix(d.prefix, path)
+                if fork and not Path(d.prefix).is_absolute() and Path(d.prefix).resolve() != prefix:
+                    found.append(Finding(True, f"{path}: prefix {d.prefix!r} is relative: the fork opens it from"
+                                         f" the job's folder ({Path(d.prefix).resolve()}), not next to the split"
+                                         f" file ({prefix}); write absolute prefixes"))
+                entries.setdefault(role, []).append((d, prefix))
+    dtypes: dict[str, list[str]] = {}
+    sizes: dict[Path, int] = {}
+    for d, prefix in (e for role in entries.values() for e in role):
+        for key in DOCUMENT_ROLES:
+            name = document_prefix(str(prefix), key)
+            try:
+                data = IndexedDataset(name)
+            except (FileNotFoundError, IndexFormatError) as exc:
+                found.append(Finding(True, f"{name}: {exc}; run dataset.preprocess for this prefix"))
+                continue
+            dtypes.setdefault(str(data.dtype), []).append(name)
+            sizes[prefix] = len(data.doc_idx) - 1
+            top = data.max_token_id()
+            if vocab is not None and top >= vocab:
+                found.append(Finding(True, f"{name}: token id {top} is not below the tokenizer's {vocab} tokens;"
+                                     " preprocess with training.tokenizer"))
+    if len(dtypes) > 1:
+        found.append(Finding(True, "the datasets mix token dtypes (" + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in sorted(dtypes.items())) + "); preprocess them with one tokenizer"))
+    found += _overlaps(entries, sizes, fork or cfg.legacy_split_offsets)
+    return found
+
+
+def _overlaps(entries: Mapping[str, list[tuple[Any, Path]]], sizes: Mapping[Path, int], from_zero: bool) -> list[Finding]:
+    found = []
+    for v, v_prefix in entries.get("valid", []):
+        for t, t_prefix in entries.get("train", []):
+            if v_prefix != t_prefix or v_prefix not in sizes:
+                continue
+            (vs, ve), (ts, te) = v.document_range(sizes[v_prefix]), t.document_range(sizes[t_prefix])
+            if from_zero:  # the fork's packed dataset reads a range a:b as documents [0, b - a)
+                vs, ve, ts, te = 0, ve - vs, 0, te - ts
+            if max(vs, ts) < min(ve, te):
+                found.append(Finding(True, f"validation documents [{vs}, {ve}) of {v_prefix} overlap the training"
+                                     f" documents [{ts}, {te})" + (" as the fork reads them (it ignores a range's"
+                                     " start)" if from_zero else "") + "; hold validation out in its own prefix"
+                                     " (data.valid_fraction) and use 0:1 for both"))
+    return found
+
+
+def megatron_dir(environ: Mapping[str, str], site_env: str) -> str:
+    """``MEGATRON_DIR`` from the environment, else a plain ``MEGATRON_DIR=...`` line of the site env file."""
+    value = environ.get("MEGATRON_DIR", "")
+    if not value and Path(site_env).is_file():
+        for line in Path(site_env).read_text(encoding="utf-8").splitlines():
+            match = re.match(r"""^\s*(?:export\s+)?MEGATRON_DIR=["']?([^"'$`]*)["']?\s*$""", line)
+            if match:
+                value = match.group(1)
+    return value
+
+
+def check_megatron_dir(environ: Mapping[str, str], site_env: str) -> list[Finding]:
+    value = megatron_dir(environ, site_env)
+    if not value:
+        return [Finding(True, f"MEGATRON_DIR is not set (environment or {site_env}); point it at a checkout of"
+                        " the BigCode fork's mtf branch (see training/site.env.example)")]
+    if not (Path(value) / FINETUNE_SCRIPT).is_file():
+        return [Finding(True, f"MEGATRON_DIR={value} holds no {FINETUNE_SCRIPT}; check out the fork's mtf branch there")]
+    return []
+
+
+def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
+    """The argv against the flags of the fork the job will run, and ``extra_args`` against the rest."""
+    from training.fork_flags import argv_problems, extract_flags
+
+    found = []
+    given = [a for a in extra_args if a.startswith("--")]
+    built = set(a for a in argv[:len(argv) - len(extra_args)] if a.startswith("--"))
+    for flag in given:
+        if flag in built:
+            found.append(Finding(True, f"training.extra_args repeats {flag}, which the run config already sets;"
+                                 " change the training: key instead (one value in one place)"))
+        if flag in ("--data-path", "--split"):
+            found.append(Finding(True, f"training.extra_args has {flag}: the fork refuses it next to the weighted"
+                                 " split files (train_split_file / valid_split_file)"))
+    arguments = Path(fork_dir) / "megatron" / "arguments.py"
+    if arguments.is_file():
+        flags = extract_flags(arguments.read_text(encoding="utf-8"))
+        found += [Finding(True, f"{arguments} would reject the argv: {p}") for p in argv_problems(argv, flags)]
+    return found
+
+
+def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
+    from training.fork_job import recorded_if_present, run_shape, start_point
+
+    cfg, cluster = run.training, run.cluster
+    fork = cfg.engine == "megatron"
+    found: list[Finding] = []
+    shape, recorded, start = None, None, None
+    try:  # a refused save/load pair or an unreadable checkpoint is one problem; the other rules still run
+        start = start_point(cfg.load, cfg.save)
+        recorded = recorded_if_present(start.load)
+        shape = run_shape(cfg.model, recorded, start.load) if (fork or recorded) else None
+    except ValueError as exc:  # ResumeError and CheckpointFormatError are ValueErrors
+        found.append(Finding(True, str(exc)))
+    tokenizer_findings, vocab = check_tokenizer(cfg.tokenizer) if (fork or cfg.tokenizer) else ([], None)
+    found += check_grid(cfg, cluster.nodes, cluster.gpus_per_node, shape)
+    if fork and recorded is not None and shape is not None:
+        found += check_start_checkpoint(cfg, shape, recorded, vocab)
+    elif fork and shape is not None and start is not None:
+        found.append(Finding(True, f"{start.load} holds no checkpoint (no tracker); prepare it with"
+                             " conversion.hf_to_megatron or conversion.prepare_release"))
+    found += tokenizer_findings + check_splits(cfg, vocab, fork)
+    if fork:
+        found += check_megatron_dir(environ, cluster.site_env)
+        if shape is not None:
+            from training.fork_job import plan_job
+
+            try:
+                job = plan_job(run, None, ())
+            except ValueError as exc:  # e.g. a save folder from another run; the reason names the values
+                found.append(Finding(True, str(exc)))
+            else:
+                found += check_fork_argv(list(job.argv), cfg.extra_args, megatron_dir(environ, cluster.site_env))
+    return found
