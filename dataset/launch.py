@@ -6,7 +6,7 @@ Run::
     python -m dataset.launch status --config RUN.yaml [section.key=value ...]
 
 ``submit`` reads ``data:`` (inputs, tokenizer, output prefix, ``num_shards``...) and the CPU settings of
-``cluster:`` (``runconfig.shard_jobs_section``), then submits what is still to do: every shard without a
+``cluster:`` (``preprocess_*``, ``merge_*``, ``partition``, ``account``, ``qos``, ``site_env``), then submits what is still to do: every shard without a
 finished manifest and not queued or running already (the first time: ``--array=0-(N-1)``), and a merge job
 (``dataset.merge_shards``) with ``--dependency=afterok`` on them and on any still in flight. Run it again
 after a shard failed or was cancelled: only that shard is resubmitted (finished shards are never redone),
@@ -45,7 +45,7 @@ from dataset.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_fo
 from dataset.shard_run import output_settings, shard_config
 from runconfig import ConfigError, load_section
 from runconfig.data_section import DataConfig
-from runconfig.shard_jobs_section import ShardJobsConfig, load_shard_jobs
+from runconfig.cluster_section import ClusterConfig
 
 STATE_NAME = "launch.json"
 
@@ -153,12 +153,12 @@ def _queue(state: LaunchState) -> dict[str, str]:
     return parse_squeue(_run(squeue_argv())) if state.array_jobs or state.merge_jobs else {}
 
 
-def _load(args: argparse.Namespace) -> tuple[DataConfig, ShardJobsConfig, ShardJob]:
+def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob]:
     bad = [o for o in args.overrides if "=" not in o or "." not in o.split("=", 1)[0]]
     if bad:
         raise LaunchError(f"override {bad[0]!r} must be written section.key=value (e.g. data.num_shards=8)")
     data = load_section(args.config, "data", DataConfig, args.overrides)
-    settings = load_shard_jobs(args.config, args.overrides)
+    settings = load_section(args.config, "cluster", ClusterConfig, args.overrides)
     if not data.inputs or not data.tokenizer or not data.output_prefix:
         raise LaunchError(f"{args.config}: data: needs inputs, tokenizer and output_prefix")
     missing = [str(p) for p in data.inputs if not Path(p).is_file()]
@@ -167,8 +167,9 @@ def _load(args: argparse.Namespace) -> tuple[DataConfig, ShardJobsConfig, ShardJ
     shard_config(data, ShardSpec(0, data.num_shards))  # what a shard cannot do is refused now, not on the nodes
     prefix = os.path.abspath(data.output_prefix)
     job = ShardJob(config=os.path.abspath(args.config), overrides=tuple(args.overrides), output_prefix=prefix,
-                   num_shards=data.num_shards, python=settings.python or sys.executable, workdir=os.getcwd(),
-                   log_dir=str(shards_folder(prefix) / "logs"))
+                   num_shards=data.num_shards, python=sys.executable, workdir=os.getcwd(),
+                   log_dir=str(shards_folder(prefix) / "logs"),
+                   site_env=os.path.abspath(settings.site_env) if Path(settings.site_env).is_file() else "")
     return data, settings, job
 
 

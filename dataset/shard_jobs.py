@@ -1,8 +1,9 @@
 """The SLURM commands of a sharded preprocess, as pure functions of the settings (used by ``dataset.launch``).
 
 Every command is an argv list, run without a shell. The job bodies go to ``sbatch --wrap`` as one command
-line made with ``shlex.join``, so paths with spaces or shell metacharacters stay inert: nothing in them is
-ever run. The shard job is one array job, one task per shard (``--array=0-(N-1)``, or only the shards still
+line made with ``shlex.join`` (after ``. SITE_ENV &&`` when the ``cluster.site_env`` file exists), so paths
+with spaces or shell metacharacters stay inert: nothing in them is ever run. The CPU settings are the
+``preprocess_*``/``merge_*`` keys of ``cluster:`` (``runconfig.cluster_section``). The shard job is one array job, one task per shard (``--array=0-(N-1)``, or only the shards still
 to make on a resubmission, ``%K`` to run at most K at once); each task runs ``python -m dataset.preprocess
 --config RUN.yaml ... --num-shards N``, which takes its shard index from ``SLURM_ARRAY_TASK_ID``. The merge
 job runs ``python -m dataset.merge_shards`` once every shard task it waits for has ended well
@@ -13,7 +14,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from runconfig.shard_jobs_section import ShardJobsConfig
+from runconfig.cluster_section import ClusterConfig
 
 JOB_NAMES = ("codeft-preprocess", "codeft-merge-shards")
 ACTIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
@@ -30,6 +31,7 @@ class ShardJob:
     python: str  # interpreter on the nodes
     workdir: str  # the jobs run here (relative paths in the config are relative to it)
     log_dir: str
+    site_env: str = ""  # sourced first when not empty (modules, the virtualenv...)
 
 
 def array_spec(indices: list[int], max_parallel: int = 0) -> str:
@@ -44,13 +46,18 @@ def array_spec(indices: list[int], max_parallel: int = 0) -> str:
     return f"{spec}%{max_parallel}" if max_parallel else spec
 
 
-def _common(settings: ShardJobsConfig, job: ShardJob) -> list[str]:
+def _common(settings: ClusterConfig, job: ShardJob) -> list[str]:
     argv = ["--parsable", f"--chdir={job.workdir}"]
-    if settings.partition:
-        argv.append(f"--partition={settings.partition}")
-    if settings.account:
-        argv.append(f"--account={settings.account}")
+    for flag, value in (("partition", settings.partition), ("account", settings.account), ("qos", settings.qos)):
+        if value:
+            argv.append(f"--{flag}={value}")
     return argv
+
+
+def job_body(command: list[str], site_env: str) -> str:
+    """The ``--wrap`` command line: ``exec`` of ``command``, after sourcing the site env if there is one."""
+    run = shlex.join(["exec", *command])
+    return f". {shlex.quote(site_env)} && {run}" if site_env else run
 
 
 def preprocess_command(job: ShardJob) -> list[str]:
@@ -64,22 +71,22 @@ def merge_command(job: ShardJob) -> list[str]:
             "--num-shards", str(job.num_shards)]
 
 
-def sbatch_array_argv(settings: ShardJobsConfig, job: ShardJob, indices: list[int]) -> list[str]:
+def sbatch_array_argv(settings: ClusterConfig, job: ShardJob, indices: list[int]) -> list[str]:
     """``sbatch`` for the shard tasks ``indices`` as one array job."""
     return ["sbatch", *_common(settings, job), f"--job-name={JOB_NAMES[0]}",
             f"--array={array_spec(indices, settings.preprocess_max_parallel)}", "--nodes=1", "--ntasks=1",
             f"--cpus-per-task={settings.preprocess_cpus_per_task}", f"--mem={settings.preprocess_mem}",
             f"--time={settings.preprocess_time}", f"--output={job.log_dir}/shard-%a-job-%A.log",
-            f"--wrap={shlex.join(['exec', *preprocess_command(job)])}"]
+            f"--wrap={job_body(preprocess_command(job), job.site_env)}"]
 
 
-def sbatch_merge_argv(settings: ShardJobsConfig, job: ShardJob, after: list[str]) -> list[str]:
+def sbatch_merge_argv(settings: ClusterConfig, job: ShardJob, after: list[str]) -> list[str]:
     """``sbatch`` for the merge, after the jobs or array tasks ``after`` (``123``, ``120_4``) all succeed."""
     dependency = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"] if after else []
     return ["sbatch", *_common(settings, job), f"--job-name={JOB_NAMES[1]}", *dependency,
             "--nodes=1", "--ntasks=1", "--cpus-per-task=1", f"--mem={settings.merge_mem}",
             f"--time={settings.merge_time}", f"--output={job.log_dir}/merge-job-%j.log",
-            f"--wrap={shlex.join(['exec', *merge_command(job)])}"]
+            f"--wrap={job_body(merge_command(job), job.site_env)}"]
 
 
 def parse_job_id(stdout: str) -> str:

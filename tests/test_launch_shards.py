@@ -83,7 +83,7 @@ def test_pure_pieces():
 
 
 def test_dry_run_prints_the_array_and_the_dependent_merge_and_runs_nothing(run_config, slurm, capsys):
-    assert launch.main(["submit", "--config", str(run_config), "--dry-run"]) == 0
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run", "cluster.site_env=no such file"]) == 0
     lines = capsys.readouterr().out.splitlines()
     array, merge = shlex.split(lines[0]), shlex.split(lines[1])
     assert array[0] == "sbatch" and _option(array, "array") == "0-2" and _option(array, "cpus-per-task") == "6"
@@ -141,3 +141,16 @@ def test_a_config_a_shard_cannot_run_is_refused_before_submitting(run_config, sl
     assert launch.main(["submit", "--config", str(run_config), "cluster.preprocess_mem=lots"]) == 2
     assert "preprocess_mem" in capsys.readouterr().err
     assert slurm[1]() == []
+
+
+def test_the_site_env_is_sourced_first_when_it_exists(run_config, slurm, capsys):
+    site = run_config.parent / "site env; touch pwned2"
+    site.write_text("export CODEFT_SITE=1\n")
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run", f"cluster.site_env={site}",
+                        "cluster.qos=low"]) == 0
+    array, merge = (shlex.split(line) for line in capsys.readouterr().out.splitlines()[:2])
+    for argv in (array, merge):
+        body = _option(argv, "wrap")
+        assert shlex.split(body)[:3] == [".", str(site), "&&"] and _option(argv, "qos") == "low"
+        assert body.startswith(f". {shlex.quote(str(site))} && exec ")
+    assert not (run_config.parent / "pwned2").exists()
