@@ -45,6 +45,7 @@ demo: $(STAMP) system-packages
 
 bench: $(STAMP) system-packages
 	$(BIN)/python scripts/bench_preprocess.py
+	$(BIN)/python scripts/bench_merge.py
 	$(BIN)/python scripts/bench_packed_index.py
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_check_shards.py

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.jsonl_records import LineChunk, RecordIssue, parse_chunk
+from dataset.heldout import heldout_by_hash
+from dataset.jsonl_records import LineChunk, RecordIssue, is_blank, parse_chunk
 from dataset.text_tokenizer import EncodedBatch, TextTokenizer
 
 _tokenizer: TextTokenizer | None = None
@@ -36,7 +37,8 @@ class EncodedChunk:
     """A chunk's records: counts, issues, and the ids of the valid records' fields (one or two).
 
     ``local[j]`` is the index, among the chunk's records, of valid record ``j``; its inputs are text ``j`` and
-    its targets (when there are two keys) text ``len(local) + j`` of ``encoded``.
+    its targets (when there are two keys) text ``len(local) + j`` of ``encoded``. ``heldout`` (with
+    ``--valid-fraction``) says, per record of the chunk, whether ``dataset.heldout``'s hash rule holds it out.
     """
 
     path: str
@@ -46,13 +48,23 @@ class EncodedChunk:
     local: np.ndarray
     lines: np.ndarray
     encoded: EncodedBatch
+    heldout: np.ndarray | None = None
 
 
-def encode_chunk(chunk: LineChunk, keys: tuple[str, ...], max_line_bytes: int) -> EncodedChunk:
-    """Parse and tokenize one chunk (runs in a worker after :func:`init_worker`)."""
+def encode_chunk(chunk: LineChunk, keys: tuple[str, ...], max_line_bytes: int,
+                 heldout_rule: tuple[float, int] | None = None) -> EncodedChunk:
+    """Parse and tokenize one chunk (runs in a worker after :func:`init_worker`).
+
+    ``heldout_rule`` is ``(valid_fraction, valid_seed)`` when records are held out by hash.
+    """
     if _tokenizer is None:
         raise RuntimeError("encode_chunk() in a process where init_worker() did not run")
     parsed = parse_chunk(chunk, keys, max_line_bytes)
     encoded = _tokenizer.encode_batch(parsed.inputs + parsed.targets)
+    heldout = None
+    if heldout_rule is not None:  # records are the non-blank lines, as parse_chunk counts them
+        records = [line for line in chunk.data.split(b"\n") if not is_blank(line)]
+        heldout = heldout_by_hash(records, *heldout_rule)
     return EncodedChunk(chunk.path, parsed.num_records, parsed.blank_lines, parsed.issues,
-                        np.asarray(parsed.local, dtype=np.int64), np.asarray(parsed.lines, dtype=np.int64), encoded)
+                        np.asarray(parsed.local, dtype=np.int64), np.asarray(parsed.lines, dtype=np.int64), encoded,
+                        heldout)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
@@ -62,15 +63,19 @@ def encode_index(dtype: np.dtype, sizes: np.ndarray, doc_idx: np.ndarray | None 
     return buffer.getvalue()
 
 
+def index_header(dtype: np.dtype, num_sequences: int, num_docs: int) -> bytes:
+    """The first ``HEADER_SIZE`` bytes of an ``.idx``: magic, version, dtype code and the two counts."""
+    return (MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", CODE_OF_DTYPE[np.dtype(dtype)])
+            + struct.pack("<QQ", num_sequences, num_docs))
+
+
 def write_index(f: BinaryIO, dtype: np.dtype, sizes: np.ndarray, doc_idx: np.ndarray | None = None,
                 block: int = 1 << 20) -> None:
     """Write an ``.idx`` to ``f`` a block of sequences at a time: no full-size temporaries for big datasets."""
     dtype = np.dtype(dtype)
     sizes = np.asarray(sizes, dtype=np.int32)
     n = len(sizes)
-    num_docs = n + 1 if doc_idx is None else len(doc_idx)
-    f.write(MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", CODE_OF_DTYPE[dtype]))
-    f.write(struct.pack("<Q", n) + struct.pack("<Q", num_docs))
+    f.write(index_header(dtype, n, n + 1 if doc_idx is None else len(doc_idx)))
     for i in range(0, n, block):
         f.write(sizes[i:i + block].astype("<i4").tobytes())
     offset = 0
@@ -84,6 +89,54 @@ def write_index(f: BinaryIO, dtype: np.dtype, sizes: np.ndarray, doc_idx: np.nda
     else:
         for i in range(0, n + 1, block):
             f.write(np.arange(i, min(i + block, n + 1), dtype="<i8").tobytes())
+
+
+@dataclass(frozen=True)
+class IndexHeader:
+    """What an ``.idx`` header says, and where its three sections start."""
+
+    dtype: np.dtype
+    num_sequences: int
+    num_docs: int
+
+    @property
+    def sizes_offset(self) -> int:
+        return HEADER_SIZE
+
+    @property
+    def pointers_offset(self) -> int:
+        return HEADER_SIZE + 4 * self.num_sequences
+
+    @property
+    def doc_idx_offset(self) -> int:
+        return HEADER_SIZE + 12 * self.num_sequences
+
+    @property
+    def file_size(self) -> int:
+        return HEADER_SIZE + 12 * self.num_sequences + 8 * self.num_docs
+
+
+def parse_index_header(header: bytes, file_size: int, idx_path: str | os.PathLike) -> IndexHeader:
+    """Check the first ``HEADER_SIZE`` bytes of an ``.idx`` of ``file_size`` bytes; errors name ``idx_path``."""
+    if len(header) < HEADER_SIZE or header[:9] != MAGIC:
+        raise IndexFormatError(f"{idx_path}: not a Megatron MMIDIDX index (bad magic)")
+    version, = struct.unpack("<Q", header[9:17])
+    if version != VERSION:
+        raise IndexFormatError(f"{idx_path}: index version {version}, expected {VERSION}")
+    if header[17] not in DTYPE_CODES:
+        raise IndexFormatError(f"{idx_path}: unknown dtype code {header[17]}")
+    n, d = struct.unpack("<QQ", header[18:34])
+    parsed = IndexHeader(np.dtype(DTYPE_CODES[header[17]]), n, d)
+    if file_size != parsed.file_size:
+        raise IndexFormatError(f"{idx_path}: {file_size} bytes, expected {parsed.file_size} for {n} sequences")
+    return parsed
+
+
+def read_index_header(prefix: str | os.PathLike) -> IndexHeader:
+    """The checked header of ``PREFIX.idx``, read without mapping the file."""
+    idx_path = index_file_path(prefix)
+    with open(idx_path, "rb") as f:
+        return parse_index_header(f.read(HEADER_SIZE), os.fstat(f.fileno()).st_size, idx_path)
 
 
 class IndexedDatasetWriter:
@@ -195,22 +248,12 @@ class IndexedDataset:
         self.prefix = os.fspath(prefix)
         idx_path = index_file_path(self.prefix)
         raw = np.memmap(idx_path, dtype=np.uint8, mode="r")
-        if len(raw) < HEADER_SIZE or bytes(raw[:9]) != MAGIC:
-            raise IndexFormatError(f"{idx_path}: not a Megatron MMIDIDX index (bad magic)")
-        version, = struct.unpack("<Q", bytes(raw[9:17]))
-        if version != VERSION:
-            raise IndexFormatError(f"{idx_path}: index version {version}, expected {VERSION}")
-        code = int(raw[17])
-        if code not in DTYPE_CODES:
-            raise IndexFormatError(f"{idx_path}: unknown dtype code {code}")
-        self.dtype = np.dtype(DTYPE_CODES[code])
-        n, d = struct.unpack("<QQ", bytes(raw[18:34]))
-        expected = HEADER_SIZE + 12 * n + 8 * d
-        if len(raw) != expected:
-            raise IndexFormatError(f"{idx_path}: {len(raw)} bytes, expected {expected} for {n} sequences")
-        self.sizes = np.frombuffer(raw, dtype="<i4", count=n, offset=HEADER_SIZE)
-        self.pointers = np.frombuffer(raw, dtype="<i8", count=n, offset=HEADER_SIZE + 4 * n)
-        self.doc_idx = np.frombuffer(raw, dtype="<i8", count=d, offset=HEADER_SIZE + 12 * n)
+        header = parse_index_header(bytes(raw[:HEADER_SIZE]), len(raw), idx_path)
+        self.dtype = header.dtype
+        n, d = header.num_sequences, header.num_docs
+        self.sizes = np.frombuffer(raw, dtype="<i4", count=n, offset=header.sizes_offset)
+        self.pointers = np.frombuffer(raw, dtype="<i8", count=n, offset=header.pointers_offset)
+        self.doc_idx = np.frombuffer(raw, dtype="<i8", count=d, offset=header.doc_idx_offset)
         bin_path = data_file_path(self.prefix)
         total = int(self.sizes.sum(dtype=np.int64)) * self.dtype.itemsize
         actual = bin_path.stat().st_size if bin_path.exists() else -1

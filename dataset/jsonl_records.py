@@ -136,22 +136,46 @@ class _HashingReader:
             pass
 
 
+class _RangeReader:
+    """The first ``size`` bytes from a file's current position, as a file (EOF after them)."""
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self.raw, self.left = raw, size
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.raw.read(size)
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def iter_chunks(path: str | os.PathLike, max_line_bytes: int, chunk_bytes: int = READ_BLOCK,
-                digest: list[str] | None = None) -> Iterator[LineChunk | LongLine]:
+                digest: list[str] | None = None, byte_range: tuple[int, int] | None = None
+                ) -> Iterator[LineChunk | LongLine]:
     """Yield ``path`` (decompressing ``.gz``) as chunks of whole lines; append its sha256 to ``digest`` at the end.
 
     Memory stays bounded: a line growing past ``max_line_bytes`` is dropped as it is read and reported as a
     :class:`LongLine`. Shorter over-long lines inside a chunk are the parser's to report.
+    ``byte_range=(start, end)`` reads only those bytes of a plain file (a shard's piece, starting at a line
+    start; see ``dataset.shard_plan``): line numbers then count from 1 at ``start`` and the digest is the
+    range's, and a BOM is stripped only at byte 0.
     """
     path = Path(path)
     try:
         raw = open(path, "rb")
     except OSError as exc:
         raise InputFileError(f"{path}: cannot open input ({exc.strerror}); check the --input path") from exc
+    if byte_range is not None:
+        raw.seek(byte_range[0])
+        raw = _RangeReader(raw, byte_range[1] - byte_range[0])  # type: ignore[assignment]
     hashing = _HashingReader(raw)
     stream: BinaryIO = gzip.GzipFile(fileobj=hashing, mode="rb") if path.suffix == ".gz" else hashing  # type: ignore
+    at_start = byte_range is None or byte_range[0] == 0
     try:
-        yield from _chunk_lines(os.fspath(path), stream, max_line_bytes, chunk_bytes)
+        yield from _chunk_lines(os.fspath(path), stream, max_line_bytes, chunk_bytes, strip_bom=at_start)
         hashing.drain()
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InputFileError(f"{path}: cannot decompress input ({exc}); is the gzip file complete?") from exc
@@ -161,13 +185,13 @@ def iter_chunks(path: str | os.PathLike, max_line_bytes: int, chunk_bytes: int =
         digest.append(hashing.sha256.hexdigest())
 
 
-def _chunk_lines(name: str, stream: BinaryIO, max_line_bytes: int, chunk_bytes: int
+def _chunk_lines(name: str, stream: BinaryIO, max_line_bytes: int, chunk_bytes: int, strip_bom: bool = True
                  ) -> Iterator[LineChunk | LongLine]:
     line = 1  # number of the first line not yet yielded
     pieces: list[bytes] = []  # the unfinished line (a list: no quadratic concatenation)
     pending = 0
     dropping = -1  # size so far of a too-long line being skipped, or -1
-    first = True
+    first = strip_bom
     while block := stream.read(chunk_bytes):
         if first:
             first = False
@@ -197,7 +221,7 @@ def _chunk_lines(name: str, stream: BinaryIO, max_line_bytes: int, chunk_bytes: 
         yield LineChunk(name, line, b"".join(pieces), unterminated=True)
 
 
-def _is_blank(line: bytes) -> bool:
+def is_blank(line: bytes) -> bool:
     return not line or line.isspace()
 
 
@@ -209,7 +233,7 @@ def count_records(paths: list[str], max_line_bytes: int) -> int:
             if isinstance(chunk, LongLine):
                 total += 1
             else:
-                total += sum(1 for line in chunk.data.split(b"\n") if not _is_blank(line))
+                total += sum(1 for line in chunk.data.split(b"\n") if not is_blank(line))
     return total
 
 
@@ -271,7 +295,7 @@ def parse_chunk(chunk: LineChunk, keys: tuple[str, ...], max_line_bytes: int) ->
     lines = chunk.data.split(b"\n")
     last = len(lines) - 1
     for i, data in enumerate(lines):
-        if _is_blank(data):
+        if is_blank(data):
             parsed.blank_lines += 1
             continue
         number = chunk.first_line + i

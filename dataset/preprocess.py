@@ -5,13 +5,15 @@ Run::
     python -m dataset.preprocess --input data.jsonl [more.jsonl.gz ...] --tokenizer tokenizer.json \\
         --output-prefix out/data/pairs [--keys inputs targets | --keys content] [--workers N] [--append-eod] \\
         [--skip-invalid] [--valid-fraction F | --valid-count N] [--valid-seed S] \\
-        [--config run.yaml] [data.key=value ...]
+        [--config run.yaml] [data.key=value ...] [--num-shards N --shard-index I]
 
 Each jsonl record (one line) becomes one document in the inputs file and one in the targets file, tokenized
 as the fork's ``tools/preprocess_data.py`` does (see ``dataset.text_tokenizer``). Unlike the fork, a record
 whose inputs or targets is empty is never written to one file only: it stops the run (default) or is
 skipped whole (``--skip-invalid``), as is any other bad line (see ``dataset.jsonl_records``). Held-out
-records (``--valid-fraction``/``--valid-count``, seeded) go to ``PREFIX_valid_...`` and nowhere else.
+records (``--valid-fraction``/``--valid-count``, seeded; see ``dataset.heldout``) go to ``PREFIX_valid_...``
+and nowhere else. ``--num-shards N --shard-index I`` (or ``data.num_shards`` and a SLURM array task) makes one
+shard of a run too big for one machine (``dataset.shard_plan``); ``dataset.merge_shards`` joins them.
 With one key (``--keys content --append-eod``: raw code for pretraining) each record is one document of
 ``PREFIX_content_document``, as the fork's ``--json-keys content`` writes it.
 
@@ -43,12 +45,14 @@ from guardrails.command_errors import run_command
 from guardrails.output_paths import OutputRefused, check_output_prefix
 from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
-from dataset.heldout import HeldOutError, heldout_count, select_heldout
+from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
 from dataset.jsonl_records import (
     InputFileError, InvalidRecordError, LongLine, RecordIssue, count_records, iter_chunks,
 )
 from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, write_manifest
 from dataset.preprocess_outputs import PreprocessOutputs, roles_for_keys
+from dataset.shard_plan import LineNumbers, ShardPlanError, ShardSpec, plan_shard
+from dataset.shard_run import resolve_shard, shard_config, shard_manifest_section
 from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import read_checked_sections
@@ -76,10 +80,11 @@ def resolve_workers(workers: int) -> int:
     return workers or len(os.sched_getaffinity(0))
 
 
-def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
+def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | None = None) -> PreprocessSummary:
     """Tokenize ``config.inputs`` into the datasets at ``config.output_prefix``; all or nothing.
 
     ``progress``: a bar on stderr when it is a terminal, else a line every few seconds (``dataset.byte_progress``).
+    With ``shard``, only that shard's part of the inputs, into its partial dataset beside the prefix.
     """
     started = time.perf_counter()
     if not config.inputs or not config.tokenizer or not config.output_prefix:
@@ -89,20 +94,23 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
     for path in paths:
         if not Path(path).is_file():
             raise InputFileError(f"{path}: no such input file; check --input")
+    pieces = plan_shard(paths, shard or ShardSpec(0, 1))
+    final_config, config = config, shard_config(config, shard)
+    lines = LineNumbers(pieces)
     tokenizer = TextTokenizer(config.tokenizer)
     workers = resolve_workers(config.workers)
     timings: dict[str, float] = {}
 
     mask = None
-    if config.valid_fraction or config.valid_count:
-        num_records = count_records(paths, config.max_line_bytes)
-        wanted = heldout_count(num_records, config.valid_fraction, config.valid_count)
-        mask = select_heldout(num_records, wanted, config.valid_seed)
+    if config.valid_count:
+        mask = select_heldout(count_records(paths, config.max_line_bytes), config.valid_count, config.valid_seed)
         timings["count_records"] = time.perf_counter() - started
 
     state, digests = RunCounts(), []
-    outputs = PreprocessOutputs(config.output_prefix, tokenizer.dtype, with_valid=mask is not None,
+    outputs = PreprocessOutputs(config.output_prefix, tokenizer.dtype,
+                                with_valid=mask is not None or config.valid_fraction > 0,
                                 roles=roles_for_keys(config.keys))
+    heldout_rule = (config.valid_fraction, config.valid_seed) if config.valid_fraction else None
     bar = _progress(paths, progress)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=init_worker, initargs=(tokenizer,))
@@ -113,18 +121,18 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
             item = in_flight.popleft()
             if isinstance(item, LongLine):
                 state.records += 1
-                _reject(item.issue(config.max_line_bytes), config.skip_invalid, state)
+                _reject(lines.locate(item.issue(config.max_line_bytes)), config.skip_invalid, state)
             else:
-                _write_chunk(item.result(), state, tokenizer, config, mask, outputs)
+                _write_chunk(item.result(), state, tokenizer, config, mask, outputs, lines)
 
         keys = tuple(config.keys)
-        for path in paths:
-            for chunk in iter_chunks(path, config.max_line_bytes, CHUNK_BYTES, digests):
+        for piece in pieces:
+            for chunk in iter_chunks(piece.path, config.max_line_bytes, CHUNK_BYTES, digests, piece.byte_range):
                 if isinstance(chunk, LongLine):
                     in_flight.append(chunk)
                     size = chunk.size + 1
                 else:
-                    in_flight.append(pool.submit(encode_chunk, chunk, keys, config.max_line_bytes))
+                    in_flight.append(pool.submit(encode_chunk, chunk, keys, config.max_line_bytes, heldout_rule))
                     size = len(chunk.data) + 1
                 state.bytes_read += size
                 bar.update(size)
@@ -136,14 +144,20 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
 
         if mask is not None and state.records != len(mask):
             raise PreprocessError(f"inputs changed while reading: counted {len(mask)} records, then {state.records}")
-        if outputs.pairs["train"].documents == 0:
+        if shard is None and heldout_rule is not None:
+            check_heldout_result(config.valid_fraction, outputs.pairs["train"].documents,
+                                 outputs.pairs["valid"].documents)
+        if shard is None and outputs.pairs["train"].documents == 0:  # a shard may be empty; the merge checks
             raise PreprocessError(f"no valid records to write ({state.records} read, skipped: {dict(state.skipped)})")
         committing = time.perf_counter()
         path = manifest_path(config.output_prefix)
         outputs.commit(path)
         timings["commit"] = time.perf_counter() - committing
         timings["total"] = time.perf_counter() - started
-        manifest = build_manifest(config, tokenizer, paths, digests, state, outputs, mask, workers, timings)
+        manifest = build_manifest(config, tokenizer, [p.path for p in pieces], digests, state, outputs,
+                                  mask, workers, timings)
+        if shard is not None:
+            manifest["shard"] = shard_manifest_section(final_config, shard, pieces, digests)
         write_manifest(path, manifest)
         return PreprocessSummary(manifest, path)
     except BaseException:
@@ -157,7 +171,7 @@ def preprocess(config: DataConfig, progress: bool = False) -> PreprocessSummary:
         bar.close()
 
 
-def _reject(issue: RecordIssue, skip_invalid: bool, state: RunCounts) -> None:
+def _reject(issue: RecordIssue, skip_invalid: bool, state: RunCounts) -> None:  # issue already located
     if not skip_invalid:
         raise InvalidRecordError(issue)
     state.skipped[issue.reason] += 1
@@ -166,7 +180,7 @@ def _reject(issue: RecordIssue, skip_invalid: bool, state: RunCounts) -> None:
 
 
 def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer, config: DataConfig,
-                 mask: np.ndarray | None, outputs: PreprocessOutputs) -> None:
+                 mask: np.ndarray | None, outputs: PreprocessOutputs, lines: LineNumbers) -> None:
     """Append one encoded chunk to its split(s); a record with an empty side is rejected whole."""
     first_ordinal = state.records
     state.records += chunk.num_records
@@ -185,13 +199,16 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
             chunk.path, int(chunk.lines[j]), config.keys[roles.index(role)],
             "no_tokens", "the field tokenizes to zero tokens")))
     for _, issue in sorted(issues, key=lambda pair: pair[0]):  # the first bad line in file order stops the run
-        _reject(issue, config.skip_invalid, state)
+        _reject(lines.locate(issue), config.skip_invalid, state)
     if config.append_eod:  # the fork appends EOD to every (non-empty) document
         for role in roles:
             eod = np.array(tokenizer.eod_id, dtype=tokens[role].dtype)
             tokens[role] = np.insert(tokens[role], np.cumsum(lengths[role]), eod)
             lengths[role] = lengths[role] + 1
-    heldout = mask[first_ordinal + chunk.local] if mask is not None else np.zeros(n, dtype=bool)
+    if chunk.heldout is not None:  # --valid-fraction: each record's own hash decides
+        heldout = chunk.heldout[chunk.local]
+    else:
+        heldout = mask[first_ordinal + chunk.local] if mask is not None else np.zeros(n, dtype=bool)
     for split, chosen in (("train", keep & ~heldout), ("valid", keep & heldout)):
         if split not in outputs.pairs:
             continue
@@ -224,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-count", dest="valid_count", type=int, help="hold out this many records")
     p.add_argument("--valid-seed", dest="valid_seed", type=int, help="seed of the hold-out draw (default 1234)")
     p.add_argument("--max-line-bytes", dest="max_line_bytes", type=int, help="longest accepted line")
+    p.add_argument("--num-shards", dest="num_shards", type=int,
+                   help="make one of N shards (merge them with python -m dataset.merge_shards)")
+    p.add_argument("--shard-index", dest="shard_index", type=int,
+                   help="which shard, 0..N-1 (default: $SLURM_ARRAY_TASK_ID)")
     p.add_argument("--config", help="run config YAML; its data: section gives the defaults")
     p.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE", help="overrides of the data: section")
     return p
@@ -256,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = resolve_config(args)
-        summary = preprocess(config, progress=True)  # a bar on a terminal, else a line every few seconds
+        summary = preprocess(config, progress=True, shard=resolve_shard(config, args.shard_index))
     except (ConfigError, InvalidRecordError, InputFileError, TokenizerFileError, HeldOutError,
-            PreprocessError, OutputRefused) as exc:
+            PreprocessError, OutputRefused, ShardPlanError) as exc:
         print(f"error: {exc}\nNo output was written.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

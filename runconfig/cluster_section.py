@@ -6,6 +6,10 @@ starting ``gpus_per_node`` workers per node. Empty strings and zeros are left ou
 so the site's defaults apply. ``run_dir`` holds the job script, the resolved run config, each job's argv and
 the logs (empty: ``<training.save>/slurm``). ``site_env`` is the git-ignored shell file the job sources
 first (``MEGATRON_DIR``, modules, the virtualenv, NCCL variables; see ``training/site.env.example``).
+
+The ``preprocess_*`` and ``merge_*`` keys size the CPU-only jobs of a sharded preprocess
+(``python -m dataset.launch submit``: one array task per shard, then the merge); they share ``partition``,
+``account``, ``qos`` and ``site_env`` (sourced first when the file exists) with the training job.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 # SLURM's --time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
+_MEM = re.compile(r"^\d+[KMGT]?$")  # sbatch --mem: a number of megabytes, or with a unit
 
 
 @dataclass(frozen=True)
@@ -36,16 +41,30 @@ class ClusterConfig:
     run_dir: str = ""
     site_env: str = "site.env"
     sbatch_args: tuple[str, ...] = ()  # further sbatch options, passed as they are (e.g. ["--mail-type=END"])
+    preprocess_cpus_per_task: int = 8  # one shard task (its tokenizer workers)
+    preprocess_mem: str = "32G"
+    preprocess_time: str | int = "12:00:00"
+    preprocess_max_parallel: int = 0  # at most this many shard tasks at once (--array=...%K); 0 = no limit
+    merge_mem: str = "4G"
+    merge_time: str | int = "04:00:00"
 
     def __post_init__(self) -> None:
         if self.nodes < 1 or self.gpus_per_node < 1:
             raise ValueError(f"nodes and gpus_per_node must be >= 1, got nodes={self.nodes}"
                              f" gpus_per_node={self.gpus_per_node}")
-        if isinstance(self.time, int):  # YAML 1.1 reads 24:00:00 as 86400 and 30 as 30: neither is meant
-            raise ValueError(f"time {self.time!r}: quote the time limit in the YAML (time: '24:00:00'), or it is"
-                             " read as a number")
-        if not _TIME.match(self.time):
-            raise ValueError(f"time {self.time!r} is not a SLURM time limit; write e.g. 24:00:00 or 2-00:00:00")
+        for name in ("time", "preprocess_time", "merge_time"):
+            value = getattr(self, name)
+            if isinstance(value, int):  # YAML 1.1 reads 24:00:00 as 86400 and 30 as 30: neither is meant
+                raise ValueError(f"{name} {value!r}: quote the time limit in the YAML ({name}: '24:00:00'), or it"
+                                 " is read as a number")
+            if not _TIME.match(value):
+                raise ValueError(f"{name} {value!r} is not a SLURM time limit; write e.g. 24:00:00 or 2-00:00:00")
+        for name in ("preprocess_mem", "merge_mem"):
+            if not _MEM.match(getattr(self, name)):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not a SLURM memory size; write e.g. 32G")
+        if self.preprocess_cpus_per_task < 1 or self.preprocess_max_parallel < 0:
+            raise ValueError(f"preprocess_cpus_per_task must be >= 1 and preprocess_max_parallel >= 0, got"
+                             f" {self.preprocess_cpus_per_task} and {self.preprocess_max_parallel}")
         if not 0 < self.rdzv_port < 65536:
             raise ValueError(f"rdzv_port {self.rdzv_port} is not a TCP port (1-65535)")
         if self.cpus_per_task < 0:

@@ -25,6 +25,7 @@ class DataConfig:
     valid_count: int = 0
     valid_seed: int = 1234
     max_line_bytes: int = 64 * 1024 * 1024  # longer lines are bad input (never held in memory whole)
+    num_shards: int = 1  # >1: one process per shard (dataset.shard_plan), then dataset.merge_shards
 
     def __post_init__(self) -> None:
         if len(self.keys) not in (1, 2):
@@ -36,5 +37,7 @@ class DataConfig:
             raise ValueError("give valid_fraction or valid_count, not both")
         if self.valid_count < 0 or self.workers < 0:
             raise ValueError("valid_count and workers must not be negative")
+        if self.num_shards < 1:
+            raise ValueError(f"num_shards must be at least 1, got {self.num_shards}")
         if self.max_line_bytes <= 0:
             raise ValueError(f"max_line_bytes must be positive, got {self.max_line_bytes}")

@@ -1,6 +1,7 @@
 """``python -m dataset.preprocess`` reproduces the fork's ``tools/preprocess_data.py`` files byte for byte."""
 import filecmp
 import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -131,9 +132,31 @@ def test_heldout_is_exact_seeded_and_disjoint(fork_dir, tmp_path):
     assert len(again[1]) == 37
 
 
-def test_valid_fraction_rounds_the_record_count(fork_dir, tmp_path):
+def _hash_heldout(path, fraction, seed=1234):
+    """An independent re-statement of the --valid-fraction rule: keyed 64-bit BLAKE2b of each record's line."""
+    lines = [line for line in path.read_bytes().split(b"\n") if line.strip()]
+    key = str(seed).encode()
+    return np.array([int.from_bytes(hashlib.blake2b(line, digest_size=8, key=key).digest(), "little")
+                     < int(fraction * 2**64) for line in lines])
+
+
+def test_valid_fraction_holds_out_records_by_seeded_line_hash(fork_dir, tmp_path):
     train, valid = _holdout(fork_dir, tmp_path, "--valid-fraction", 0.05)
-    assert (len(train), len(valid)) == (380, 20)
+    expected = _hash_heldout(fork_dir / "sample.jsonl", 0.05)
+    assert 0 < expected.sum() < 400 and len(valid) == expected.sum() and len(train) == 400 - expected.sum()
+    fork = IndexedDataset(fork_dir / "sample_targets_document")
+    assert [fork[i].tolist() for i in np.flatnonzero(expected)] == [valid[j].tolist() for j in range(len(valid))]
+    assert [fork[i].tolist() for i in np.flatnonzero(~expected)] == [train[j].tolist() for j in range(len(train))]
+    other = _holdout(fork_dir, tmp_path, "--valid-fraction", 0.05, "--valid-seed", 99, name="other")
+    assert len(other[1]) == _hash_heldout(fork_dir / "sample.jsonl", 0.05, 99).sum()
+    assert [other[1][j].tolist() for j in range(len(other[1]))] != [valid[j].tolist() for j in range(len(valid))]
+
+
+def test_valid_fraction_that_holds_out_nothing_is_refused(fork_dir, tmp_path, capsys):
+    assert _run("--input", fork_dir / "sample2.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
+                "--output-prefix", tmp_path / "none", "--valid-fraction", 1e-9) == 2
+    assert "held out none of the 150 records" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_holdout_that_leaves_no_training_record_is_refused(fork_dir, tmp_path, capsys):
@@ -162,7 +185,8 @@ def test_config_section_and_overrides(fork_dir, tmp_path):
     assert _run("--config", config, "data.no_such_key=1") == 2
     # overrides after --input FILE are still overrides
     assert _run("--config", config, "--input", fork_dir / "sample2.jsonl", f"output_prefix={tmp_path / 'late'}") == 0
-    assert len(IndexedDataset(tmp_path / "late_valid_inputs_document")) == 8  # round(0.05 * 150)
+    expected = _hash_heldout(fork_dir / "sample2.jsonl", 0.05).sum()
+    assert len(IndexedDataset(tmp_path / "late_valid_inputs_document")) == expected > 0
 
 
 def test_progress_bar_on_request_on_a_terminal(fork_dir, tmp_path, capsys, monkeypatch):

@@ -1,0 +1,264 @@
+"""Run a sharded preprocess on SLURM: the shards as one array job, the merge as a job that waits for them.
+
+Run::
+
+    python -m dataset.launch submit --config RUN.yaml [--dry-run] [section.key=value ...]
+    python -m dataset.launch status --config RUN.yaml [section.key=value ...]
+
+``submit`` reads ``data:`` (inputs, tokenizer, output prefix, ``num_shards``...) and the CPU settings of
+``cluster:`` (``preprocess_*``, ``merge_*``, ``partition``, ``account``, ``qos``, ``site_env``), then submits what is still to do: every shard without a
+finished manifest and not queued or running already (the first time: ``--array=0-(N-1)``), and a merge job
+(``dataset.merge_shards``) with ``--dependency=afterok`` on them and on any still in flight. Run it again
+after a shard failed or was cancelled: only that shard is resubmitted (finished shards are never redone),
+the old merge job, which can no longer start, is cancelled, and a new one waits for the new tasks. With the
+merge done it submits nothing. ``--dry-run`` prints the ``sbatch`` commands without running them. The job ids
+are kept in ``PREFIX.shards/launch.json``; the logs go to ``PREFIX.shards/logs/``.
+
+``status`` (and ``submit``) print the progress: shards done, queued or running and still to submit, the input
+bytes done, records and bytes per second per shard task and overall since the first submission.
+
+The commands are argv lists built by ``dataset.shard_jobs`` (pure functions) and run without a shell.
+Exit status 2 for a config that cannot be submitted (message says what to fix), 1 when SLURM fails.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardrails.atomic_files import write_json_atomic
+from guardrails.command_errors import run_command
+from dataset.preprocess_manifest import manifest_path, read_manifest
+from dataset.shard_jobs import (
+    ShardJob, parse_job_id, parse_squeue, sbatch_array_argv, sbatch_merge_argv, shards_in_flight, squeue_argv,
+)
+from dataset.shard_manifests import shard_manifest_path
+from dataset.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_folder
+from dataset.shard_run import output_settings, shard_config
+from runconfig import ConfigError, load_section
+from runconfig.data_section import DataConfig
+from runconfig.cluster_section import ClusterConfig
+
+STATE_NAME = "launch.json"
+
+
+class LaunchError(ValueError):
+    """A run that cannot be submitted as configured; the message says what to fix."""
+
+
+class SlurmError(RuntimeError):
+    """A SLURM command that failed (its stderr is in the message)."""
+
+
+@dataclass
+class LaunchState:
+    """What earlier submissions of this run queued (``PREFIX.shards/launch.json``)."""
+
+    num_shards: int
+    first_submitted: float = 0.0
+    array_jobs: list[str] = field(default_factory=list)
+    merge_jobs: list[str] = field(default_factory=list)
+
+
+def state_path(prefix: str) -> Path:
+    return shards_folder(prefix) / STATE_NAME
+
+
+def read_state(prefix: str, num_shards: int) -> LaunchState:
+    path = state_path(prefix)
+    if not path.is_file():
+        return LaunchState(num_shards)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("num_shards") != num_shards:  # jobs of another shard count are not this run's
+        return LaunchState(num_shards)
+    return LaunchState(**raw)
+
+
+def shard_facts(data: DataConfig) -> dict[str, Any]:
+    """What a shard's manifest must say for it to count as this run's: settings, inputs, tokenizer."""
+    paths = [str(p) for p in data.inputs]
+    facts = {"settings": output_settings(dataclasses.asdict(data)),
+             "inputs": [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
+             "tokenizer": hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest()}
+    return json.loads(json.dumps(facts))  # tuples as lists, as in a manifest
+
+
+def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None
+                    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
+    """(shard index -> manifest for every finished shard of this run, indices of shards made otherwise).
+
+    With ``facts`` (:func:`shard_facts`), a shard made with other settings, inputs or tokenizer is not
+    finished: it is listed as stale, and a resubmission makes it again.
+    """
+    done, stale = {}, []
+    for index in range(num_shards):
+        path = shard_manifest_path(prefix, ShardSpec(index, num_shards))
+        if not path.is_file():
+            continue
+        manifest = read_manifest(path)
+        if facts is not None and facts != {"settings": manifest["shard"]["settings"],
+                                           "inputs": manifest["shard"]["inputs"],
+                                           "tokenizer": manifest["tokenizer"]["sha256"]}:
+            stale.append(index)
+        else:
+            done[index] = manifest
+    return done, stale
+
+
+def merged(prefix: str, num_shards: int) -> bool:
+    path = manifest_path(prefix)
+    if not path.is_file():
+        return False
+    m = read_manifest(path)
+    return m.get("stage") == "merge_shards" and len(m.get("shards", [])) == num_shards
+
+
+def progress_line(data: DataConfig, done: dict[int, dict[str, Any]], in_flight: int, state: LaunchState,
+                  now: float) -> str:
+    """Shards done / in flight / to submit, input bytes done, records and bytes per second."""
+    n = data.num_shards
+    total = sum(input_sizes([str(p) for p in data.inputs]))
+    records = sum(m["records_in"] for m in done.values())
+    nbytes = sum(sum(p["end"] - p["start"] for p in m["shard"]["pieces"]) for m in done.values())
+    seconds = sum(m["timings_s"].get("total", 0.0) for m in done.values())
+    line = (f"shards: {len(done)} of {n} done, {in_flight} queued or running, {n - len(done) - in_flight} to"
+            f" submit; input: {nbytes / 1e6:.1f} of {total / 1e6:.1f} MB ({100 * nbytes / max(total, 1):.0f}%)")
+    if seconds:
+        line += f"; per shard task {records / seconds:.0f} records/s, {nbytes / seconds / 1e6:.2f} MB/s"
+    if done and state.first_submitted:
+        elapsed = max(now - state.first_submitted, 1e-9)
+        line += f"; overall {records / elapsed:.0f} records/s, {nbytes / elapsed / 1e6:.2f} MB/s"
+    return line
+
+
+def _run(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise SlurmError(f"{argv[0]} not found: is SLURM installed on this machine?") from exc
+    if result.returncode != 0:
+        raise SlurmError(f"{shlex.join(argv[:2])} ... failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+def _queue(state: LaunchState) -> dict[str, str]:
+    return parse_squeue(_run(squeue_argv())) if state.array_jobs or state.merge_jobs else {}
+
+
+def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob]:
+    bad = [o for o in args.overrides if "=" not in o or "." not in o.split("=", 1)[0]]
+    if bad:
+        raise LaunchError(f"override {bad[0]!r} must be written section.key=value (e.g. data.num_shards=8)")
+    data = load_section(args.config, "data", DataConfig, args.overrides)
+    settings = load_section(args.config, "cluster", ClusterConfig, args.overrides)
+    if not data.inputs or not data.tokenizer or not data.output_prefix:
+        raise LaunchError(f"{args.config}: data: needs inputs, tokenizer and output_prefix")
+    missing = [str(p) for p in data.inputs if not Path(p).is_file()]
+    if missing:
+        raise LaunchError(f"{missing[0]}: no such input file; check data.inputs in {args.config}")
+    shard_config(data, ShardSpec(0, data.num_shards))  # what a shard cannot do is refused now, not on the nodes
+    prefix = os.path.abspath(data.output_prefix)
+    job = ShardJob(config=os.path.abspath(args.config), overrides=tuple(args.overrides), output_prefix=prefix,
+                   num_shards=data.num_shards, python=sys.executable, workdir=os.getcwd(),
+                   log_dir=str(shards_folder(prefix) / "logs"),
+                   site_env=os.path.abspath(settings.site_env) if Path(settings.site_env).is_file() else "")
+    return data, settings, job
+
+
+def submit(args: argparse.Namespace) -> int:
+    data, settings, job = _load(args)
+    prefix, n = job.output_prefix, job.num_shards
+    if merged(prefix, n):
+        print(f"already merged: {manifest_path(prefix)}; nothing to submit")
+        return 0
+    state = read_state(prefix, n)
+    done, stale = finished_shards(prefix, n, shard_facts(data))
+    if stale:
+        print(f"shards {stale} were made with other settings, inputs or tokenizer: making them again")
+    states = _queue(state)
+    flying = shards_in_flight(states, state.array_jobs)
+    waiting_merges = [j for j in state.merge_jobs if j in states]
+    todo = [i for i in range(n) if i not in done and i not in flying]
+    if not todo and waiting_merges:
+        print(progress_line(data, done, len(flying), state, time.time()))
+        print(f"nothing to submit: merge job {waiting_merges[-1]} is waiting")
+        return 0
+    commands = [["scancel", j] for j in waiting_merges]  # it waits for a task that failed: it can never start
+    if todo:
+        commands.append(sbatch_array_argv(settings, job, todo))
+    after = ["<array job id>"] if todo else []
+    after += [flying[i] for i in sorted(flying)]
+    if args.dry_run:
+        for argv in [*commands, sbatch_merge_argv(settings, job, after)]:
+            print(shlex.join(argv))
+        print(progress_line(data, done, len(flying), state, time.time()))
+        return 0
+    Path(job.log_dir).mkdir(parents=True, exist_ok=True)
+    state.first_submitted = state.first_submitted or time.time()
+    for argv in commands:
+        out = _run(argv)
+        if argv[0] == "sbatch":
+            array_job = parse_job_id(out)
+            state.array_jobs.append(array_job)
+            after[0] = array_job
+            print(f"submitted shards {todo} as array job {array_job}: {shlex.join(argv)}")
+        else:
+            print(f"cancelled merge job {argv[1]} (it waited for a shard that did not finish)")
+    merge_argv = sbatch_merge_argv(settings, job, after)
+    merge_job = parse_job_id(_run(merge_argv))
+    state.merge_jobs.append(merge_job)
+    write_json_atomic(state_path(prefix), vars(state), indent=2)
+    print(f"submitted the merge as job {merge_job}: {shlex.join(merge_argv)}")
+    print(f"logs: {job.log_dir}")
+    print(progress_line(data, done, len(flying) + len(todo), state, time.time()))
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    data, _, job = _load(args)
+    state = read_state(job.output_prefix, job.num_shards)
+    done, stale = finished_shards(job.output_prefix, job.num_shards, shard_facts(data))
+    if stale:
+        print(f"shards {stale} were made with other settings, inputs or tokenizer: submit makes them again")
+    flying = shards_in_flight(_queue(state), state.array_jobs)
+    print(progress_line(data, done, len(flying), state, time.time()))
+    if merged(job.output_prefix, job.num_shards):
+        print(f"merged: {manifest_path(job.output_prefix)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dataset.launch", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, helptext in (("submit", "submit what is still to do"), ("status", "print the progress")):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--config", required=True, help="the run config (data: and cluster: sections)")
+        if name == "submit":
+            cmd.add_argument("--dry-run", action="store_true", help="print the sbatch commands, submit nothing")
+        cmd.add_argument("overrides", nargs="*", metavar="section.key=value")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return submit(args) if args.command == "submit" else status(args)
+    except (LaunchError, ConfigError, ShardPlanError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SlurmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_command(main))
