@@ -63,6 +63,10 @@ SKIPPED: dict[str, str] = {
     "python -m dataset.preprocess --config RUN.yaml": CLUSTER,
     "python -m dataset.splits write --config RUN.yaml": CLUSTER,
     "python -m dataset.splits plan --config RUN.yaml": CLUSTER,
+    "python -m dataset.launch submit --config run.yaml": "submits to SLURM; tests/test_slurm_shards.py runs it on a"
+                                                         " private one-node SLURM (the --dry-run form runs here)",
+    "python -m dataset.launch status --config run.yaml": "asks SLURM (squeue) about the jobs submit queued;"
+                                                         " tests/test_slurm_shards.py runs it on a private SLURM",
     "python -m training.launch preflight --config RUN.yaml": CLUSTER,
     "python -m training.launch argv --config RUN.yaml": CLUSTER,
     "python -m training.launch submit --config RUN.yaml --dry-run": CLUSTER,
@@ -141,6 +145,10 @@ def prepare_inputs(work: Path) -> None:
     (work / "tokenizer.json").write_bytes((FORK_FIXTURES / "tokenizer.json").read_bytes())
     (work / "my_prompts.jsonl").write_text('{"prompt": "def add(a, b):", "name": "add"}\n', encoding="utf-8")
     _humaneval_samples(work / "samples.jsonl")
+    (work / "run.yaml").write_text(  # the run config of "A corpus larger than one machine"
+        "data:\n  inputs: [data.jsonl]\n  tokenizer: tokenizer.json\n  output_prefix: out/data/pairs\n"
+        "  valid_fraction: 0.05\n  num_shards: 2\ncluster:\n  partition: cpu\n  preprocess_cpus_per_task: 2\n"
+        "  preprocess_mem: 4G\n  preprocess_time: \"01:00:00\"\n", encoding="utf-8")
     _git_repository(work / "path" / "to" / "repo")
     project = work / "path" / "to" / "project"  # raw source files for code_to_jsonl
     project.mkdir(parents=True)
