@@ -1,9 +1,9 @@
 """The fork's sample-counted schedule: linear warmup from 0, cosine (or linear) decay to min_lr, then flat."""
 import math
-from types import SimpleNamespace
 
 import pytest
 
+from runconfig.training_section import TrainingConfig
 from training.lr_schedule import SampleLRSchedule
 
 
@@ -26,8 +26,9 @@ def test_linear_and_constant():
 
 
 def test_decay_defaults_to_the_whole_run_and_bad_windows_are_rejected():
-    cfg = SimpleNamespace(lr=1.0, min_lr=0.0, lr_warmup_samples=0, lr_decay_samples=0,
-                          lr_decay_style="cosine", train_iters=10, global_batch_size=8, weight_decay=0.1)
+    cfg = TrainingConfig(lr=1.0, min_lr=0.0, lr_warmup_samples=0, lr_decay_samples=0,
+                         lr_decay_style="cosine", train_iters=10, global_batch_size=8, micro_batch_size=4,
+                         weight_decay=0.1)
     assert SampleLRSchedule.from_config(cfg).decay_samples == 80
     with pytest.raises(ValueError, match="lr_decay_samples"):
         SampleLRSchedule(1.0, 0.0, 100, 50)

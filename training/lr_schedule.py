@@ -38,7 +38,7 @@ class SampleLRSchedule:
     @classmethod
     def from_config(cls, cfg: Any) -> "SampleLRSchedule":
         """Build from a ``TrainingConfig``; ``lr_decay_samples: 0`` means the whole run."""
-        decay = cfg.lr_decay_samples or cfg.train_iters * cfg.global_batch_size
+        decay = cfg.decay_samples
         return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, decay, cfg.lr_decay_style, cfg.weight_decay,
                    cfg.train_iters * cfg.global_batch_size)
 

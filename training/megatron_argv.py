@@ -92,7 +92,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
                          " the data was preprocessed with)")
     if not cfg.train_split_file and cfg.mode != "pretrain":
         raise ValueError("training.train_split_file is empty: name the train split file dataset.splits wrote")
-    decay = cfg.lr_decay_samples or cfg.train_iters * cfg.global_batch_size
+    decay = cfg.decay_samples
     argv = [
         "--num-layers", str(shape.num_layers),
         "--hidden-size", str(shape.hidden_size),
