@@ -1,12 +1,13 @@
 """Run the fork's own argument parsing and validation on an argv, as its training script would at start-up.
 
-    python tests/fork_parser_harness.py MEGATRON_DIR < job.json      # job.json: training.launch argv --json
+    python -m training.launch argv --config RUN.yaml --json | python tests/fork_parser_harness.py MEGATRON_DIR
 
 ``finetune_mtf.py`` (branch mtf) and ``pretrain_gpt.py`` (branch multi-query-attention) both start with
 ``initialize_megatron`` -> ``parse_args(None)`` -> ``validate_args(args, {'tokenizer_type': 'GPT2BPETokenizer'})``.
 This does those two calls with ``sys.argv = [script, *argv]`` and ``WORLD_SIZE``/``RANK`` as rank 0 of a job of
 ``nodes x gpus_per_node`` processes started by ``training.launch exec`` (its ``FORK_ENV``), and nothing else (no CUDA, no distributed set-up, no tokenizer).
-Prints ``accepted`` (exit 0) or ``rejected: <the fork's message>`` (exit 1) as the last line of stdout.
+Reads one job (``training.launch argv --json``'s object) or a JSON list of them on stdin and prints one line per
+job: ``accepted`` or ``rejected: <the fork's message>``; exit 0 when every job was accepted, else 1.
 
 The fork's ``megatron/__init__.py`` imports its whole training stack (apex, CUDA kernels); only
 ``megatron.arguments`` is wanted, so ``megatron`` and ``megatron.model`` are registered here as bare packages
@@ -88,9 +89,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/fork_parser_harness.py MEGATRON_DIR < job.json", file=sys.stderr)
         return 2
-    verdict = parse_and_validate(Path(argv[0]).resolve(), json.load(sys.stdin))
-    print(verdict)
-    return 0 if verdict == "accepted" else 1
+    jobs = json.load(sys.stdin)
+    verdicts = [parse_and_validate(Path(argv[0]).resolve(), job) for job in ([jobs] if isinstance(jobs, dict) else jobs)]
+    print("\n".join(verdicts))
+    return 0 if all(v == "accepted" for v in verdicts) else 1
 
 
 if __name__ == "__main__":
