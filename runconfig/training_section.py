@@ -112,6 +112,10 @@ class TrainingConfig:
             raise ValueError("tensor_model_parallel_size and pipeline_model_parallel_size must be >= 1")
         if self.model:
             preset(self.model)  # raises with the known names
+        if self.engine == "megatron" and self.mode == "pretrain" and self.pretrain.reset_attention_mask \
+                and self.use_flash_attn:  # the fork's validate_args asserts it: flash attention takes no mask
+            raise ValueError("training.pretrain.reset_attention_mask needs training.use_flash_attn=false: the"
+                             " fork's flash attention cannot apply per-document attention masks")
         if self.dtype == "float16" and self.engine == "local":
             raise ValueError("dtype float16 is for the fork (engine: megatron); the local engine trains"
                              " in float32 or bfloat16")

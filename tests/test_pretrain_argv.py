@@ -18,6 +18,7 @@ FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 PRETRAIN = ["training.mode=pretrain", "training.pretrain.data_path=/scratch/codeft/data/code_content_document"]
 ALL_ON = ["training.pretrain.fim_split_sample=<filename>", "training.pretrain.reset_position_ids=true",
           "training.pretrain.reset_attention_mask=true", "training.pretrain.eod_mask_loss=true",
+          "training.use_flash_attn=false",  # the fork's flash attention takes no per-document mask
           "training.sequence_parallel=true", "training.use_distributed_optimizer=true", "training.dtype=float16"]
 
 
@@ -53,14 +54,27 @@ GOLDEN_1B = (
     " --load ckpt/starcoderbase-1b-tp1-pp1 --save runs/sc1b/checkpoints --save-interval 50"
     " --finetune --no-load-optim --no-load-rng --eval-interval 50 --eval-iters 10 --log-interval 1"
     " --tensorboard-dir runs/sc1b/checkpoints/tensorboard --structured-logs"
-    " --structured-logs-dir runs/sc1b/checkpoints/logs --use-flash-attn")
+    " --structured-logs-dir runs/sc1b/checkpoints/logs")
 
 
 def test_golden_pretrain_argv(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the config's relative save folder does not exist here: a start
-    assert main(["argv", "--config", str(CONFIGS / "starcoderbase-1b.yaml"), *PRETRAIN, *ALL_ON[:4], "--json"]) == 0
+    assert main(["argv", "--config", str(CONFIGS / "starcoderbase-1b.yaml"), *PRETRAIN, *ALL_ON[:5], "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == {"script": "pretrain_gpt.py", "nodes": 1, "gpus_per_node": 8, "argv": GOLDEN_1B.split()}
+
+
+def test_per_document_masks_refuse_flash_attention(tmp_path, capsys):
+    # the fork's validate_args (multi-query-attention): "Flash Attention doesn't support arbitrary attention
+    # masks. Please turn off reset-attention-mask": refused when the config loads, naming both keys
+    config = str(CONFIGS / "starcoderbase-1b.yaml")  # ships use_flash_attn: true
+    assert main(["argv", "--config", config, *PRETRAIN, "training.pretrain.reset_attention_mask=true", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "training.pretrain.reset_attention_mask" in err and "training.use_flash_attn=false" in err
+    # either one alone is fine, and fine-tuning never sends the mask flag
+    for alone in (["training.pretrain.reset_attention_mask=true", "training.use_flash_attn=false"], []):
+        assert main(["argv", "--config", config, *PRETRAIN, *alone, "--json"]) == 0
+        capsys.readouterr()
 
 
 def test_preflight_of_the_pretraining_data(tmp_path):

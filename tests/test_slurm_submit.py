@@ -83,3 +83,20 @@ def test_exec_becomes_the_named_process_without_a_shell(tmp_path):
     done = subprocess.run([PYTHON, "-m", "training.launch", "exec", str(job)], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "set MEGATRON_DIR" in done.stderr
+
+
+def test_exec_gives_the_fork_one_cuda_connection(tmp_path):
+    """The fork (multi-query-attention) refuses to start (RuntimeError in validate_args) unless
+    CUDA_DEVICE_MAX_CONNECTIONS is "1" whenever sequence parallelism or the async TP all-reduce (its default) is on."""
+    from tests.local_engine_fixtures import PYTHON, subprocess_env
+
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    (fork / "pretrain_gpt.py").write_text("import os\nprint(os.environ.get('CUDA_DEVICE_MAX_CONNECTIONS'))\n")
+    job = tmp_path / "argv.json"
+    job.write_text(json.dumps({"script": "pretrain_gpt.py", "nodes": 1, "gpus_per_node": 1, "argv": []}))
+    env = dict(subprocess_env(), PYTHONPATH=str(REPO_ROOT), MEGATRON_DIR=str(fork))
+    env.pop("CUDA_DEVICE_MAX_CONNECTIONS", None)
+    done = subprocess.run([PYTHON, "-m", "training.launch", "exec", str(job)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr

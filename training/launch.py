@@ -62,6 +62,12 @@ def command_argv(args: argparse.Namespace) -> int:
     return 0
 
 
+# the environment every fork worker gets: the multi-query-attention branch's validate_args refuses to start
+# without one CUDA connection when sequence parallelism or its default async tensor-parallel all-reduce is on
+# (overlapping communication with compute relies on kernels running in the order they were queued)
+FORK_ENV = {"CUDA_DEVICE_MAX_CONNECTIONS": "1"}
+
+
 def _command_line(script: str, argv: list[str]) -> list[str]:
     """The process a worker becomes: the fork's script under MEGATRON_DIR, or the local engine's module."""
     if script.endswith(".py"):
@@ -74,8 +80,9 @@ def command_exec(args: argparse.Namespace) -> int:
     line = _command_line(job["script"], [str(a) for a in job["argv"]])
     if job["script"].endswith(".py") and not (os.environ.get("MEGATRON_DIR") and Path(line[1]).is_file()):
         raise FileNotFoundError(f"{line[1]}: not found; set MEGATRON_DIR (site env file) to the fork's checkout")
+    env = {**os.environ, **FORK_ENV} if job["script"].endswith(".py") else dict(os.environ)
     sys.stdout.flush()
-    os.execv(line[0], line)  # no shell: the argv's values are never interpreted
+    os.execve(line[0], line, env)  # no shell: the argv's values are never interpreted
     return 0  # not reached
 
 

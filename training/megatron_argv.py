@@ -6,8 +6,9 @@ its data and loss flags from ``training.pretrain_argv``.
 Pure: everything it needs comes in as values (the section, the model shape, where the run starts, the
 vocab divisor the start checkpoint records); ``training.launch argv`` gathers those and prints the list.
 Every flag is spelled as the fork's ``megatron/arguments.py`` (branch ``mtf``) spells it;
-``tests/test_megatron_argv.py`` checks each one against the fork's own flag list. Rules the fork enforces
-and this follows:
+``tests/test_megatron_argv.py`` checks each one against the fork's own flag list, and
+``tests/test_fork_parser.py`` runs every preset's argv through the fork's own ``parse_args`` + ``validate_args``
+(with ``MEGATRON_DIR``/``MEGATRON_MQA_DIR`` set to checkouts). Rules the fork enforces and this follows:
 
 * sample-based schedule: ``--train-samples`` with ``--lr-warmup-samples``/``--lr-decay-samples`` (the
   fork's ``validate_args`` refuses a mix with the ``*-iters`` forms);
