@@ -5,8 +5,8 @@
     result.status, result.reason      # "passed" | "failed" | "timed out", and why it failed
 
 Each program gets its own ``bwrap`` (Debian's ``bubblewrap``; the harness refuses to run anything without it):
-a read-only view of the system, a private size-limited tmpfs as its only writable folder (``/tmp``, also the
-working folder and ``HOME``), no network (an empty network namespace), its own PID, IPC, UTS and user
+a read-only view of the system, a private size-limited tmpfs as its only writable folder (``/tmp``; the program's
+working folder and ``HOME`` are its empty ``/tmp/program``), no network (an empty network namespace), its own PID, IPC, UTS and user
 namespaces, no capabilities, a clean environment, death with its parent, CPU-time / address-space / file-size /
 open-file limits, a process-count limit (RLIMIT_NPROC in the sandbox's user namespace; root is exempt from
 it, so as root a pids cgroup, or, where none is writable, the sandbox runs as ``nobody``) and a wall-clock timeout that kills the whole
@@ -39,6 +39,7 @@ from evaluation.pids_cgroup import PidsCgroup, descendants, pids_parent
 
 DRIVER_SOURCE = (Path(__file__).parent / "sandbox_driver.py").read_text(encoding="utf-8")
 HIDDEN = ("/tmp",)  # replaced by the sandbox's private tmpfs
+WORK_DIR = "/tmp/program"  # the program's working folder, on that tmpfs
 READY = b"READY\n"
 SANDBOX_PROCESSES = 3  # bwrap outside, bwrap as PID 1 inside, the driver: counted in a pids cgroup too
 NOBODY = 65534
@@ -107,8 +108,9 @@ def bwrap_argv(bwrap: str, python: str, limits: SandboxLimits, rebinds: Sequence
             "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp"]
     for path in rebinds:
         argv += ["--ro-bind", path, path]
-    argv += ["--chdir", "/tmp", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
-             "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8"]
+    # the program's own folder is empty even when the interpreter's folders were bound back under /tmp
+    argv += ["--dir", WORK_DIR, "--chdir", WORK_DIR, "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
+             "--setenv", "HOME", WORK_DIR, "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8"]
     return argv + ["--", python, "-I", "-S", "-B", "-c", DRIVER_SOURCE]
 
 
