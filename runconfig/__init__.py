@@ -3,7 +3,7 @@
 It lives outside ``dataset``, ``training`` and ``conversion`` so that every stage can read its own
 section without importing another stage (dependencies point one way, see DESIGN.md section 3).
 """
-from runconfig.loader import ConfigError, build_dataclass, parse_overrides, read_yaml
+from runconfig.loader import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import load_section
 
-__all__ = ["ConfigError", "build_dataclass", "load_section", "parse_overrides", "read_yaml"]
+__all__ = ["ConfigError", "build_dataclass", "load_section", "parse_overrides"]

@@ -80,11 +80,6 @@ def read_yaml_lines(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, .
     return data, lines
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a run config file into a mapping of sections (an empty file is an empty config)."""
-    return read_yaml_lines(path)[0]
-
-
 def parse_overrides(overrides: Sequence[str], section: str) -> dict[str, Any]:
     """Turn ``section.key=value`` / ``key=value`` strings into a mapping for ``section``."""
     result: dict[str, Any] = {}
