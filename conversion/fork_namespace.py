@@ -105,7 +105,9 @@ def build_fork_args(
     vocab = hf_config.vocab_size
     heads = hf_config.n_head
     ffn = hf_config.n_inner if hf_config.n_inner is not None else 4 * hf_config.n_embd
-    values: dict[str, Any] = dict(FORK_ARG_DEFAULTS)  # every name the fork's parser defines
+    # every name the fork's parser defines, at its default (tokenizer files None, fp16/bf16 off, no distributed
+    # optimizer, ...); below only what the model, the layout and the run change
+    values: dict[str, Any] = dict(FORK_ARG_DEFAULTS)
     values.update(
         num_layers=hf_config.n_layer,
         hidden_size=hf_config.n_embd,
@@ -120,26 +122,16 @@ def build_fork_args(
         make_vocab_size_divisible_by=divisible_by,
         true_vocab_size=vocab,
         tokenizer_type="TokenizerFromFile",
-        tokenizer_file=None,
-        vocab_file=None,
-        merge_file=None,
         layernorm_epsilon=hf_config.layer_norm_epsilon,
         init_method_std=hf_config.initializer_range,
         hidden_dropout=hf_config.resid_pdrop,
         attention_dropout=hf_config.attn_pdrop,
-        apply_residual_connection_post_layernorm=False,
         bias_gelu_fusion=tanh_gelu,  # the fused bias-GELU is Megatron's tanh GELU
-        openai_gelu=False,
-        onnx_safe=None,
         tensor_model_parallel_size=tp,
         pipeline_model_parallel_size=pp,
         data_parallel_size=1,
-        use_distributed_optimizer=False,
-        data_parallel_random_init=False,
         model_type=ModelType.encoder_or_decoder,
         params_dtype=_params_dtype(hf_config),
-        fp16=False,
-        bf16=False,
         iteration=iteration,
         consumed_train_samples=0,
         consumed_valid_samples=0,
