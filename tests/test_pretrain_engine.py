@@ -112,6 +112,7 @@ def test_pretrain_needs_its_data_path_and_a_model_that_covers_the_tokenizer(tmp_
     write_tiny_release(_tiny_vocab_tokenizer(tmp_path), small, TinyModelSpec(layers=1, hidden=16, heads=2, max_positions=128))
     with pytest.raises(ValueError, match="8192 tokens, but the model in training.load has only 128 embeddings"):
         train(_cfg(tmp_path, load=small))
+    assert not (tmp_path / "run" / "index_maps").exists()  # refused before the index maps are written
 
 
 def _tiny_vocab_tokenizer(tmp_path):

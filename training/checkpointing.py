@@ -38,6 +38,7 @@ from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_che
 from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from guardrails.output_paths import claim_folder, output_entries
+from training.recorded_args import vocab_divisor_from_args
 
 LOCAL_ENGINE_KEY = "local_engine"
 LOCAL_ENGINE_FORMAT = "codeft.local_engine.v2"
@@ -139,7 +140,7 @@ def vocab_divisor(source: Path) -> int:
     if not (Path(source) / TRACKER_NAME).is_file():
         return DEFAULT_DIVISIBLE_BY
     args = load_checkpoint_file(discover_layout(source).model_file(0, 0), meta=True).get("args")
-    return int(getattr(args, "make_vocab_size_divisible_by", None) or DEFAULT_DIVISIBLE_BY)
+    return vocab_divisor_from_args(vars(args) if args is not None else None)
 
 
 @dataclass

@@ -194,8 +194,6 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     # before the first file is written (the index maps under SAVE): data the model cannot embed is refused
     check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source))
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
-    if hasattr(data.train, "check_model_vocab"):  # pretraining reads raw token ids the model must cover
-        data.train.check_model_vocab(inner_config.vocab_size, cfg.tokenizer)
     for block in describe_run_data(data):
         say(f"data: {block}")
     if cfg.legacy_split_offsets and data.valid:

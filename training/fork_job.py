@@ -86,7 +86,16 @@ def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) 
                        ("--config", str(config_path), *overrides), start.describe(cfg.save))
     start = start_point(cfg.load, cfg.save)
     recorded = recorded_if_present(start.load)
-    shape = run_shape(cfg.model, recorded, start.load)
+    return plan_fork_job(run, start, recorded, run_shape(cfg.model, recorded, start.load))
+
+
+def plan_fork_job(run: RunConfig, start: StartPoint, recorded: RecordedCheckpoint | None,
+                  shape: ModelShape) -> JobArgv:
+    """``plan_job`` for ``engine: megatron`` once the save folder and the start checkpoint have been read.
+
+    Separate so that ``training.preflight``, which has read them already, does not read the checkpoint again.
+    """
+    cfg, cluster = run.training, run.cluster
     load_flags: list[str] = []
     no_optim_reason = None
     if start.resume and recorded is not None:  # the model and the data position depend on these

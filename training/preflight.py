@@ -290,11 +290,11 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     found += check_pretrain_data(cfg, vocab) if cfg.mode == "pretrain" else check_splits(cfg, vocab, fork)
     if fork:
         found += check_megatron_dir(environ, cluster.site_env, fork_script(cfg))
-        if shape is not None:
-            from training.fork_job import plan_job
+        if shape is not None and start is not None:
+            from training.fork_job import plan_fork_job
 
             try:
-                job = plan_job(run, None, ())
+                job = plan_fork_job(run, start, recorded, shape)
             except ValueError as exc:  # e.g. a save folder from another run; the reason names the values
                 found.append(Finding(True, str(exc)))
             else:

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from dataset.gpt_split_planner import gpt_num_samples
-from dataset.text_tokenizer import TextTokenizer
 from training.fim import FimSettings
 from training.gpt_batch import DocumentMasking, get_gpt_batch
 from training.gpt_dataset import BuiltSamples, GPTSampleSettings, build_gpt_samples
@@ -45,15 +44,9 @@ class PretrainReport:
 class PretrainDataset:
     """GPT samples as the engine reads them: ``{"text": row}`` items and :meth:`batch`."""
 
-    def __init__(self, built: BuiltSamples, masking: DocumentMasking, vocab_size: int) -> None:
-        self.samples, self.masking, self.vocab_size = built.samples, masking, vocab_size
+    def __init__(self, built: BuiltSamples, masking: DocumentMasking) -> None:
+        self.samples, self.masking = built.samples, masking
         self.report = PretrainReport(built)
-
-    def check_model_vocab(self, model_vocab_size: int, tokenizer: str) -> None:
-        """A model smaller than the tokenizer would fail on the first id it has no embedding for."""
-        if self.vocab_size > model_vocab_size:
-            raise ValueError(f"{tokenizer}: {self.vocab_size} tokens, but the model in training.load has only "
-                             f"{model_vocab_size} embeddings; pretrain with the model's own tokenizer")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -83,12 +76,10 @@ def build_pretrain_datasets(cfg: Any, cache_dir: Any) -> tuple[PretrainDataset, 
     fim = FimSettings(p.fim_rate, p.fim_spm_rate, p.fim_split_sample or None, p.fragment_fim_rate)
     masking = DocumentMasking(p.reset_position_ids, p.reset_attention_mask, p.eod_mask_loss)
 
-    vocab_size = TextTokenizer(cfg.tokenizer).vocab_size
-
     def split(index: int, num_samples: int) -> PretrainDataset:
         settings = GPTSampleSettings(p.data_path, cfg.tokenizer, cfg.seq_length, num_samples, cfg.seed, p.split,
                                      index, fim)
-        return PretrainDataset(build_gpt_samples(settings, cache_dir), masking, vocab_size)
+        return PretrainDataset(build_gpt_samples(settings, cache_dir), masking)
 
     counts = {name: gpt_num_samples(name, cfg.train_iters, cfg.global_batch_size, cfg.eval_interval, cfg.eval_iters)
               for name in ("train", "valid")}

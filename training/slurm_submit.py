@@ -95,21 +95,24 @@ def _print_findings(findings: list[Any]) -> bool:
     return errors == 0
 
 
-def command_preflight(args: argparse.Namespace) -> int:
+def _preflight_passed(args: argparse.Namespace) -> RunConfig | None:
+    """The run config of ``args`` when its preflight finds no error (its findings printed either way)."""
     from training.preflight import run_preflight
 
     run = load_run_config(args.config, args.overrides)
-    if not _print_findings(run_preflight(run, os.environ)):
+    return run if _print_findings(run_preflight(run, os.environ)) else None
+
+
+def command_preflight(args: argparse.Namespace) -> int:
+    if _preflight_passed(args) is None:
         return 2
     print(f"preflight: OK ({args.config})")
     return 0
 
 
 def command_submit(args: argparse.Namespace) -> int:
-    from training.preflight import run_preflight
-
-    run = load_run_config(args.config, args.overrides)
-    if not _print_findings(run_preflight(run, os.environ)):
+    run = _preflight_passed(args)
+    if run is None:
         return 2
     if not Path(run.cluster.site_env).is_file():
         print(f"error: {run.cluster.site_env}: the site env file is missing; copy training/site.env.example"

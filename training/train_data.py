@@ -25,6 +25,7 @@ import torch
 
 from dataset.data_vocab import data_vocab
 from dataset.split_files import parse_split_file, resolve_prefix
+from dataset.text_tokenizer import TextTokenizer
 from training.distributed import DistEnv, barrier, rank_micro_batches
 from training.model_init import tokenizer_ids
 from training.mtf_batch import MTFBatch, get_batch
@@ -64,8 +65,14 @@ def resolve_pad_id(cfg: Any, model_config: Any) -> int:
 
 def check_data_fits_model(cfg: Any, model_vocab_size: int, model_source: str) -> None:
     """Refuse data tokenized with a larger vocabulary than the model's embeddings (torch would fail mid-run
-    with an ``IndexError``); called before anything is written. Pretraining checks its own data (pretrain_data)."""
+    with an ``IndexError``); called before anything is written. Pretraining's raw documents are tokenized with
+    ``training.tokenizer`` (``pretrain_data`` reads its EOD and FIM tokens from it): that is what must fit."""
     if cfg.mode == "pretrain":
+        if cfg.tokenizer:  # an empty one is refused by build_pretrain_datasets, naming the key
+            vocab_size = TextTokenizer(cfg.tokenizer).vocab_size
+            if vocab_size > model_vocab_size:
+                raise ValueError(f"{cfg.tokenizer}: {vocab_size} tokens, but the model in training.load has only "
+                                 f"{model_vocab_size} embeddings; pretrain with the model's own tokenizer")
         return
     for split_file in (cfg.train_split_file, cfg.valid_split_file if cfg.eval_iters > 0 else ""):
         if not split_file:
