@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file
 from evaluation.humaneval_score import format_scores, score_samples
 from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
@@ -24,20 +25,22 @@ class UsageError(ValueError):
 WRITTEN_BY = "python -m evaluation"  # every JSON output carries it, so a rerun may replace its own output only
 
 
+def _written_here(path: Path) -> str | None:
+    """None for an earlier output of this tool (a JSON report it signed, or its side-by-side table), else why not."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        ours = (text.startswith("| prompt | language |") if path.suffix == ".md"
+                else str(json.loads(text).get("written_by", "")).startswith(WRITTEN_BY))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        ours = False
+    return None if ours else f"exists and was not written by {WRITTEN_BY}"
+
+
 def check_replaceable(out: Path, inputs: tuple[Path | None, ...] = ()) -> None:
     """``out`` must be new or an earlier output of this tool, and never one of the command's inputs."""
     if any(i is not None and out.resolve() == Path(i).resolve() for i in inputs):
         raise UsageError(f"--out {out}: is also an input of this command; give another file name")
-    if not out.exists():
-        return
-    try:
-        text = out.read_text(encoding="utf-8")
-        ours = (text.startswith("| prompt | language |") if out.suffix == ".md"
-                else str(json.loads(text).get("written_by", "")).startswith(WRITTEN_BY))
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        ours = False
-    if not ours:
-        raise UsageError(f"--out {out}: exists and was not written by {WRITTEN_BY}; give a new name or move it away")
+    claim_file(out, f"an output of {WRITTEN_BY}", _written_here, "--out")
 
 
 def parse_ks(text: str) -> list[int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from guardrails.atomic_files import atomic_write, write_json_atomic
+from guardrails.output_paths import claim_folder, output_entries
 from evaluation.generate import Generation, generate_texts, load_hf_model
 from evaluation.generation_options import settings_from_args
 from evaluation.humaneval_score import score_samples
@@ -32,15 +33,14 @@ def completion_for(prompt: str, generated: str) -> str:
     return generated[len(trailing):] if generated.startswith(trailing) else generated
 
 
+def _foreign_entries(folder: Path) -> str | None:
+    foreign = sorted(p.name for p in output_entries(folder) if p.name not in OUTPUT_NAMES)
+    return f"holds files this command did not write ({', '.join(foreign[:3])})" if foreign else None
+
+
 def check_output_folder(out: Path) -> None:
     """``out`` may be new, empty, or an earlier output of this command (its three files), nothing else."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder; give a folder for the samples and results")
-    foreign = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    foreign = [name for name in foreign if name not in OUTPUT_NAMES]
-    if foreign:
-        raise ValueError(f"--out {out}: holds files this command did not write ({', '.join(foreign[:3])}); "
-                         "give a new or empty folder")
+    claim_folder(out, "an output folder of python -m evaluation humaneval --model", _foreign_entries, "--out")
 
 
 def samples_from(task_ids: Sequence[str], problems: dict[str, dict],

@@ -1,7 +1,7 @@
 """Run untrusted generated code in a bubblewrap sandbox; a program passes only if it ran to its very end.
 
-    result = run_program("def f(): ...\\ncheck(f)\\n", SandboxLimits(timeout_s=3.0))
-    results = run_programs(programs, limits, workers=os.cpu_count())   # in parallel, in input order
+    sandbox = Sandbox(SandboxLimits(timeout_s=3.0))   # checks once that a sandbox can be built here
+    result = sandbox.run("def f(): ...\\ncheck(f)\\n")   # thread-safe; run_checks (humaneval_score) runs many
     result.status, result.reason      # "passed" | "failed" | "timed out", and why it failed
 
 Each program gets its own ``bwrap`` (Debian's ``bubblewrap``; the harness refuses to run anything without it):
@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -207,10 +206,6 @@ class Sandbox:
                 if len(output) > self.limits.max_output_bytes:
                     return bytes(output[: self.limits.max_output_bytes]), "output limit"
 
-    def run_many(self, programs: Sequence[str], workers: int | None = None) -> list[ProgramResult]:
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            return list(pool.map(self.run, programs))
-
 
 def _judge(output: bytes, verdict: str, returncode: int, nonce: str, seconds: float,
            limits: SandboxLimits) -> ProgramResult:
@@ -235,11 +230,3 @@ def _judge(output: bytes, verdict: str, returncode: int, nonce: str, seconds: fl
         reason = lines[-1][:200] if lines else f"exit status {returncode}"
     return ProgramResult("failed", reason, text, seconds)
 
-
-def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> ProgramResult:
-    return Sandbox(limits).run(program)
-
-
-def run_programs(programs: Sequence[str], limits: SandboxLimits = SandboxLimits(),
-                 workers: int | None = None) -> list[ProgramResult]:
-    return Sandbox(limits).run_many(programs, workers)

@@ -10,7 +10,6 @@ top-level item or after ``max_new_tokens``. Library module behind ``python -m ev
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 from typing import Mapping, Sequence
 
 from conversion.code_prompts import CodePrompt
@@ -56,9 +55,8 @@ def complete_prompts(models: Mapping[str, tuple[object, object]], prompts: Seque
     for label, (model, tokenizer) in models.items():
         for language in sorted({p.language for p in prompts}):
             chosen = [i for i, p in enumerate(prompts) if p.language == language]
-            settings = replace(GenerationSettings(n=1, temperature=0.0, max_new_tokens=max_new_tokens,
-                                                  batch_size=batch_size),
-                               stop_sequences=COMMON_STOPS + LANGUAGE_STOPS.get(language, ()))
+            settings = GenerationSettings(n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                          stop_sequences=COMMON_STOPS + LANGUAGE_STOPS.get(language, ()))
             outputs = generate_texts(model, tokenizer, [prompts[i].text for i in chosen], settings, progress=False)
             for i, output in zip(chosen, outputs):
                 rows[i][label] = output[0].text

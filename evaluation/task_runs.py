@@ -16,9 +16,10 @@ from evaluation.infilling import INFILL_STOPS, infilled_program, psm_prompt_ids,
 from evaluation.sandbox import Sandbox
 
 
-def greedy(max_new_tokens: int, stops: tuple[str, ...], batch_size: int, device: str = "auto") -> GenerationSettings:
+def greedy(max_new_tokens: int, stops: tuple[str, ...], batch_size: int) -> GenerationSettings:
+    """The model is already placed on its device: the settings' ``device`` plays no part here."""
     return GenerationSettings(n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                              device=device, stop_sequences=stops)
+                              stop_sequences=stops)
 
 
 def run_infilling(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox, limit: int | None, workers: int,

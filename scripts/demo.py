@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from guardrails.command_errors import run_command
-from guardrails.output_paths import claim_folder
+from guardrails.output_paths import KindProblem, claim_folder, output_entries
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import RunConfig, load_run_config
 
@@ -161,11 +161,10 @@ def base_model(run: DemoRun) -> list[Path]:
             "--layers", str(run.settings.model_layers), "--hidden", str(run.settings.model_hidden),
             "--heads", str(run.settings.model_heads), "--max-positions", str(run.config.training.seq_length),
             "--seed", str(run.settings.seed)]
-    if out.exists() and run.settings.fresh:
-        from conversion.output_kinds import release_root_problem
+    from conversion.output_kinds import release_root_problem
 
-        claim_folder(out, "the demo's base model (a release root)", release_root_problem, "training.load")
-        shutil.rmtree(out)  # the demo's own base model, rebuilt from the same seed
+    # the demo's own base model, rebuilt from the same seed
+    _discard_earlier(out, run, "the demo's base model (a release root)", release_root_problem, "training.load")
     _run_stage("training.model_init", model_init.main, argv)
     return [out]
 
@@ -182,13 +181,17 @@ def fine_tune_start(run: DemoRun) -> str:
     return str(pretrained) if (pretrained / "latest_checkpointed_iteration.txt").exists() else run.config.training.load
 
 
-def _discard_save_folder(save: Path, run: DemoRun) -> None:
-    """With ``demo.fresh``, remove an earlier demo run's save folder, once it is provably one."""
-    if save.exists() and run.settings.fresh:
-        from training.checkpointing import save_folder_problem
+def _discard_earlier(folder: Path, run: DemoRun, what: str, problem: KindProblem, key: str) -> None:
+    """With ``demo.fresh``, remove an earlier demo run's ``folder``, once ``problem`` proves it one (else refuse)."""
+    if folder.exists() and run.settings.fresh:
+        claim_folder(folder, what, problem, key)
+        shutil.rmtree(folder)
 
-        claim_folder(save, "a training run's save folder", save_folder_problem, "training.save")
-        shutil.rmtree(save)
+
+def _discard_save_folder(save: Path, run: DemoRun) -> None:
+    from training.checkpointing import save_folder_problem
+
+    _discard_earlier(save, run, "a training run's save folder", save_folder_problem, "training.save")
 
 
 def pretrain(run: DemoRun) -> list[Path]:
@@ -271,14 +274,21 @@ def evaluate(run: DemoRun) -> list[Path]:
 
     demo_dir, tuned = hf_output_dir(run).parent, hf_output_dir(run)
     base, eval_dir = demo_dir / "base_hf", demo_dir / "eval"
-    if eval_dir.exists() and run.settings.fresh:
-        shutil.rmtree(eval_dir)  # the demo's own evaluation outputs, all rebuilt below
+    plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
+                          ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
+    commands = comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan)
+    outputs = {Path(argv[argv.index("--out") + 1]).name for argv in commands}
+
+    def not_evaluation_outputs(folder: Path) -> str | None:
+        foreign = sorted(p.name for p in output_entries(folder) if p.name not in outputs)
+        return f"holds {', '.join(foreign)}, which the evaluation does not write" if foreign else None
+
+    # the demo's own evaluation outputs, all rebuilt below (a stale one would reach the report)
+    _discard_earlier(eval_dir, run, "the demo's evaluation outputs", not_evaluation_outputs, "training.save")
     _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
                ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
                 "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
-    plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
-                          ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
-    for argv in comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan):
+    for argv in commands:
         _run_stage("evaluation", evaluation.main, argv)
     context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
                             manifest_path(run.config.data.output_prefix),

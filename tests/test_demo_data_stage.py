@@ -5,6 +5,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 from tokenizers import Tokenizer
 
 from tests.conftest import REPO_ROOT
@@ -92,3 +93,20 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     assert "| canonical solutions | 1.0000 | - | 2 | 2 |" in text and "python -m training.finetune" in text
     assert (tmp_path / "base_hf" / "config.json").exists()
     assert (tmp_path / "eval" / "humaneval_fine-tuned" / "samples.jsonl").exists()
+
+
+def test_fresh_evaluate_keeps_a_folder_it_did_not_write(tmp_path):
+    """demo.fresh removes an earlier run's eval/ folder only when everything in it is an evaluation output."""
+    from guardrails.output_paths import OutputRefused
+
+    demo = _demo_module()
+    notes = tmp_path / "eval" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    (tmp_path / "eval" / "heldout_loss.json").write_text("{}")
+    with pytest.raises(OutputRefused, match="notes.txt, which the evaluation does not write"):
+        demo.main(["--steps", "evaluate", f"training.save={tmp_path / 'ckpt'}"])
+    assert notes.read_text() == "mine" and (tmp_path / "eval" / "heldout_loss.json").exists()
+    notes.unlink()  # only an earlier run's output is left: removed; the step goes on and stops at the missing model
+    assert demo.main(["--steps", "evaluate", f"training.save={tmp_path / 'ckpt'}"]) == 1
+    assert not (tmp_path / "eval").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evaluation import sandbox
+from evaluation.humaneval_score import run_checks
 from evaluation.pids_cgroup import descendants
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable, rebind_under_hidden
 
@@ -165,7 +166,7 @@ def test_dies_with_its_parent():
 
 def test_parallel_runs_keep_their_order(box):
     programs = [f"assert {i} % 3 != 0\n" for i in range(9)]
-    assert [r.status for r in box.run_many(programs, workers=3)] == [
+    assert [r.status for r in run_checks(programs, box, workers=3, progress=False)] == [
         "failed" if i % 3 == 0 else "passed" for i in range(9)]
 
 
