@@ -7,7 +7,7 @@ byte for byte. Read-only and full folders are small tmpfs mounts (root only: roo
 a mount makes a folder read-only; skipped with the reason otherwise). The commands of one scenario run in one
 interpreter (``tests/attack_driver.py``, each exactly as its ``__main__``) so the file stays fast.
 
-Issue 7. Wrong-type, unknown-section and duplicate-key configs are another branch's: see CONFIG_ATTACKS.
+Issue 7. Wrong-type, unknown-section and duplicate-key configs are tests/test_run_config.py's.
 """
 from __future__ import annotations
 
@@ -95,11 +95,6 @@ def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
                                                 "--tokenizer", str(TOKENIZER), "--no-builtin-prompts", "--prompts",
                                                 str(w / "prompts.jsonl"), "--json", o("logits.json")], "logits.json"),
     }
-
-
-# Config attacks (a wrong type, an unknown section, a duplicate key) plug in here as (name, module, argv builder,
-# expected exit status); they belong to the branch that makes the run config strict about them (issue 7 item 10).
-CONFIG_ATTACKS: list[tuple[str, str, object, int]] = []
 
 
 def _drive(batch: list[tuple[str, str, list[str]]]) -> dict[str, dict]:
