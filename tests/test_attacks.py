@@ -170,8 +170,9 @@ def test_every_command_on_a_read_only_or_full_output_folder(attacked, state):
     assert not unnamed, "\n".join(unnamed)
 
 
-def test_every_command_refuses_an_output_that_holds_user_files(attacked):
+def test_every_command_refuses_an_output_that_holds_user_files(attacked, world):
     out, before, results, after = attacked["user-files"]
+    targets = {name: str(out / target) for name, (_, _, target) in commands(world, out).items()}
     # preprocess writes PREFIX_* files into the folder (named after the prefix, never the user's): it runs
     failures = _failures(results, {name: 0 if name == "preprocess" else 2 for name in results})
     assert not failures, "\n".join(failures)
@@ -179,7 +180,8 @@ def test_every_command_refuses_an_output_that_holds_user_files(attacked):
     assert all(k.startswith("data/") for k in set(after) - set(before)), sorted(set(after) - set(before))
     for name, result in results.items():
         if name != "preprocess":
-            assert "error" in result["stderr"].strip().splitlines()[-1], f"{name}: {result['stderr']}"
+            last = result["stderr"].strip().splitlines()[-1]
+            assert "error" in last and targets[name] in last, f"{name}: {result['stderr']}"  # names the output
 
 
 def test_ctrl_c_during_finetune_is_one_line_and_exit_130(world, tmp_path):
