@@ -1,8 +1,10 @@
-"""Shared pytest set-up: offline hub, fixture locations."""
+"""Shared pytest set-up: offline hub, fixture locations, a fresh set of claimed outputs for every test."""
 import os
 from pathlib import Path
 
 import pytest
+
+from guardrails.output_paths import forget_claims
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -15,3 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def fork_dir() -> Path:
     return FORK_FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def fresh_claims():
+    """Each test starts, like a fresh command process, with no claimed outputs (the claims are module state)."""
+    forget_claims()
+    yield
+    forget_claims()

@@ -7,7 +7,7 @@ byte for byte. Read-only and full folders are small tmpfs mounts (root only: roo
 a mount makes a folder read-only; skipped with the reason otherwise). The commands of one scenario run in one
 interpreter (``tests/attack_driver.py``, each exactly as its ``__main__``) so the file stays fast.
 
-Issue 7. Wrong-type, unknown-section and duplicate-key configs are another branch's: see CONFIG_ATTACKS.
+Issue 7. Wrong-type, unknown-section and duplicate-key configs are tests/test_run_config.py's.
 """
 from __future__ import annotations
 
@@ -97,11 +97,6 @@ def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
     }
 
 
-# Config attacks (a wrong type, an unknown section, a duplicate key) plug in here as (name, module, argv builder,
-# expected exit status); they belong to the branch that makes the run config strict about them (issue 7 item 10).
-CONFIG_ATTACKS: list[tuple[str, str, object, int]] = []
-
-
 def _drive(batch: list[tuple[str, str, list[str]]]) -> dict[str, dict]:
     env = dict(subprocess_env(), OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "tests.attack_driver", json.dumps(batch)], cwd=REPO_ROOT, env=env,
@@ -175,8 +170,9 @@ def test_every_command_on_a_read_only_or_full_output_folder(attacked, state):
     assert not unnamed, "\n".join(unnamed)
 
 
-def test_every_command_refuses_an_output_that_holds_user_files(attacked):
+def test_every_command_refuses_an_output_that_holds_user_files(attacked, world):
     out, before, results, after = attacked["user-files"]
+    targets = {name: str(out / target) for name, (_, _, target) in commands(world, out).items()}
     # preprocess writes PREFIX_* files into the folder (named after the prefix, never the user's): it runs
     failures = _failures(results, {name: 0 if name == "preprocess" else 2 for name in results})
     assert not failures, "\n".join(failures)
@@ -184,7 +180,8 @@ def test_every_command_refuses_an_output_that_holds_user_files(attacked):
     assert all(k.startswith("data/") for k in set(after) - set(before)), sorted(set(after) - set(before))
     for name, result in results.items():
         if name != "preprocess":
-            assert "error" in result["stderr"].strip().splitlines()[-1], f"{name}: {result['stderr']}"
+            last = result["stderr"].strip().splitlines()[-1]
+            assert "error" in last and targets[name] in last, f"{name}: {result['stderr']}"  # names the output
 
 
 def test_ctrl_c_during_finetune_is_one_line_and_exit_130(world, tmp_path):

@@ -6,14 +6,7 @@ import errno
 import pytest
 
 from guardrails.command_errors import run_command
-from guardrails.output_paths import OutputRefused, claim_folder, forget_claims, note_complete
-
-
-@pytest.fixture(autouse=True)
-def fresh_claims():
-    forget_claims()
-    yield
-    forget_claims()
+from guardrails.output_paths import OutputRefused, claim_folder, note_complete
 
 
 def _raising(exc):

@@ -8,16 +8,9 @@ import sys
 import pytest
 
 from guardrails.output_paths import (
-    OutputRefused, check_output_prefix, claim_file, claim_folder, claimed_outputs, forget_claims, json_object_with,
+    OutputRefused, check_output_prefix, claim_file, claim_folder, claimed_outputs, json_object_with,
     note_complete, output_entries, remove_stale_leftovers,
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_claims():
-    forget_claims()
-    yield
-    forget_claims()
 
 
 def _never(path):

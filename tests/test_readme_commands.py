@@ -33,8 +33,10 @@ from tests.conftest import FORK_FIXTURES, REPO_ROOT
 README = REPO_ROOT / "README.md"
 
 CLUSTER = ("a step of the SLURM walk-through: it needs the fork's checkout, a cluster and the user's RUN.yaml (a copy"
-           " of scripts/configs/starcoderbase-*.yaml with real paths); tests/test_slurm_jobs.py runs these steps on"
-           " a private one-node SLURM with the local engine")
+           " of scripts/configs/starcoderbase-*.yaml with real paths); commits_to_jsonl, preprocess and splits run"
+           " above on small data and scripts/configs/demo.yaml, the training.launch steps on test configs in"
+           " tests/test_preflight.py, test_slurm_submit.py (--dry-run) and test_slurm_jobs.py (argv, submit on a"
+           " private one-node SLURM with the local engine), convert_large.sh in tests/test_convert_large_script.py")
 # command (whitespace collapsed, trailing comment dropped) -> why the test does not run it
 SKIPPED: dict[str, str] = {
     "make demo": "builds or refreshes .venv with pip (needs the network), then runs scripts/demo.py; the demo's data"
