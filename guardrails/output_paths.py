@@ -180,8 +180,14 @@ def check_output_prefix(prefix: str, flag: str = "--output-prefix") -> str:
         example = str(Path(prefix.rstrip("/" + os.sep) or ".") / "pairs")
         raise OutputRefused(f"{flag} {prefix!r}: needs a file-name part after the folder (e.g. {example}): the"
                             " outputs are named PREFIX_inputs_document.bin and so on")
-    _STATES.setdefault(Path(prefix + "_*").absolute(), "unchanged")  # what a failure message names
+    _STATES.setdefault(prefix_claim(prefix), "unchanged")  # what a failure message names
     return prefix
+
+
+def prefix_claim(prefix: str) -> Path:
+    """``PREFIX_*``, the claimed output of a command that writes datasets under a prefix; pass it to
+    :func:`note_complete` once they are all in place."""
+    return Path(prefix + "_*").resolve()
 
 
 def make_parents(path: Path) -> list[Path]:

@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from guardrails.command_errors import run_command
-from guardrails.output_paths import OutputRefused, claim_folder, note_complete
+from guardrails.output_paths import OutputRefused, check_output_prefix, claim_folder, note_complete, prefix_claim
 
 
 def _raising(exc):
@@ -54,6 +54,17 @@ def test_an_interrupt_says_what_each_output_holds(tmp_path, capsys):
     assert run_command(_raising(KeyboardInterrupt())) == 130
     assert capsys.readouterr().err == (f"test_command_errors: interrupted; {tmp_path / 'a'} is unchanged;"
                                        f" {tmp_path / 'b'} is complete\n")
+
+
+
+def test_an_interrupt_after_the_datasets_of_a_prefix_are_in_place_says_complete(capsys, tmp_path):
+    prefix = str(tmp_path / "data" / "pairs")
+    check_output_prefix(prefix)
+    assert run_command(_raising(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == f"test_command_errors: interrupted; {prefix}_* is unchanged\n"
+    note_complete(prefix_claim(prefix))
+    assert run_command(_raising(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == f"test_command_errors: interrupted; {prefix}_* is complete\n"
 
 
 @pytest.mark.parametrize("bug", [TypeError("'int' object is not iterable"), IndexError("index out of range"),
