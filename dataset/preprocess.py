@@ -206,7 +206,7 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
             tokens[role] = np.insert(tokens[role], np.cumsum(lengths[role]), eod)
             lengths[role] = lengths[role] + 1
     if chunk.heldout is not None:  # --valid-fraction: each record's own hash decides
-        heldout = chunk.heldout[chunk.local]
+        heldout = chunk.heldout
     else:
         heldout = mask[first_ordinal + chunk.local] if mask is not None else np.zeros(n, dtype=bool)
     for split, chosen in (("train", keep & ~heldout), ("valid", keep & heldout)):
