@@ -68,7 +68,6 @@ class ConcatenatedDataset(TemporaryDatasetFiles):
     """``PREFIX.{bin,idx}`` made of ``sources`` (dataset prefixes) in order; all of one token dtype."""
 
     def __init__(self, prefix: str, sources: list[str], dtype: np.dtype) -> None:
-        self.prefix = prefix
         self.sources = [SourceIndex(s) for s in sources]
         self.dtype = np.dtype(dtype)
         for source in self.sources:

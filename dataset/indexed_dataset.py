@@ -147,6 +147,7 @@ class TemporaryDatasetFiles:
     """
 
     def __init__(self, prefix: str | os.PathLike) -> None:
+        self.prefix = os.fspath(prefix)
         tag = f".tmp-{os.getpid()}"
         self.bin_path, self.idx_path = data_file_path(prefix), index_file_path(prefix)
         self.bin_tmp, self.idx_tmp = Path(f"{self.bin_path}{tag}"), Path(f"{self.idx_path}{tag}")
@@ -185,11 +186,10 @@ class IndexedDatasetWriter(TemporaryDatasetFiles):
     """
 
     def __init__(self, prefix: str | os.PathLike, dtype: np.dtype) -> None:
-        self.prefix = os.fspath(prefix)
         self.dtype = np.dtype(dtype)
         if self.dtype not in CODE_OF_DTYPE:
             raise ValueError(f"unsupported token dtype {self.dtype}")
-        super().__init__(self.prefix)
+        super().__init__(prefix)
         self.bin_tmp.parent.mkdir(parents=True, exist_ok=True)
         self._bin = open(self.bin_tmp, "wb")
         self._sizes: list[np.ndarray] = []
