@@ -152,6 +152,23 @@ def test_valid_fraction_holds_out_records_by_seeded_line_hash(fork_dir, tmp_path
     assert [other[1][j].tolist() for j in range(len(other[1]))] != [valid[j].tolist() for j in range(len(valid))]
 
 
+def test_valid_fraction_with_skipped_records_holds_out_by_each_kept_line(fork_dir, tmp_path):
+    # bad lines among good ones: the hash of each kept record's own line decides, whatever was skipped before it
+    lines = (fork_dir / "sample.jsonl").read_bytes().split(b"\n")
+    bad = {3: b"[1]", 150: b'{"inputs": "a"}', 151: b"", 399: b'{"inputs": "", "targets": "b"}'}
+    data = tmp_path / "mixed.jsonl"
+    data.write_bytes(b"\n".join(bad.get(i, line) for i, line in enumerate(lines)))
+    assert _run("--input", data, "--tokenizer", fork_dir / "tokenizer.json", "--output-prefix", tmp_path / "m",
+                "--valid-fraction", 0.1, "--skip-invalid", "--workers", 1) == 0
+    kept = [i for i in range(400) if i not in bad]
+    expected = _hash_heldout(fork_dir / "sample.jsonl", 0.1)[kept]
+    fork = IndexedDataset(fork_dir / "sample_targets_document")
+    train, valid = IndexedDataset(f"{tmp_path}/m_targets_document"), IndexedDataset(f"{tmp_path}/m_valid_targets_document")
+    assert 0 < expected.sum() < len(kept) and len(valid) == expected.sum() and len(train) == len(kept) - expected.sum()
+    assert [fork[kept[k]].tolist() for k in np.flatnonzero(expected)] == [valid[j].tolist() for j in range(len(valid))]
+    assert [fork[kept[k]].tolist() for k in np.flatnonzero(~expected)] == [train[j].tolist() for j in range(len(train))]
+
+
 def test_valid_fraction_that_holds_out_nothing_is_refused(fork_dir, tmp_path, capsys):
     assert _run("--input", fork_dir / "sample2.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
                 "--output-prefix", tmp_path / "none", "--valid-fraction", 1e-9) == 2
