@@ -103,8 +103,10 @@ def build_manifest(config: DataConfig, tokenizer: TextTokenizer, paths: list[str
         "dtype": tokenizer.dtype.name,
         "append_eod": config.append_eod,
         "keys": dict(zip(outputs.roles, config.keys)),
-        "heldout": {"records": int(heldout.sum()) if heldout is not None else 0, "seed": config.valid_seed,
-                    "prefix": valid_output_prefix(config.output_prefix) if heldout is not None else None},
+        # --valid-count draws ``heldout``; --valid-fraction decides per record, so its count is what was written
+        "heldout": {"records": int(heldout.sum()) if heldout is not None else
+                    (outputs.pairs["valid"].documents if "valid" in outputs.pairs else 0), "seed": config.valid_seed,
+                    "prefix": valid_output_prefix(config.output_prefix) if "valid" in outputs.pairs else None},
         "workers": workers,
         "config": dataclasses.asdict(config),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -144,6 +144,8 @@ def test_valid_fraction_holds_out_records_by_seeded_line_hash(fork_dir, tmp_path
     train, valid = _holdout(fork_dir, tmp_path, "--valid-fraction", 0.05)
     expected = _hash_heldout(fork_dir / "sample.jsonl", 0.05)
     assert 0 < expected.sum() < 400 and len(valid) == expected.sum() and len(train) == 400 - expected.sum()
+    heldout = read_manifest(manifest_path(tmp_path / "h"))["heldout"]
+    assert heldout == {"records": expected.sum(), "seed": 1234, "prefix": f"{tmp_path / 'h'}_valid"}
     fork = IndexedDataset(fork_dir / "sample_targets_document")
     assert [fork[i].tolist() for i in np.flatnonzero(expected)] == [valid[j].tolist() for j in range(len(valid))]
     assert [fork[i].tolist() for i in np.flatnonzero(~expected)] == [train[j].tolist() for j in range(len(train))]
