@@ -31,7 +31,7 @@ from guardrails.output_paths import check_output_prefix
 from dataset.heldout import HeldOutError, check_heldout_result
 from dataset.indexed_concat import ConcatenatedDataset
 from dataset.indexed_dataset import IndexFormatError, remove_stale_temporaries
-from dataset.preprocess_manifest import manifest_path, write_manifest
+from dataset.preprocess_manifest import manifest_path, summary_lines, write_manifest
 from dataset.preprocess_outputs import commit_datasets, document_prefix, valid_output_prefix
 from dataset.shard_manifests import ShardMergeError, merged_manifest, read_shard_manifests
 from dataset.shard_plan import ShardPlanError, ShardSpec, shard_prefix, shards_folder
@@ -134,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}\nNo output was written.", file=sys.stderr)
         return 2
     m = summary.manifest
-    for split, out in m["outputs"].items():
-        tokens = " and ".join(f"{n} {role} tokens" for role, n in out["tokens"].items())
-        print(f"{split}: {out['documents']} documents, {tokens} -> {out['prefix']}_*_document.{{bin,idx}}")
-    if m["skipped"]:
-        print(f"skipped: {m['skipped']}")
+    print("\n".join(summary_lines(m)))
     print(f"merged {args.num_shards} shards; manifest: {summary.manifest_path} ({m['timings_s']['total']:.2f} s)")
     return 0
 
