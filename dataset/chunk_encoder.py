@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dataset.heldout import heldout_by_hash
-from dataset.jsonl_records import LineChunk, RecordIssue, is_blank, parse_chunk
+from dataset.jsonl_records import LineChunk, RecordIssue, parse_chunk
 from dataset.text_tokenizer import EncodedBatch, TextTokenizer
 
 _tokenizer: TextTokenizer | None = None
@@ -37,8 +37,8 @@ class EncodedChunk:
     """A chunk's records: counts, issues, and the ids of the valid records' fields (one or two).
 
     ``local[j]`` is the index, among the chunk's records, of valid record ``j``; its inputs are text ``j`` and
-    its targets (when there are two keys) text ``len(local) + j`` of ``encoded``. ``heldout`` (with
-    ``--valid-fraction``) says, per record of the chunk, whether ``dataset.heldout``'s hash rule holds it out.
+    its targets (when there are two keys) text ``len(local) + j`` of ``encoded``. ``heldout[j]`` (with
+    ``--valid-fraction``) says whether ``dataset.heldout``'s hash rule holds valid record ``j`` out.
     """
 
     path: str
@@ -62,9 +62,9 @@ def encode_chunk(chunk: LineChunk, keys: tuple[str, ...], max_line_bytes: int,
     parsed = parse_chunk(chunk, keys, max_line_bytes)
     encoded = _tokenizer.encode_batch(parsed.inputs + parsed.targets)
     heldout = None
-    if heldout_rule is not None:  # records are the non-blank lines, as parse_chunk counts them
-        records = [line for line in chunk.data.split(b"\n") if not is_blank(line)]
-        heldout = heldout_by_hash(records, *heldout_rule)
+    if heldout_rule is not None:  # only the valid records are written, so only their lines are hashed
+        lines = chunk.data.split(b"\n")
+        heldout = heldout_by_hash([lines[number - chunk.first_line] for number in parsed.lines], *heldout_rule)
     return EncodedChunk(chunk.path, parsed.num_records, parsed.blank_lines, parsed.issues,
                         np.asarray(parsed.local, dtype=np.int64), np.asarray(parsed.lines, dtype=np.int64), encoded,
                         heldout)

@@ -39,7 +39,7 @@ from guardrails.command_errors import run_command
 from dataset.commits_to_jsonl import REGULAR_FILE_MODES, content_skip
 from dataset.git_history import blob_sizes, read_blobs
 from dataset.git_runner import GitError, run_git
-from dataset.octopack_format import FILENAME, manifest_path_for, write_manifest, write_records
+from dataset.octopack_format import FILENAME, finish_build
 
 DEFAULT_EXTENSIONS = (".py",)
 DEFAULT_EXCLUDE_DIRS = (".git", "__pycache__", "node_modules", ".venv", "venv", "site-packages")
@@ -215,20 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.source}: no file passed the filters (skipped: {dict(corpus.skipped)}); check "
               "--extensions and --max-file-bytes. Nothing was written.", file=sys.stderr)
         return 2
-    count, sha256 = write_records(args.output, corpus.records)
-    manifest = {
-        "builder": "dataset.code_to_jsonl", "source": str(args.source.resolve()), "revision": args.revision,
-        "head": run_git(args.source, ["rev-parse", args.revision]).decode().strip() if args.revision else None,
-        "settings": asdict(settings), "files": corpus.files, "records": count,
-        "skipped": dict(sorted(corpus.skipped.items())), "output": args.output, "sha256": sha256,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    write_manifest(manifest_path_for(args.output), manifest)
-    print(f"{count} records from {corpus.files} files -> {args.output}")
-    print("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(corpus.skipped.items())) or "none"))
-    print(f"manifest: {manifest_path_for(args.output)}")
-    return 0
-
+    head = run_git(args.source, ["rev-parse", args.revision]).decode().strip() if args.revision else None
+    facts = {"builder": "dataset.code_to_jsonl", "source": str(args.source.resolve()), "revision": args.revision,
+             "head": head, "settings": asdict(settings), "files": corpus.files}
+    return finish_build(args.output, corpus.records, facts, corpus.skipped, started, f"from {corpus.files} files")
 
 if __name__ == "__main__":
     raise SystemExit(run_command(main))

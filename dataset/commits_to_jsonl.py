@@ -42,7 +42,7 @@ from guardrails.command_errors import run_command
 from dataset.git_history import Commit, FileChange, WalkMode, blob_sizes, read_blobs, read_commits
 from dataset.git_runner import GitError
 from dataset.octopack_format import (
-    PairRecord, commit_record, contains_special_token, manifest_path_for, write_manifest, write_records,
+    PairRecord, commit_record, contains_special_token, finish_build,
 )
 
 REGULAR_FILE_MODES = ("100644", "100755")
@@ -199,20 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except (GitError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    count, sha256 = write_records(args.output, pairs.records)
-    manifest = {
-        "builder": "dataset.commits_to_jsonl", "repo": str(Path(args.repo).resolve()), "head": pairs.head,
-        "settings": asdict(settings), "commits": pairs.commits, "candidates": pairs.candidates,
-        "records": count, "skipped": dict(sorted(pairs.skipped.items())), "output": args.output,
-        "sha256": sha256, "seconds": round(time.monotonic() - started, 3),
-    }
-    write_manifest(manifest_path_for(args.output), manifest)
-    skipped = ", ".join(f"{k}={v}" for k, v in sorted(pairs.skipped.items())) or "none"
-    print(f"{count} records from {pairs.commits} commits -> {args.output}")
-    print(f"skipped: {skipped}")
-    print(f"manifest: {manifest_path_for(args.output)}")
-    return 0
-
+    facts = {"builder": "dataset.commits_to_jsonl", "repo": str(Path(args.repo).resolve()), "head": pairs.head,
+             "settings": asdict(settings), "commits": pairs.commits, "candidates": pairs.candidates}
+    return finish_build(args.output, pairs.records, facts, pairs.skipped, started, f"from {pairs.commits} commits")
 
 if __name__ == "__main__":
     raise SystemExit(run_command(main))

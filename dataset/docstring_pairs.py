@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from guardrails.command_errors import run_command
 from dataset.octopack_format import (
-    PairRecord, contains_special_token, docstring_record, manifest_path_for, write_manifest, write_records,
+    PairRecord, contains_special_token, docstring_record, finish_build,
 )
 
 DEFAULT_EXCLUDE_DIRS = ("site-packages", "__pycache__", "test", "tests", "idle_test")
@@ -239,19 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    count, sha256 = write_records(args.output, result.records)
-    manifest = {
-        "builder": "dataset.docstring_pairs", "roots": [str(r) for r in roots],
-        "python": sys.version.split()[0], "settings": asdict(settings), "files": result.files,
-        "usable_pairs": result.pairs, "records": count, "skipped": dict(sorted(result.skipped.items())),
-        "output": str(args.output), "sha256": sha256, "seconds": round(time.monotonic() - started, 3),
-    }
-    write_manifest(manifest_path_for(args.output), manifest)
-    print(f"{count} records ({result.pairs} usable pairs in {result.files} files) -> {args.output}")
-    print("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(result.skipped.items())) or "none"))
-    print(f"manifest: {manifest_path_for(args.output)}")
-    return 0
-
+    facts = {"builder": "dataset.docstring_pairs", "roots": [str(r) for r in roots], "python": sys.version.split()[0],
+             "settings": asdict(settings), "files": result.files, "usable_pairs": result.pairs}
+    return finish_build(args.output, result.records, facts, result.skipped, started,
+                        f"({result.pairs} usable pairs in {result.files} files)")
 
 if __name__ == "__main__":
     raise SystemExit(run_command(main))

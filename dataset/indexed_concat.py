@@ -14,13 +14,13 @@ datasets' ``.bin`` files before any ``.idx``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from dataset.indexed_dataset import (
-    CODE_OF_DTYPE, IndexFormatError, data_file_path, index_file_path, index_header, read_index_header,
+    CODE_OF_DTYPE, IndexFormatError, TemporaryDatasetFiles, data_file_path, index_file_path, index_header,
+    read_index_header,
 )
 
 BLOCK_ENTRIES = 1 << 20  # pointers/doc_idx entries per block (8 MiB)
@@ -64,11 +64,10 @@ def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
         count -= len(block)
 
 
-class ConcatenatedDataset:
+class ConcatenatedDataset(TemporaryDatasetFiles):
     """``PREFIX.{bin,idx}`` made of ``sources`` (dataset prefixes) in order; all of one token dtype."""
 
     def __init__(self, prefix: str, sources: list[str], dtype: np.dtype) -> None:
-        self.prefix = prefix
         self.sources = [SourceIndex(s) for s in sources]
         self.dtype = np.dtype(dtype)
         for source in self.sources:
@@ -76,12 +75,9 @@ class ConcatenatedDataset:
                 raise IndexFormatError(f"{source.idx_path}: tokens are {source.dtype}, the others {self.dtype}")
         if self.dtype not in CODE_OF_DTYPE:
             raise IndexFormatError(f"unsupported token dtype {self.dtype}")
-        tag = f".tmp-{os.getpid()}"
-        self.bin_path, self.idx_path = data_file_path(prefix), index_file_path(prefix)
-        self.bin_tmp, self.idx_tmp = Path(f"{self.bin_path}{tag}"), Path(f"{self.idx_path}{tag}")
+        super().__init__(prefix)
         self.num_sequences = sum(s.num_sequences for s in self.sources)
         self.num_tokens = sum(s.bin_bytes for s in self.sources) // self.dtype.itemsize
-        self._finalized = False
 
     def finalize(self) -> None:
         """Write both files under their temporary names and make them durable."""
@@ -115,18 +111,3 @@ class ConcatenatedDataset:
             shift += source.bin_bytes
         for start in range(0, n + 1, BLOCK_ENTRIES):
             out.write(np.arange(start, min(start + BLOCK_ENTRIES, n + 1), dtype="<i8").tobytes())
-
-    def commit_data(self) -> None:
-        if not self._finalized:
-            raise RuntimeError("commit before finalize()")
-        os.replace(self.bin_tmp, self.bin_path)
-
-    def commit_index(self) -> None:
-        if not self._finalized:
-            raise RuntimeError("commit before finalize()")
-        os.replace(self.idx_tmp, self.idx_path)
-
-    def abort(self) -> None:
-        for path in (self.bin_tmp, self.idx_tmp):
-            path.unlink(missing_ok=True)
-

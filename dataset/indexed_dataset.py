@@ -139,7 +139,44 @@ def read_index_header(prefix: str | os.PathLike) -> IndexHeader:
         return parse_index_header(f.read(HEADER_SIZE), os.fstat(f.fileno()).st_size, idx_path)
 
 
-class IndexedDatasetWriter:
+class TemporaryDatasetFiles:
+    """``PREFIX.{bin,idx}`` written under ``.tmp-PID`` names, then renamed into place: ``.bin`` first, ``.idx`` last.
+
+    The shared end of :class:`IndexedDatasetWriter` and ``dataset.indexed_concat.ConcatenatedDataset``: a
+    subclass writes both temporaries in ``finalize`` (durably) and sets ``_finalized``.
+    """
+
+    def __init__(self, prefix: str | os.PathLike) -> None:
+        self.prefix = os.fspath(prefix)
+        tag = f".tmp-{os.getpid()}"
+        self.bin_path, self.idx_path = data_file_path(prefix), index_file_path(prefix)
+        self.bin_tmp, self.idx_tmp = Path(f"{self.bin_path}{tag}"), Path(f"{self.idx_path}{tag}")
+        self._finalized = False
+
+    def commit(self) -> None:
+        """Rename the finalized temporaries into place: ``.bin`` first, ``.idx`` last."""
+        self.commit_data()
+        self.commit_index()
+
+    def commit_data(self) -> None:
+        """Rename the ``.bin`` into place (a caller with several datasets renames every ``.bin`` first)."""
+        if not self._finalized:
+            raise RuntimeError("commit() before finalize()")
+        os.replace(self.bin_tmp, self.bin_path)
+
+    def commit_index(self) -> None:
+        """Rename the ``.idx`` into place: from here on a reader accepts the dataset."""
+        if not self._finalized:
+            raise RuntimeError("commit() before finalize()")
+        os.replace(self.idx_tmp, self.idx_path)
+
+    def abort(self) -> None:
+        """Remove the temporaries (on error or interruption)."""
+        for p in (self.bin_tmp, self.idx_tmp):
+            p.unlink(missing_ok=True)
+
+
+class IndexedDatasetWriter(TemporaryDatasetFiles):
     """Stream sequences into ``PREFIX.bin``; write ``PREFIX.idx`` and rename both into place at the end.
 
     Until :meth:`finalize` (or :meth:`commit`) the files live under temporary names
@@ -149,20 +186,15 @@ class IndexedDatasetWriter:
     """
 
     def __init__(self, prefix: str | os.PathLike, dtype: np.dtype) -> None:
-        self.prefix = os.fspath(prefix)
         self.dtype = np.dtype(dtype)
         if self.dtype not in CODE_OF_DTYPE:
             raise ValueError(f"unsupported token dtype {self.dtype}")
-        tag = f".tmp-{os.getpid()}"
-        self.bin_path, self.idx_path = data_file_path(self.prefix), index_file_path(self.prefix)
-        self.bin_tmp = Path(f"{self.bin_path}{tag}")
-        self.idx_tmp = Path(f"{self.idx_path}{tag}")
+        super().__init__(prefix)
         self.bin_tmp.parent.mkdir(parents=True, exist_ok=True)
         self._bin = open(self.bin_tmp, "wb")
         self._sizes: list[np.ndarray] = []
         self._pending: list[int] = []
         self.num_tokens = 0
-        self._finalized = False
 
     def add(self, tokens: Iterable[int] | np.ndarray) -> None:
         """Append one sequence (= one document)."""
@@ -205,29 +237,11 @@ class IndexedDatasetWriter:
             os.fsync(f.fileno())
         self._finalized = True
 
-    def commit(self) -> None:
-        """Rename the finalized temporaries into place: ``.bin`` first, ``.idx`` last."""
-        self.commit_data()
-        self.commit_index()
-
-    def commit_data(self) -> None:
-        """Rename the ``.bin`` into place (a caller with several datasets renames every ``.bin`` first)."""
-        if not self._finalized:
-            raise RuntimeError("commit() before finalize()")
-        os.replace(self.bin_tmp, self.bin_path)
-
-    def commit_index(self) -> None:
-        """Rename the ``.idx`` into place: from here on a reader accepts the dataset."""
-        if not self._finalized:
-            raise RuntimeError("commit() before finalize()")
-        os.replace(self.idx_tmp, self.idx_path)
-
     def abort(self) -> None:
-        """Remove the temporaries (on error or interruption)."""
+        """Close the ``.bin`` being written, then remove the temporaries (on error or interruption)."""
         if not self._bin.closed:
             self._bin.close()
-        for p in (self.bin_tmp, self.idx_tmp):
-            p.unlink(missing_ok=True)
+        super().abort()
 
 
 def remove_dataset(prefix: str | os.PathLike) -> None:

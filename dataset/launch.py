@@ -6,8 +6,9 @@ Run::
     python -m dataset.launch status --config RUN.yaml [section.key=value ...]
 
 ``submit`` reads ``data:`` (inputs, tokenizer, output prefix, ``num_shards``...) and the CPU settings of
-``cluster:`` (``preprocess_*``, ``merge_*``, ``partition``, ``account``, ``qos``, ``site_env``), then submits what is still to do: every shard without a
-finished manifest and not queued or running already (the first time: ``--array=0-(N-1)``), and a merge job
+``cluster:`` (``preprocess_*``, ``merge_*``, ``partition``, ``account``, ``qos``, ``site_env``), then submits
+what is still to do: every shard without a finished manifest and not queued or running already (the first
+time: ``--array=0-(N-1)``), and a merge job
 (``dataset.merge_shards``) with ``--dependency=afterok`` on them and on any still in flight. Run it again
 after a shard failed or was cancelled: only that shard is resubmitted (finished shards are never redone),
 the old merge job, which can no longer start, is cancelled, and a new one waits for the new tasks. With the

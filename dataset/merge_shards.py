@@ -19,7 +19,6 @@ cannot be merged (the message names the shard), 1 for a system error; nothing is
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -31,9 +30,9 @@ from guardrails.command_errors import run_command
 from guardrails.output_paths import check_output_prefix
 from dataset.heldout import HeldOutError, check_heldout_result
 from dataset.indexed_concat import ConcatenatedDataset
-from dataset.indexed_dataset import IndexFormatError, remove_dataset, remove_stale_temporaries
-from dataset.preprocess_manifest import manifest_path, write_manifest
-from dataset.preprocess_outputs import document_prefix, valid_output_prefix
+from dataset.indexed_dataset import IndexFormatError, remove_stale_temporaries
+from dataset.preprocess_manifest import manifest_path, summary_lines, write_manifest
+from dataset.preprocess_outputs import commit_datasets, document_prefix, valid_output_prefix
 from dataset.shard_manifests import ShardMergeError, merged_manifest, read_shard_manifests
 from dataset.shard_plan import ShardPlanError, ShardSpec, shard_prefix, shards_folder
 
@@ -81,7 +80,7 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
             dataset.finalize()
         copied = time.perf_counter()
         path = manifest_path(prefix)
-        _commit(prefix, roles, every, path)
+        commit_datasets(prefix, roles, every, path)
     except BaseException:
         for dataset in every:
             dataset.abort()
@@ -107,28 +106,6 @@ def _check_files_match(dataset: ConcatenatedDataset, manifests: list[dict[str, A
             raise ShardMergeError(
                 f"shard {index} of {len(manifests)}: {source.prefix} holds {found[0]} documents and {found[1]} tokens,"
                 f" its manifest says {said['documents']} and {said['tokens'][role]}: changed since; remake the shard")
-
-
-def _commit(prefix: str, roles: list[str], datasets: list[ConcatenatedDataset], manifest: Path) -> None:
-    """As ``PreprocessOutputs.commit``: old manifest and files out, every ``.bin`` in, then every ``.idx``."""
-    manifest.unlink(missing_ok=True)
-    for split in SPLITS:  # a hold-out from an earlier run goes too, even when this one has none
-        for role in roles:
-            remove_dataset(document_prefix(split_prefix(prefix, split), role))
-    try:
-        for dataset in datasets:
-            dataset.commit_data()
-        for dataset in datasets:
-            dataset.commit_index()
-    except BaseException:
-        for dataset in datasets:
-            remove_dataset(dataset.prefix)
-        raise
-    fd = os.open(Path(prefix).parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_shards(prefix: str, count: int) -> None:
@@ -157,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}\nNo output was written.", file=sys.stderr)
         return 2
     m = summary.manifest
-    for split, out in m["outputs"].items():
-        tokens = " and ".join(f"{n} {role} tokens" for role, n in out["tokens"].items())
-        print(f"{split}: {out['documents']} documents, {tokens} -> {out['prefix']}_*_document.{{bin,idx}}")
-    if m["skipped"]:
-        print(f"skipped: {m['skipped']}")
+    print("\n".join(summary_lines(m)))
     print(f"merged {args.num_shards} shards; manifest: {summary.manifest_path} ({m['timings_s']['total']:.2f} s)")
     return 0
 

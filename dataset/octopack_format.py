@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from guardrails.atomic_files import atomic_write, write_json_atomic
 from guardrails.output_paths import claim_file, json_object_with
@@ -112,3 +113,21 @@ def manifest_path_for(output: str | os.PathLike) -> Path:
     """``out/pairs.jsonl`` -> ``out/pairs.manifest.json`` (beside the output it describes)."""
     output = Path(output)
     return output.with_name(output.stem + ".manifest.json")
+
+
+def finish_build(output: str | os.PathLike, records: Iterable[JsonLineRecord], facts: Mapping[str, Any],
+                 skipped: Mapping[str, int], started: float, source: str) -> int:
+    """The builders' common end: write ``records``, then the manifest, then print what was done; returns 0.
+
+    The manifest is ``facts`` (builder, source, settings, ...) followed by the counts every builder reports;
+    ``source`` says where the records came from in the summary line (``"from 3 files"``); ``started`` is a
+    ``time.monotonic()`` reading.
+    """
+    count, sha256 = write_records(output, records)
+    manifest = {**facts, "records": count, "skipped": dict(sorted(skipped.items())), "output": str(output),
+                "sha256": sha256, "seconds": round(time.monotonic() - started, 3)}
+    write_manifest(manifest_path_for(output), manifest)
+    print(f"{count} records {source} -> {output}")
+    print("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"))
+    print(f"manifest: {manifest_path_for(output)}")
+    return 0

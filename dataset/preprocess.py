@@ -49,7 +49,7 @@ from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
 from dataset.jsonl_records import (
     InputFileError, InvalidRecordError, LongLine, RecordIssue, count_records, iter_chunks,
 )
-from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, write_manifest
+from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, summary_lines, write_manifest
 from dataset.preprocess_outputs import PreprocessOutputs, roles_for_keys
 from dataset.shard_plan import LineNumbers, ShardPlanError, ShardSpec, plan_shard
 from dataset.shard_run import resolve_shard, shard_config, shard_manifest_section
@@ -206,7 +206,7 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
             tokens[role] = np.insert(tokens[role], np.cumsum(lengths[role]), eod)
             lengths[role] = lengths[role] + 1
     if chunk.heldout is not None:  # --valid-fraction: each record's own hash decides
-        heldout = chunk.heldout[chunk.local]
+        heldout = chunk.heldout
     else:
         heldout = mask[first_ordinal + chunk.local] if mask is not None else np.zeros(n, dtype=bool)
     for split, chosen in (("train", keep & ~heldout), ("valid", keep & heldout)):
@@ -290,13 +290,7 @@ def main(argv: list[str] | None = None) -> int:
               "No output was written.", file=sys.stderr)
         return 1
     m = summary.manifest
-    for split, out in m["outputs"].items():
-        tokens = " and ".join(f"{n} {role} tokens" for role, n in out["tokens"].items())
-        roles = ",".join(out["tokens"])
-        roles = f"{{{roles}}}" if len(out["tokens"]) > 1 else roles
-        print(f"{split}: {out['documents']} documents, {tokens} -> {out['prefix']}_{roles}_document.{{bin,idx}}")
-    if m["skipped"]:
-        print(f"skipped: {m['skipped']}")
+    print("\n".join(summary_lines(m)))
     print(f"manifest: {summary.manifest_path} ({m['timings_s']['total']:.2f} s)")
     return 0
 

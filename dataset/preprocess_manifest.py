@@ -78,6 +78,19 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return read_json_strict(path)
 
 
+def summary_lines(manifest: dict[str, Any]) -> list[str]:
+    """What a finished run (or merge) prints: one line per split written, then the skips if any."""
+    lines = []
+    for split, out in manifest["outputs"].items():
+        tokens = " and ".join(f"{n} {role} tokens" for role, n in out["tokens"].items())
+        roles = ",".join(out["tokens"])
+        roles = f"{{{roles}}}" if len(out["tokens"]) > 1 else roles
+        lines.append(f"{split}: {out['documents']} documents, {tokens} -> {out['prefix']}_{roles}_document.{{bin,idx}}")
+    if manifest["skipped"]:
+        lines.append(f"skipped: {manifest['skipped']}")
+    return lines
+
+
 def build_manifest(config: DataConfig, tokenizer: TextTokenizer, paths: list[str], digests: list[str],
                    counts: RunCounts, outputs: PreprocessOutputs, heldout: np.ndarray | None, workers: int,
                    timings: dict[str, float]) -> dict[str, Any]:
@@ -103,8 +116,10 @@ def build_manifest(config: DataConfig, tokenizer: TextTokenizer, paths: list[str
         "dtype": tokenizer.dtype.name,
         "append_eod": config.append_eod,
         "keys": dict(zip(outputs.roles, config.keys)),
-        "heldout": {"records": int(heldout.sum()) if heldout is not None else 0, "seed": config.valid_seed,
-                    "prefix": valid_output_prefix(config.output_prefix) if heldout is not None else None},
+        # --valid-count draws ``heldout``; --valid-fraction decides per record, so its count is what was written
+        "heldout": {"records": int(heldout.sum()) if heldout is not None else
+                    (outputs.pairs["valid"].documents if "valid" in outputs.pairs else 0), "seed": config.valid_seed,
+                    "prefix": valid_output_prefix(config.output_prefix) if "valid" in outputs.pairs else None},
         "workers": workers,
         "config": dataclasses.asdict(config),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

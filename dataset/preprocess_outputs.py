@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from dataset.indexed_dataset import (
-    IndexedDatasetWriter, data_file_path, index_file_path, remove_dataset, remove_stale_temporaries,
+    IndexedDatasetWriter, TemporaryDatasetFiles, data_file_path, index_file_path, remove_dataset,
+    remove_stale_temporaries,
 )
 
 ROLES = ("inputs", "targets")
@@ -101,22 +103,7 @@ class PreprocessOutputs:
         """Make every file durable, then rename them into place: all ``.bin`` before any ``.idx``."""
         for writer in self._writers:
             writer.finalize()
-        manifest_path.unlink(missing_ok=True)  # an old manifest must never vouch for a half-renamed set
-        # old files go, index first; a hold-out from an earlier run goes too, even when this run has none
-        for prefix in (self.prefix, valid_output_prefix(self.prefix)):
-            for role in self.roles:
-                remove_dataset(document_prefix(prefix, role))
-        try:
-            for writer in self._writers:
-                writer.commit_data()
-            for writer in self._writers:
-                writer.commit_index()
-        except BaseException:  # a half-renamed set must not look finished: take back what was renamed
-            for pair in self.pairs.values():
-                for role in self.roles:
-                    remove_dataset(document_prefix(pair.prefix, role))
-            raise
-        _fsync_directory(Path(self.prefix).parent)
+        commit_datasets(self.prefix, self.roles, self._writers, manifest_path)
 
     def abort(self) -> None:
         """Delete every temporary (on an error or an interrupt)."""
@@ -127,6 +114,30 @@ class PreprocessOutputs:
                 directory.rmdir()
             except OSError:
                 break
+
+
+def commit_datasets(prefix: str, roles: Sequence[str], datasets: Sequence[TemporaryDatasetFiles],
+                    manifest_path: Path) -> None:
+    """Rename finalized ``datasets`` (the splits of ``prefix``) into place: all ``.bin`` before any ``.idx``.
+
+    Also what ``dataset.merge_shards`` commits with. The old manifest goes first: it must never vouch for a
+    half-renamed set.
+    """
+    manifest_path.unlink(missing_ok=True)
+    # old files go, index first; a hold-out from an earlier run goes too, even when this run has none
+    for split_prefix in (prefix, valid_output_prefix(prefix)):
+        for role in roles:
+            remove_dataset(document_prefix(split_prefix, role))
+    try:
+        for dataset in datasets:
+            dataset.commit_data()
+        for dataset in datasets:
+            dataset.commit_index()
+    except BaseException:  # a half-renamed set must not look finished: take back what was renamed
+        for dataset in datasets:
+            remove_dataset(dataset.prefix)
+        raise
+    _fsync_directory(Path(prefix).parent)
 
 
 def _fsync_directory(directory: Path) -> None:

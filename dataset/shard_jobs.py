@@ -3,9 +3,10 @@
 Every command is an argv list, run without a shell. The job bodies go to ``sbatch --wrap`` as one command
 line made with ``shlex.join`` (after ``. SITE_ENV &&`` when the ``cluster.site_env`` file exists), so paths
 with spaces or shell metacharacters stay inert: nothing in them is ever run. The CPU settings are the
-``preprocess_*``/``merge_*`` keys of ``cluster:`` (``runconfig.cluster_section``). The shard job is one array job, one task per shard (``--array=0-(N-1)``, or only the shards still
-to make on a resubmission, ``%K`` to run at most K at once); each task runs ``python -m dataset.preprocess
---config RUN.yaml ... --num-shards N``, which takes its shard index from ``SLURM_ARRAY_TASK_ID``. The merge
+``preprocess_*``/``merge_*`` keys of ``cluster:`` (``runconfig.cluster_section``). The shard job is one
+array job, one task per shard (``--array=0-(N-1)``, or only the shards still to make on a resubmission,
+``%K`` to run at most K at once); each task runs ``python -m dataset.preprocess --config RUN.yaml ...
+--num-shards N``, which takes its shard index from ``SLURM_ARRAY_TASK_ID``. The merge
 job runs ``python -m dataset.merge_shards`` once every shard task it waits for has ended well
 (``--dependency=afterok:...``).
 """

@@ -144,12 +144,31 @@ def test_valid_fraction_holds_out_records_by_seeded_line_hash(fork_dir, tmp_path
     train, valid = _holdout(fork_dir, tmp_path, "--valid-fraction", 0.05)
     expected = _hash_heldout(fork_dir / "sample.jsonl", 0.05)
     assert 0 < expected.sum() < 400 and len(valid) == expected.sum() and len(train) == 400 - expected.sum()
+    heldout = read_manifest(manifest_path(tmp_path / "h"))["heldout"]
+    assert heldout == {"records": expected.sum(), "seed": 1234, "prefix": f"{tmp_path / 'h'}_valid"}
     fork = IndexedDataset(fork_dir / "sample_targets_document")
     assert [fork[i].tolist() for i in np.flatnonzero(expected)] == [valid[j].tolist() for j in range(len(valid))]
     assert [fork[i].tolist() for i in np.flatnonzero(~expected)] == [train[j].tolist() for j in range(len(train))]
     other = _holdout(fork_dir, tmp_path, "--valid-fraction", 0.05, "--valid-seed", 99, name="other")
     assert len(other[1]) == _hash_heldout(fork_dir / "sample.jsonl", 0.05, 99).sum()
     assert [other[1][j].tolist() for j in range(len(other[1]))] != [valid[j].tolist() for j in range(len(valid))]
+
+
+def test_valid_fraction_with_skipped_records_holds_out_by_each_kept_line(fork_dir, tmp_path):
+    # bad lines among good ones: the hash of each kept record's own line decides, whatever was skipped before it
+    lines = (fork_dir / "sample.jsonl").read_bytes().split(b"\n")
+    bad = {3: b"[1]", 150: b'{"inputs": "a"}', 151: b"", 399: b'{"inputs": "", "targets": "b"}'}
+    data = tmp_path / "mixed.jsonl"
+    data.write_bytes(b"\n".join(bad.get(i, line) for i, line in enumerate(lines)))
+    assert _run("--input", data, "--tokenizer", fork_dir / "tokenizer.json", "--output-prefix", tmp_path / "m",
+                "--valid-fraction", 0.1, "--skip-invalid", "--workers", 1) == 0
+    kept = [i for i in range(400) if i not in bad]
+    expected = _hash_heldout(fork_dir / "sample.jsonl", 0.1)[kept]
+    fork = IndexedDataset(fork_dir / "sample_targets_document")
+    train, valid = IndexedDataset(f"{tmp_path}/m_targets_document"), IndexedDataset(f"{tmp_path}/m_valid_targets_document")
+    assert 0 < expected.sum() < len(kept) and len(valid) == expected.sum() and len(train) == len(kept) - expected.sum()
+    assert [fork[kept[k]].tolist() for k in np.flatnonzero(expected)] == [valid[j].tolist() for j in range(len(valid))]
+    assert [fork[kept[k]].tolist() for k in np.flatnonzero(~expected)] == [train[j].tolist() for j in range(len(train))]
 
 
 def test_valid_fraction_that_holds_out_nothing_is_refused(fork_dir, tmp_path, capsys):
