@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrails.command_errors import run_command
-from guardrails.output_paths import check_output_prefix
+from guardrails.output_paths import check_output_prefix, note_complete, prefix_claim
 from dataset.heldout import HeldOutError, check_heldout_result
 from dataset.indexed_concat import ConcatenatedDataset
 from dataset.indexed_dataset import IndexFormatError, remove_stale_temporaries
@@ -92,6 +92,7 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
     timings = {"copy": copied - started, "total": time.perf_counter() - started}
     manifest = merged_manifest(prefix, manifests, outputs, timings)
     write_manifest(path, manifest)
+    note_complete(prefix_claim(prefix))  # an interrupt from here on: "complete"
     if remove_shards:
         _remove_shards(prefix, count)
     return MergeSummary(manifest, path)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.command_errors import run_command
-from guardrails.output_paths import OutputRefused, check_output_prefix
+from guardrails.output_paths import OutputRefused, check_output_prefix, note_complete, prefix_claim
 from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
 from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
@@ -159,6 +159,7 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
         if shard is not None:
             manifest["shard"] = shard_manifest_section(final_config, shard, pieces, digests)
         write_manifest(path, manifest)
+        note_complete(prefix_claim(str(config.output_prefix)))  # an interrupt from here on: "complete"
         return PreprocessSummary(manifest, path)
     except BaseException:
         outputs.abort()

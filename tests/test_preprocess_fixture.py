@@ -13,6 +13,7 @@ from tokenizers import Tokenizer
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess import main
 from dataset.preprocess_manifest import manifest_path, read_manifest
+from guardrails.output_paths import claimed_outputs, prefix_claim
 
 ROLES = ("inputs", "targets")
 
@@ -268,3 +269,11 @@ def test_two_prefixes_in_one_folder_keep_their_own_manifest(fork_dir, tmp_path):
     assert find_manifest(tmp_path / "a_valid") == find_manifest(tmp_path / "a") == manifest_path(tmp_path / "a")
     assert find_manifest(tmp_path / "b") == manifest_path(tmp_path / "b")
     assert find_manifest(tmp_path / "b_valid") is None and find_manifest(tmp_path / "c") is None
+
+
+def test_finished_datasets_are_recorded_complete_for_the_interrupt_message(fork_dir, tmp_path):
+    prefix = str(tmp_path / "out" / "sample")
+    flags = ["--input", str(fork_dir / "sample.jsonl"), "--tokenizer", str(fork_dir / "tokenizer.json"),
+             "--output-prefix", prefix, "--workers", "1"]
+    assert main(flags) == 0
+    assert claimed_outputs()[prefix_claim(prefix)] == "complete"  # Ctrl-C now says "... is complete"
