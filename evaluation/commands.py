@@ -16,6 +16,7 @@ from guardrails.output_paths import claim_file
 from evaluation.humaneval_score import format_scores, score_samples
 from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
+from runconfig.value_rules import DEVICE, POSITIVE, SEED, Bound, check_flags
 
 
 class UsageError(ValueError):
@@ -187,9 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# every numeric flag of every subcommand (those a subcommand lacks are skipped): what can be meant
+FLAG_BOUNDS = {"limit": POSITIVE, "n": POSITIVE, "max_new_tokens": POSITIVE, "batch_size": POSITIVE,
+               "workers": POSITIVE, "timeout": Bound(low=0, low_open=True, note="seconds per program"),
+               "temperature": Bound(low=0, note="0 = greedy"), "top_p": Bound(low=0, high=1, low_open=True),
+               "seed": SEED, "max_tokens": Bound(low=0, note="0 = the model's context"), "max_pairs": POSITIVE,
+               "device": DEVICE}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_flags(args, FLAG_BOUNDS)  # --limit -3 would silently drop the last 3 problems
         return args.func(args)
     except (ValueError, SandboxUnavailable, OSError) as exc:  # UsageError, SamplesFileError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)

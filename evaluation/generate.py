@@ -36,6 +36,10 @@ def resolve_device(name: str) -> tuple[torch.device, torch.dtype]:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():  # else torch fails deep inside .to(device)
+        raise ValueError(f"--device {name}: no CUDA device is visible on this machine; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device, (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 

@@ -29,8 +29,12 @@ from dataset.text_tokenizer import EOD_TOKEN
 from guardrails.atomic_folder import atomic_output_dir
 from guardrails.command_errors import run_command
 from guardrails.output_paths import claim_folder
+from runconfig.value_rules import POSITIVE, SEED, Bound, check_flags
 
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
+# a model of zero layers, width or heads cannot be built (or trains nothing): refused with the flag
+FLAG_BOUNDS = {"layers": POSITIVE, "hidden": POSITIVE, "heads": POSITIVE, "ffn_hidden": Bound(low=0, note="0 = 4 x hidden"),
+               "max_positions": POSITIVE, "dropout": Bound(low=0, high=1, high_open=True), "seed": SEED}
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = TinyModelSpec(args.layers, args.hidden, args.heads, args.ffn_hidden, args.max_positions,
                          args.dropout, args.seed)
     try:
+        check_flags(args, FLAG_BOUNDS)  # before anything is claimed or written
         model = write_tiny_release(args.tokenizer, args.out, spec, args.hf_out)
     except ValueError as exc:  # OSErrors (read-only, full disk) and interrupts: guardrails.command_errors
         print(f"error: {exc}", file=sys.stderr)
