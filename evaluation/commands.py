@@ -127,9 +127,15 @@ def compare(args: argparse.Namespace) -> int:
 
 def loss(args: argparse.Namespace) -> int:
     from evaluation.generate import load_hf_model
-    from evaluation.heldout_loss import heldout_loss
+    from evaluation.heldout_loss import check_model_meets_data, heldout_loss
+
+    from transformers import AutoConfig
 
     check_replaceable(args.out)
+    for path in (args.base, args.tuned):  # both checked before either model is loaded
+        warning = check_model_meets_data(path, AutoConfig.from_pretrained(str(path)).vocab_size, args.valid_prefix)
+        if warning:
+            print(warning, file=sys.stderr)
     report: dict = {"written_by": f"{WRITTEN_BY} loss"}
     for label, path in (("base", args.base), ("fine-tuned", args.tuned)):
         model = load_hf_model(path, args.device)[0]

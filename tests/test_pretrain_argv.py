@@ -85,7 +85,7 @@ def test_preflight_of_the_pretraining_data(tmp_path):
     assert [f.message for f in check_pretrain_data(cfg(), 8192)][0].startswith("training.pretrain.data_path is empty")
     good = cfg(f"training.pretrain.data_path={FIM_DIR / 'code_content_document'}",
                "training.pretrain.fim_split_sample=<filename>")
-    assert check_pretrain_data(good, 8192) == []
+    assert [f for f in check_pretrain_data(good, 8192) if f.error] == []  # a warning: the fixture has no manifest
     assert "is not below the tokenizer's 100 tokens" in check_pretrain_data(good, 100)[0].message
     missing = cfg(f"training.pretrain.data_path={FIM_DIR / 'code_content_document'}",
                   "training.pretrain.fim_split_sample=<file>")

@@ -161,9 +161,13 @@ class ResumeState:
         return from_fork_optimizer(self.optimizer_state, template, self.hf_config.n_embd, self.hf_config.vocab_size)
 
 
-def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
-    """Everything a resumed run restores from SAVE's latest checkpoint, checked for completeness."""
+def load_resume_state(save_dir: Path, global_batch_size: int,
+                      identity: dict[str, Any] | None = None) -> ResumeState:
+    """Everything a resumed run restores from SAVE's latest checkpoint, checked for completeness; with
+    ``identity`` (``training.resume_rule.run_identity``) a checkpoint of another seed, length or data is refused,
+    as the cluster path refuses it."""
     from conversion.megatron_checkpoint import read_megatron_checkpoint
+    from training.resume_rule import check_resume  # it imports ResumeError from here
 
     ckpt = read_megatron_checkpoint(Path(save_dir))
     where = f"{save_dir}/{ckpt.tag}"
@@ -187,6 +191,8 @@ def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
             f"{where}: {consumed} samples consumed in {ckpt.iteration} iterations does not match"
             f" global_batch_size {global_batch_size}; resume with the batch size the run was started with"
         )
+    if identity is not None:
+        check_resume(save_dir, vars(ckpt.args), identity)
     return ResumeState(
         iteration=int(ckpt.iteration),
         consumed_train_samples=int(consumed),

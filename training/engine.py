@@ -36,6 +36,7 @@ from training.metrics import MetricsLogger, flops_per_token, peak_flops_for, wri
 from training.model_init import load_start_model, model_from_state
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
+from training.resume_rule import run_identity
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
 from training.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
@@ -154,7 +155,7 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
                     "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
                     "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
                     "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
-                    "local_engine": True}
+                    "local_engine": True, **run_identity(cfg)}  # what a resume must share (the data files too)
         if cfg.tokenizer:
             run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
         path = checkpointing.save_checkpoint(
@@ -185,14 +186,16 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
         torch.set_num_threads(cfg.cpu_threads)
     torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
     plan = checkpointing.plan_start(cfg.load, cfg.save)
-    resume = checkpointing.load_resume_state(plan.source, cfg.global_batch_size) if plan.resume else None
+    resume = (checkpointing.load_resume_state(plan.source, cfg.global_batch_size, run_identity(cfg))
+              if plan.resume else None)
     seed_everything(cfg.seed)
     divisible_by = checkpointing.vocab_divisor(plan.source)  # the run's checkpoints pad the vocab as its start
     model = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
     pad_id = resolve_pad_id(cfg, inner_config)
     # before the first file is written (the index maps under SAVE): data the model cannot embed is refused
-    check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source))
+    for line in check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source)):
+        say(line)  # data no manifest vouches for; validation reading training documents (as splits plan says)
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
     for block in describe_run_data(data):
         say(f"data: {block}")

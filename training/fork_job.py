@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.model_presets import ModelShape, preset
 from runconfig.run_config import RunConfig
-from training.checkpointing import ResumeError, plan_start
+from training.checkpointing import plan_start
 from training.megatron_argv import StartPoint, build_megatron_argv, fork_script
+from training.resume_rule import check_resume, run_identity
 from training.recorded_args import (
     RecordedCheckpoint, fork_load_flags, read_recorded_checkpoint, shape_from_args, vocab_divisor_from_args,
 )
@@ -60,22 +61,6 @@ def run_shape(model: str, recorded: RecordedCheckpoint | None, load: str) -> Mod
     return shape_from_args(recorded.args)
 
 
-def resume_mismatches(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
-    """``key: checkpoint X, run Y`` for every recorded value the run contradicts (unrecorded keys pass)."""
-    found = []
-    for key, value in expected.items():
-        have = recorded.get(key)
-        if have is None:
-            continue
-        if key.endswith("_path"):
-            same = Path(str(have)).resolve() == Path(str(value)).resolve()
-        else:
-            same = have == value
-        if not same:
-            found.append(f"{key}: checkpoint {have}, run {value}")
-    return found
-
-
 def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) -> JobArgv:
     cfg, cluster = run.training, run.cluster
     if cfg.engine == "local":
@@ -102,18 +87,10 @@ def plan_fork_job(run: RunConfig, start: StartPoint, recorded: RecordedCheckpoin
         expected: dict[str, Any] = {
             "num_layers": shape.num_layers, "hidden_size": shape.hidden_size,
             "num_attention_heads": shape.num_attention_heads,
-            "max_position_embeddings": shape.max_position_embeddings, "seq_length": cfg.seq_length,
-            "global_batch_size": cfg.global_batch_size, "seed": cfg.seed,
+            "max_position_embeddings": shape.max_position_embeddings,
+            **run_identity(cfg),  # seed, length, batch, data: the rule the local engine applies too
         }
-        if cfg.mode == "pretrain":  # the fork records --data-path as a list; the split decides the documents
-            expected["split"] = cfg.pretrain.split
-        else:
-            expected["train_weighted_split_paths_path"] = cfg.train_split_file
-        problems = resume_mismatches(recorded.args, expected)
-        if problems:
-            raise ResumeError(
-                f"{cfg.save}: its checkpoints come from another run ({'; '.join(problems)}). Resume with the"
-                " run's own settings, or point training.save at a new folder to start afresh")
+        check_resume(cfg.save, recorded.args, expected)
         load_flags, no_optim_reason = fork_load_flags(recorded, cfg.dtype != "float32",
                                                       cfg.use_distributed_optimizer)
     divisor = vocab_divisor_from_args(recorded.args if recorded else None)

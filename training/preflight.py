@@ -8,9 +8,11 @@ Rules (``error`` stops the submission; ``warning`` is printed):
   ``conversion.hf_to_megatron``); the tokenizer's vocab padded the fork's way (``make_vocab_size_divisible_by``
   x TP) equals its embedding rows; the distributed optimizer finds the files it loads;
 * tokenizer: readable, with the pad token the fork looks up (``<fim-pad>``/``<fim_pad>``);
-* pretraining (``training.mode: pretrain``): the raw-document dataset reads, its ids are below the vocab, the
-  FIM tokens are found by name; ``MEGATRON_DIR`` holds the ``multi-query-attention`` branch (``FIM_PAD``);
-* split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab;
+* pretraining (``training.mode: pretrain``): the raw-document dataset reads, its ids are below the vocab, it
+  was made with ``training.tokenizer``, the FIM tokens are found by name; ``MEGATRON_DIR`` holds the
+  ``multi-query-attention`` branch (``FIM_PAD``);
+* split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab,
+  made with ``training.tokenizer`` (the sha256 its preprocess manifest records; a warning without a manifest);
   for the fork, relative prefixes resolve the same from the job's folder as from the split file's;
   validation does not overlap training (really, or through the fork's range bug);
 * the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``, and its own
@@ -29,6 +31,7 @@ from typing import Any, Mapping
 from dataset.indexed_dataset import IndexedDataset, IndexFormatError
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
 from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
+from dataset.tokenizer_match import TokenizerMismatchError, check_data_tokenizer
 from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
 from training.megatron_argv import FINETUNE_SCRIPT, fork_script
@@ -167,11 +170,26 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
             if vocab is not None and top >= vocab:
                 found.append(Finding(True, f"{name}: token id {top} is not below the tokenizer's {vocab} tokens;"
                                      " preprocess with training.tokenizer"))
+    for prefix in dict.fromkeys(prefix for role in entries.values() for _, prefix in role):
+        found += check_data_tokenizer_finding(prefix, cfg.tokenizer)
     if len(dtypes) > 1:
         found.append(Finding(True, "the datasets mix token dtypes (" + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in sorted(dtypes.items())) + "); preprocess them with one tokenizer"))
     found += _overlaps(entries, sizes, fork or cfg.legacy_split_offsets)
     return found
+
+
+def check_data_tokenizer_finding(prefix: str | Path, tokenizer: str) -> list[Finding]:
+    """``training.tokenizer`` against the one the data's manifest records (``dataset.tokenizer_match``)."""
+    if not tokenizer:
+        return []
+    try:
+        warning = check_data_tokenizer(prefix, tokenizer)
+    except TokenizerMismatchError as exc:
+        return [Finding(True, str(exc))]
+    except OSError:  # an unreadable tokenizer is check_tokenizer's finding
+        return []
+    return [Finding(False, warning.removeprefix("warning: "))] if warning else []
 
 
 def _overlaps(entries: Mapping[str, list[tuple[Any, Path]]], sizes: Mapping[Path, int], from_zero: bool) -> list[Finding]:
@@ -242,7 +260,7 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
             lookup_fim_tokens(TextTokenizer(cfg.tokenizer), p.fim_split_sample or None)
         except (FimTokenError, TokenizerFileError) as exc:
             found.append(Finding(True, str(exc)))
-    return found
+    return found + check_data_tokenizer_finding(p.data_path, cfg.tokenizer)
 
 
 def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
