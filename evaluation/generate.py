@@ -47,9 +47,15 @@ def load_hf_model(path, device_name: str = "auto"):
     """A Hugging Face causal LM and its tokenizer from one folder, in eval mode, offline."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from safetensors import SafetensorError
+
     device, dtype = resolve_device(device_name)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    except SafetensorError as exc:  # a cut or damaged weights file: the user's to fix, not a traceback
+        raise ValueError(f"{path}: its weights cannot be read ({exc}); the file is damaged or incomplete (a cut"
+                         " copy or download?): copy or convert the model again") from exc
     return model.to(device).eval(), tokenizer, device
 
 

@@ -77,6 +77,9 @@ def _command_line(script: str, argv: list[str]) -> list[str]:
 
 def command_exec(args: argparse.Namespace) -> int:
     job = json.loads(args.file.read_text(encoding="utf-8"))
+    if not isinstance(job, dict) or not isinstance(job.get("script"), str) or not isinstance(job.get("argv"), list):
+        raise ValueError("not a job's argv file (a JSON object with script and an argv list, as training.launch"
+                         " writes it); submit the job again")
     line = _command_line(job["script"], [str(a) for a in job["argv"]])
     if job["script"].endswith(".py") and not (os.environ.get("MEGATRON_DIR") and Path(line[1]).is_file()):
         raise FileNotFoundError(f"{line[1]}: not found; set MEGATRON_DIR (site env file) to the fork's checkout")
