@@ -161,3 +161,10 @@ def test_document_range_rounds_like_python(fork_dir):
     assert train.datasets[0].document_range(400) == (0, 380)
     assert valid.datasets[0].document_range(400) == (380, 400)
     assert SplitDataset(1.0, 0, 0.5, "p").document_range(5) == (0, 2)  # round(2.5) == 2 (half to even)
+
+
+def test_a_bound_on_half_a_document_rounds_as_the_fork_does_not_down():
+    # the fork's get_split_by_range_ takes round(0.95 * 50) = round(47.5) = 48 (half to even); int() would give 47
+    assert SplitDataset(1.0, 0, 0.95, "p").document_range(50) == (0, 48)
+    assert SplitDataset(1.0, 0.95, 1, "p").document_range(50) == (48, 50)
+    assert SplitDataset(1.0, 0.15, 0.85, "p").document_range(10) == (2, 8)  # 1.5 -> 2, 8.5 -> 8: both halves to even
