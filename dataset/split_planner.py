@@ -32,6 +32,7 @@ from dataset.packed_index import build_packed_index, document_offset, pair_lengt
 from dataset.preprocess_outputs import document_prefix
 from dataset.split_files import SplitGroup
 from dataset.split_overlap import overlap_warnings
+from runconfig.value_rules import SEED
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class PlanSettings:
         for name in ("train_iters", "global_batch_size", "eval_interval", "eval_iters"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if SEED.problem(self.seed):  # the packing's RandomState would stop half-way
+            raise ValueError(f"seed {SEED.problem(self.seed)}")
 
     @property
     def row_length(self) -> int:

@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_flags(args, FLAG_BOUNDS)  # --limit -3 would silently drop the last 3 problems
+        if getattr(args, "device", "auto") not in ("auto", "cpu"):
+            from evaluation.generate import resolve_device
+
+            resolve_device(args.device)  # a GPU that is not here: refused before anything is claimed or loaded
         return args.func(args)
     except (ValueError, SandboxUnavailable, OSError) as exc:  # UsageError, SamplesFileError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.memory_budget import check_fits
 from dataset.text_tokenizer import TokenizerFileError
 from dataset.tokenizer_match import check_data_tokenizer
+from runconfig.value_rules import SEED, check_flags
 from training.fim import FimSettings, FimTokenError
 from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
 from training.index_cache import save_npy_atomic
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_flags(args, {"seed": SEED})  # numpy's RandomState takes 0 .. 2**32 - 1 only
         fim = FimSettings(args.fim_rate, args.fim_spm_rate, args.fim_split_sample, args.fragment_fim_rate)
         settings = GPTSampleSettings(args.data_prefix, args.tokenizer, args.seq_length, args.num_samples,
                                      args.seed, args.split, args.split_index, fim)
