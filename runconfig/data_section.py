@@ -36,4 +36,3 @@ class DataConfig:
                              f"got {list(self.keys)}")
         if self.valid_fraction and self.valid_count:
             raise ValueError("give valid_fraction or valid_count, not both")
-

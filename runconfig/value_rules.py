@@ -26,6 +26,7 @@ INT64_MAX = 2**63 - 1
 SEED_MAX = 2**32 - 1  # numpy.random.RandomState refuses larger seeds (and negative ones)
 # the devices the local engine and evaluation run on (auto: a GPU when one is visible, else the CPU)
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ BOUNDS: dict[str, dict[str, Bound]] = {
 
 # string keys whose values are a closed set written as a pattern (checked at load like the numbers)
 PATTERNS: dict[str, dict[str, tuple[re.Pattern[str], str]]] = {
-    "TrainingConfig": {"device": (DEVICE, "auto, cpu, cuda or cuda:N")},
+    "TrainingConfig": {"device": (DEVICE, DEVICE_FORMS)},
 }
 
 
@@ -167,8 +168,8 @@ def check_flags(args: Any, bounds: Mapping[str, Bound | re.Pattern[str]]) -> Non
         flag = "--" + dest.replace("_", "-")
         if isinstance(bound, re.Pattern):
             if not bound.match(str(value)):
-                raise ValueError(f"{flag} {value!r} is not a device: write auto, cpu, cuda or cuda:N"
-                                 if bound is DEVICE else f"{flag} {value!r} does not match {bound.pattern}")
+                allowed = DEVICE_FORMS if bound is DEVICE else f"a value matching {bound.pattern}"
+                raise ValueError(f"{flag} {value!r}: write {allowed}")
         elif isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{flag} must be a finite number, got {value!r}")
         elif bound.problem(value):
