@@ -141,11 +141,14 @@ def _check_one_version(prefix: str, manifests: list[dict[str, Any]]) -> None:
         for item in manifest["shard"]["inputs"]:
             times.setdefault(item["path"], set()).add(item.get("mtime_ns"))
     changed = {path for path, seen in times.items() if len(seen) > 1}
+    count = len(manifests)
     for index, manifest in enumerate(manifests):
         for piece in manifest["shard"]["pieces"]:
-            if piece["path"] in changed and range_sha256(piece["path"], piece["start"], piece["end"]) != piece["sha256"]:
+            if piece["path"] not in changed:
+                continue
+            if range_sha256(piece["path"], piece["start"], piece["end"]) != piece["sha256"]:
                 raise ShardMergeError(
-                    f"shard {index} of {len(manifests)} ({shard_manifest_path(prefix, ShardSpec(index, len(manifests)))})"
+                    f"shard {index} of {count} ({shard_manifest_path(prefix, ShardSpec(index, count))})"
                     f" read bytes {piece['start']}-{piece['end']} of {piece['path']}, which hold other bytes now: the"
                     " file was edited while the shards were made, so they hold two versions of it; remake them all")
 

@@ -3,9 +3,8 @@
 A shard run is an ordinary run over the shard's pieces of the inputs (``dataset.shard_plan``), written to the
 shard's own prefix (``PREFIX.shards/IIIII-of-NNNNN/part``) with the usual atomic outputs and manifest, plus a
 ``shard`` section in that manifest: which shard, the final prefix, every input's size (the plan's basis) and
-modification time, the
-pieces read with their sha256, and the settings that decide the bytes written. ``dataset.merge_shards``
-accepts shards only when those settings and input sizes agree across all of them.
+modification time, the pieces read with their sha256, and the settings that decide the bytes written.
+``dataset.merge_shards`` accepts shards only when those settings and input sizes agree across all of them.
 """
 from __future__ import annotations
 
