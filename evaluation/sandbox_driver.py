@@ -1,39 +1,127 @@
-"""The trusted first stage inside the sandbox: set the limits, run the untrusted program, then prove it finished.
+"""The trusted first stage inside the sandbox: run a Python program in a subinterpreter and prove it finished, or run phases.
 
-Not imported by the project: ``evaluation.sandbox`` reads this file's text and runs it as
-``python -I -S -B -c SOURCE`` inside bubblewrap, so the project folder never has to be visible in the sandbox.
-Protocol on the pipes (the parent side lives in ``evaluation.sandbox``):
+Not imported by the project: ``evaluation.sandbox`` runs this file's text as ``python -I -S -B -c SOURCE`` inside
+bubblewrap (the project folder is never visible there). On stdin: the nonce (hex, one line), the header's
+length (one line), the header (``marshal``, which needs no import, unlike ``json``: ``mode``, ``rlimits`` and
+the mode's fields), then the program. It sets the resource limits and the program's stdin to ``/dev/null``,
+then writes record lines, each ``NONCE ...`` on a line of its own, and leaves at once (``os._exit``).
 
-1. the driver writes ``READY`` on stdout (the parent may now move the sandbox into a pids cgroup, before any
-   untrusted code can fork);
-2. it reads one JSON header line from stdin (``nonce``, ``rlimits``) and the program text (the rest of stdin);
-3. it sets the resource limits, runs the program with ``exec`` in a fresh namespace, and only if that returns
-   writes the nonce on a line of its own. ``sys.exit(0)`` or ``os._exit(0)`` before the end never reach that
-   line, so the parent counts a pass only when the nonce it chose is the output's last line.
+``python`` (``hook``: the source of ``sandbox_audit_hook.py``, ``trusted``: the interpreter's read-only library
+folders): create a subinterpreter, install the audit hook in this interpreter and in the subinterpreter, run
+the program there; record ``passed`` when its module code ran to its end, else ``failed REASON`` (the uncaught
+exception's ``<class 'T'>: message``). The nonce is a local of this function, in the main interpreter: the
+program's frames do not chain to it, its ``gc`` sees only its own objects, signal handlers (which receive the
+current frame) can only be installed by the main interpreter, which runs nothing but this driver, and the hook
+refuses the few calls that do cross interpreters (``sys._current_frames``) and every way to read raw memory.
+CPython 3.11 shares class objects between interpreters, so the program can reach and change this interpreter's
+modules: everything called after the program ran is bound to a local before it starts (builtin functions cannot
+be changed), and the hook guards this interpreter too.
+
+``phases`` (``phases``: ``{"name", "argv", "timeout_s"}`` each): run them in order in the working folder with
+the sandbox's stdout and stderr, each under its own wall-clock limit; after each one, kill every process it left
+(``kill(-1)`` reaches the whole sandbox but this driver and bubblewrap's PID 1); record ``phase NAME exit CODE
+SECONDS``, ``... signal NUMBER ...`` or ``... timeout - ...``, and stop at the first phase that does not exit 0.
+A native program can print anything but a record, yet it can always exit 0 without doing its job.
 """
-import json
-import os
+import marshal
+import posix
 import resource
-import sys
+
+
+def read_request():
+    """(nonce, header, program) from stdin; the request buffer keeps no copy of the nonce."""
+    request = bytearray()
+    while True:
+        chunk = posix.read(0, 1 << 16)
+        if not chunk:
+            break
+        request += chunk
+    end = request.index(b"\n")
+    nonce = bytes(request[:end])
+    request[:end] = bytes(end)
+    size_end = request.index(b"\n", end + 1)
+    header_end = size_end + 1 + int(request[end + 1:size_end])
+    return nonce, marshal.loads(bytes(request[size_end + 1:header_end])), bytes(request[header_end:])
+
+
+def run_python(nonce, header, program):
+    write, leave, encode, replace, args_of = posix.write, posix._exit, str.encode, bytes.replace, BaseException.args.__get__
+    try:
+        import _xxsubinterpreters as interpreters  # CPython 3.11 and 3.12
+    except ImportError:
+        write(1, b"\n" + nonce + b" failed sandbox: this Python has no _xxsubinterpreters (use CPython 3.11 or 3.12)\n")
+        leave(0)
+    run, failure = interpreters.run_string, BaseException
+    try:
+        sub = interpreters.create(isolated=False)  # shares the GIL and allows every extension module
+    except TypeError:
+        sub = interpreters.create()
+    namespace = {}
+    exec(header["hook"], namespace)
+    namespace["install"](header["trusted"])  # only now: the hook refuses new interpreters
+    del namespace
+    # types reads a traceback's tb_frame when imported (for FrameType): import it before the hook refuses that
+    run(sub, "import types\n" + header["hook"] + f"\ninstall({header['trusted']!r})\ndel install\n")
+    del header
+    try:
+        run(sub, program.decode("utf-8"))
+        record = b" passed\n"
+    except failure as exc:
+        reason = encode(args_of(exc)[0], "utf-8", "replace")[:1000]  # "<class 'T'>: message", made in C
+        record = b" failed " + replace(replace(reason, b"\n", b" "), b"\r", b" ") + b"\n"
+    write(1, b"\n" + nonce + record)
+    leave(0)
+
+
+def kill_leftovers():
+    import signal
+    import time
+
+    try:
+        posix.kill(-1, signal.SIGKILL)  # every process this driver may signal but itself (and PID 1)
+    except ProcessLookupError:
+        pass
+    while True:  # reap them, so they stop counting against the process limit
+        try:
+            if posix.waitpid(-1, posix.WNOHANG)[0] == 0:
+                time.sleep(0.005)
+        except ChildProcessError:
+            return
+
+
+def run_phases(nonce, header):
+    import subprocess
+    import time
+
+    for phase in header["phases"]:
+        started = time.monotonic()
+        try:
+            child = subprocess.Popen(phase["argv"], stdin=subprocess.DEVNULL)
+            code = child.wait(timeout=phase["timeout_s"])
+            outcome = f"exit {code}" if code >= 0 else f"signal {-code}"
+        except subprocess.TimeoutExpired:
+            outcome, code = "timeout -", -1
+        except OSError as exc:  # not found, not executable: the shell's 127 and 126
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            outcome = f"exit {code}"
+        seconds = time.monotonic() - started
+        kill_leftovers()
+        posix.write(1, b"\n" + nonce + f" phase {phase['name']} {outcome} {seconds:.3f}\n".encode())
+        if code != 0:
+            break
+    posix._exit(0)
 
 
 def _main():
-    os.write(1, b"READY\n")
-    stdin = sys.stdin.buffer
-    header = json.loads(stdin.readline())
-    program = stdin.read().decode("utf-8")
-    null = os.open(os.devnull, os.O_RDONLY)  # the program reads an empty stdin, not the protocol pipe
-    os.dup2(null, 0)
-    os.close(null)
+    nonce, header, program = read_request()
+    null = posix.open("/dev/null", posix.O_RDONLY)  # the program reads an empty stdin, not the protocol
+    posix.dup2(null, 0)
+    posix.close(null)
     for name, limit in header["rlimits"].items():
         resource.setrlimit(getattr(resource, name), tuple(limit))
-    nonce = header["nonce"].encode("ascii")  # a local: the program's globals never see it
-    del header
-    code = compile(program, "program.py", "exec")
-    exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.write(1, b"\n" + nonce + b"\n")
+    if header["mode"] == "python":
+        run_python(nonce, header, program)
+    run_phases(nonce, header)
 
 
 _main()
