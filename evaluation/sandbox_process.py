@@ -10,8 +10,8 @@ keeps untrusted code from running before the limits hold: bwrap reports the sand
 ``--info-fd`` and waits on ``--block-fd``; meanwhile that process moves into the sandbox's cgroup, so every
 later process is born inside it (the outer bwrap only waits for it, outside). Files (the working folder's and ``/etc/passwd``) and the seccomp
 program reach bwrap as memfds. The wall clock starts when the sandbox is released; on timeout, at the output
-cap, or when the output ends, bwrap's process group is killed (its PID 1 and the whole PID namespace die with
-it) and so is every cgroup member. Library module, no command line.
+cap, or when the output ends, the sandbox's PID 1 is killed (the whole PID namespace dies with it), then bwrap's
+process group and every cgroup member. Library module, no command line.
 """
 from __future__ import annotations
 
@@ -104,13 +104,6 @@ def _read_all(fd: int, deadline: float, limit: int) -> tuple[bytes, bool]:
     return data, False
 
 
-def _child_pid(info: bytes) -> int | None:
-    try:
-        return int(json.loads(info)["child-pid"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 def launch(spec: Launch) -> Outcome:
     seccomp_fd = _memfd(spec.seccomp)
     info_r, info_w = os.pipe()
@@ -131,14 +124,14 @@ def launch(spec: Launch) -> Outcome:
         finally:
             for fd in child_fds:
                 os.close(fd)
-        stack.callback(_end, proc)
+        first = _Sandboxed(proc)
+        stack.callback(first.end)
         info, _ = _read_all(info_r, time.monotonic() + STARTUP_S, 1 << 16)
-        child = _child_pid(info)
-        if child is None:  # bwrap refused before the sandbox existed; its own message is the output
+        if not first.found(info):  # bwrap refused before the sandbox existed; its own message is the output
             output, _ = _read_all(proc.stdout.fileno(), time.monotonic() + STARTUP_S, spec.max_output)
             return Outcome(output, "sandbox did not start", proc.wait(), 0.0, 0)
         if group is not None:  # the sandbox's first process: every later one descends from it
-            group.adopt(child)
+            group.adopt(first.pid)
         started = time.monotonic()
         with contextlib.suppress(BrokenPipeError):
             os.write(block_w, b"x")  # released: from here on, untrusted code may run
@@ -150,16 +143,38 @@ def launch(spec: Launch) -> Outcome:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(5.0, spec.timeout_s))
         seconds = time.monotonic() - started
-        _end(proc)
+        first.end()
         return Outcome(output[: spec.max_output], verdict, proc.returncode, seconds,
                        group.oom_kills() if group is not None else 0)
-    raise AssertionError("unreachable")  # the with block always returns
 
 
-def _end(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # bwrap's PID 1 dies with it, and the PID namespace with that
-    proc.wait()
-    for stream in (proc.stdin, proc.stdout):
-        with contextlib.suppress(OSError, ValueError):
-            stream.close()
+class _Sandboxed:
+    """The outer bwrap and the sandbox's first process (bwrap's PID 1), held by a pidfd: its number may be reused."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc, self.pid, self.pidfd = proc, 0, -1
+
+    def found(self, info: bytes) -> bool:
+        try:
+            self.pid = int(json.loads(info)["child-pid"])
+            self.pidfd = os.pidfd_open(self.pid)
+        except (ValueError, KeyError, TypeError, OSError):
+            return False
+        return True
+
+    def end(self) -> None:
+        """Kill PID 1 first (the PID namespace dies with it, and the outer bwrap reaps it: no zombie is left to the
+        host's init), then the outer bwrap's process group; wait for it; close the pipes."""
+        if self.pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.close(self.pidfd)
+            self.pidfd = -1
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1.0)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()

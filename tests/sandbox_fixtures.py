@@ -1,0 +1,45 @@
+"""Shared helpers of the sandbox tests: one sandbox per test module, dedented programs, process trees, a gcc check."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from evaluation.sandbox import Sandbox, SandboxLimits
+
+LIMITS = SandboxLimits(timeout_s=2.0, memory_bytes=256 << 20, max_output_bytes=64 << 10)
+
+
+def make_box(limits: SandboxLimits = LIMITS, **kwargs) -> Sandbox:
+    return Sandbox(limits, **kwargs)
+
+
+def run(box: Sandbox, source: str):
+    return box.run(textwrap.dedent(source))
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (through /proc/PID/task/TID/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+def need_gcc() -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None or not gcc.startswith("/usr/"):
+        pytest.skip("gcc under /usr is needed to build the test's C programs inside the sandbox")
+    return gcc
