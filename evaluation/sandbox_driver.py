@@ -1,4 +1,4 @@
-"""The trusted first stage inside the sandbox: run a Python program in a subinterpreter and prove it finished, or run phases.
+"""The sandbox's trusted first stage: run a Python program in a subinterpreter and prove it finished, or run phases.
 
 Not imported by the project: ``evaluation.sandbox`` runs this file's text as ``python -I -S -B -c SOURCE`` inside
 bubblewrap (the project folder is never visible there). On stdin: the nonce (hex, one line), the header's
@@ -45,7 +45,8 @@ def read_request():
 
 
 def run_python(nonce, header, program):
-    write, leave, encode, replace, args_of = posix.write, posix._exit, str.encode, bytes.replace, BaseException.args.__get__
+    write, leave, encode, replace = posix.write, posix._exit, str.encode, bytes.replace
+    args_of = BaseException.args.__get__
     try:
         import _xxsubinterpreters as interpreters  # CPython 3.11 and 3.12
     except ImportError:

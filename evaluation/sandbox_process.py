@@ -1,4 +1,4 @@
-"""Start one bubblewrap sandbox as an unprivileged user, put it in its cgroup before anything untrusted runs, collect output.
+"""Start one bubblewrap sandbox as an unprivileged user, in its cgroup before untrusted code runs; collect its output.
 
     outcome = launch(Launch(launcher, mounts, env, command, files, seccomp, stdin, timeout_s, max_output, cgroups,
                             max_pids, memory_bytes))
@@ -8,10 +8,10 @@ bwrap runs as an unprivileged user (``nobody`` when the harness is root; else th
 processes are never host root and the kernel applies RLIMIT_NPROC and file permissions to them. The handshake
 keeps untrusted code from running before the limits hold: bwrap reports the sandbox's first process on
 ``--info-fd`` and waits on ``--block-fd``; meanwhile that process moves into the sandbox's cgroup, so every
-later process is born inside it (the outer bwrap only waits for it, outside). Files (the working folder's and ``/etc/passwd``) and the seccomp
-program reach bwrap as memfds. The wall clock starts when the sandbox is released; on timeout, at the output
-cap, or when the output ends, the sandbox's PID 1 is killed (the whole PID namespace dies with it), then bwrap's
-process group and every cgroup member. Library module, no command line.
+later process is born inside it (the outer bwrap only waits for it, outside). Files (the working folder's and
+``/etc/passwd``) and the seccomp program reach bwrap as memfds. The wall clock starts when the sandbox is
+released; on timeout, at the output cap, or when the output ends, the sandbox's PID 1 is killed (the whole PID
+namespace dies with it), then bwrap's process group and every cgroup member. Library module, no command line.
 """
 from __future__ import annotations
 

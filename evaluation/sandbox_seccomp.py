@@ -1,4 +1,4 @@
-"""The sandbox's seccomp filter, built with libseccomp (through ctypes) and handed to bubblewrap as BPF (``--seccomp FD``).
+"""The sandbox's seccomp filter, built with libseccomp (through ctypes), handed to bubblewrap as BPF (``--seccomp FD``).
 
     bpf = seccomp_filter(socket_families=())   # bytes: a compiled cBPF program, as bwrap --seccomp reads it
 
