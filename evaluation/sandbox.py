@@ -59,8 +59,11 @@ HERE = Path(__file__).parent
 NOBODY = 65534
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORK_DIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
 REASON_CHARS = 200
-PROBE = ("import json, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
-         "sys.base_exec_prefix], 'path': [p for p in sys.path if p.startswith('/')]}))")
+# run once by the sandbox's interpreter: its folders, and the audit hook compiled by it (marshal, which only the same
+# interpreter reads back, saves both of the sandbox's interpreters compiling it for every program)
+PROBE = ("import json, marshal, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
+         "sys.base_exec_prefix], 'path': [p for p in sys.path if p.startswith('/')], 'hook': marshal.dumps(compile("
+         "sys.stdin.read(), 'sandbox_audit_hook', 'exec')).hex()}))")
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,17 @@ def system_python() -> str:
     return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
-def interpreter_folders(python: str) -> tuple[list[str], list[str]]:
-    """(folders to bind read-only for ``python``, its absolute ``sys.path``: the library roots the hook trusts)."""
+def interpreter_facts(python: str, hook_source: str) -> tuple[list[str], list[str], bytes]:
+    """(folders to bind read-only for ``python``, its absolute ``sys.path``: the library roots the hook trusts, the
+    audit hook compiled by ``python``)."""
     try:
-        probe = subprocess.run([python, "-I", "-S", "-c", PROBE], capture_output=True, text=True, check=True)
+        probe = subprocess.run([python, "-I", "-S", "-c", PROBE], input=hook_source, capture_output=True, text=True,
+                               check=True)
         facts = json.loads(probe.stdout)
     except (OSError, subprocess.CalledProcessError, ValueError) as exc:
         raise SandboxUnavailable(f"cannot run the sandbox's interpreter {python}: {exc}") from exc
     binds = [os.path.dirname(os.path.abspath(python)), os.path.dirname(os.path.realpath(python)), *facts["prefixes"]]
-    return outermost(binds), facts["path"]
+    return outermost(binds), facts["path"], bytes.fromhex(facts["hook"])
 
 
 def sanitise(text: str) -> str:
@@ -159,7 +164,8 @@ class Sandbox:
         except SeccompUnavailable as exc:
             raise SandboxUnavailable(str(exc)) from exc
         self._layout = read_host_layout()
-        self._interpreter_binds, self._trusted = interpreter_folders(self.python)
+        hook_source = (HERE / "sandbox_audit_hook.py").read_text(encoding="utf-8")
+        self._interpreter_binds, self._trusted, self._hook = interpreter_facts(self.python, hook_source)
         self._cgroups = find_parents()
         self._run_as = NOBODY if os.geteuid() == 0 else None
         try:
@@ -167,7 +173,6 @@ class Sandbox:
         except ValueError as exc:
             raise SandboxUnavailable(f"{exc}: install it with `apt-get install -y util-linux`") from exc
         self._driver = [self.python, "-I", "-S", "-B", "-c", (HERE / "sandbox_driver.py").read_text(encoding="utf-8")]
-        self._hook = (HERE / "sandbox_audit_hook.py").read_text(encoding="utf-8")
         self.in_force = {
             "uid": self._run_as if self._run_as is not None else os.geteuid(), "interpreter": self.python,
             "seccomp": f"libseccomp {seccomp_version}; socket families allowed: {list(limits.socket_families)}",

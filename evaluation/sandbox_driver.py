@@ -6,8 +6,8 @@ length (one line), the header (``marshal``, which needs no import, unlike ``json
 the mode's fields), then the program. It sets the resource limits and the program's stdin to ``/dev/null``,
 then writes record lines, each ``NONCE ...`` on a line of its own, and leaves at once (``os._exit``).
 
-``python`` (``hook``: the source of ``sandbox_audit_hook.py``, ``trusted``: the interpreter's read-only library
-folders): create a subinterpreter, install the audit hook in this interpreter and in the subinterpreter, run
+``python`` (``hook``: ``sandbox_audit_hook.py`` compiled by this interpreter and marshalled, ``trusted``: its read-only
+library folders): create a subinterpreter, install the audit hook in this interpreter and in the subinterpreter, run
 the program there; record ``passed`` when its module code ran to its end, else ``failed REASON`` (the uncaught
 exception's ``<class 'T'>: message``). The nonce is a local of this function, in the main interpreter: the
 program's frames do not chain to it, its ``gc`` sees only its own objects, signal handlers (which receive the
@@ -58,11 +58,12 @@ def run_python(nonce, header, program):
     except TypeError:
         sub = interpreters.create()
     namespace = {}
-    exec(header["hook"], namespace)
+    exec(marshal.loads(header["hook"]), namespace)
     namespace["install"](header["trusted"])  # only now: the hook refuses new interpreters
     del namespace
     # types reads a traceback's tb_frame when imported (for FrameType): import it before the hook refuses that
-    run(sub, "import types\n" + header["hook"] + f"\ninstall({header['trusted']!r})\ndel install\n")
+    run(sub, f"import marshal, types\nexec(marshal.loads({header['hook']!r}))\ninstall({header['trusted']!r})\n"
+             "del install, marshal\n")
     del header
     try:
         run(sub, program.decode("utf-8"))

@@ -7,13 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.sandbox import Sandbox, SandboxLimits
+from evaluation.sandbox import Sandbox, SandboxLimits, interpreter_facts
 
 LIMITS = SandboxLimits(timeout_s=2.0, memory_bytes=256 << 20, max_output_bytes=64 << 10)
 
 
 def make_box(limits: SandboxLimits = LIMITS, **kwargs) -> Sandbox:
     return Sandbox(limits, **kwargs)
+
+
+def without_hook(box: Sandbox) -> bytes:
+    """An audit hook that refuses nothing, compiled for the box's interpreter: to show what the real one stops."""
+    return interpreter_facts(box.python, "def install(trusted_roots):\n    pass\n")[2]
 
 
 def run(box: Sandbox, source: str):

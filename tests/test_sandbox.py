@@ -15,7 +15,7 @@ from evaluation import sandbox
 from evaluation.humaneval_score import run_checks
 from evaluation.sandbox import Sandbox, SandboxUnavailable, exception_reason, sanitise
 from evaluation.sandbox_limits import SandboxLimits
-from tests.sandbox_fixtures import LIMITS, descendants, make_box, run
+from tests.sandbox_fixtures import LIMITS, descendants, make_box, run, without_hook
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +209,10 @@ def test_a_sandbox_that_cannot_hold_refuses_to_start(monkeypatch):
     """If the audit hook were not in force (here: a driver that never installs it), nothing would run."""
     real = Sandbox._check_the_wall
 
-    def without_hook(self):
-        self._hook = "def install(trusted_roots):\n    pass\n"
+    def check_without_the_hook(self):
+        self._hook = without_hook(self)
         real(self)
 
-    monkeypatch.setattr(Sandbox, "_check_the_wall", without_hook)
+    monkeypatch.setattr(Sandbox, "_check_the_wall", check_without_the_hook)
     with pytest.raises(SandboxUnavailable, match="audit hook is not in force"):
         Sandbox(SandboxLimits(timeout_s=2.0))

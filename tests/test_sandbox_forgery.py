@@ -8,7 +8,7 @@ where the refusal has a message, the reason shows it.
 """
 import pytest
 
-from tests.sandbox_fixtures import make_box, run
+from tests.sandbox_fixtures import make_box, run, without_hook
 
 WRONG = "\ndef check(candidate):\n    assert candidate(2) == 5, 'wrong answer'\n\ncheck(lambda x: x)\n"
 
@@ -158,7 +158,7 @@ def test_without_the_audit_hook_these_attacks_would_forge_a_pass(box, attack):
     """The attacks are real: with a hook that refuses nothing (here swapped in after the sandbox's own check),
     they score a pass for a wrong program. With the hook they fail (test_attack_scores_failed)."""
     unguarded = make_box()
-    unguarded._hook = "def install(trusted_roots):\n    pass\n"
+    unguarded._hook = without_hook(unguarded)
     assert run(unguarded, attack).result == "passed"
     assert run(box, attack).status == "failed"
 
