@@ -31,7 +31,7 @@ def sandbox_settings(sandbox: Sandbox) -> dict:
 def run_checks(programs: Sequence[str], sandbox: Sandbox, workers: int, progress: bool = True,
                label: str = "tests") -> list[ProgramResult]:
     """Run ``programs`` in parallel in the sandbox, results in input order, with a progress bar (samples/s)."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with sandbox.warm(2 * max(1, workers)), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(tqdm(pool.map(sandbox.run, programs), total=len(programs), desc=label, unit="sample",
                          disable=not progress, mininterval=1.0))
 

@@ -35,6 +35,7 @@ Library module; ``python -m evaluation`` is the command line.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import os
@@ -46,12 +47,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from evaluation.sandbox_argv import STARTUP_S, ArgvProgram, ArgvResult, judge_argv, phase_records
 from evaluation.sandbox_binds import ACCOUNT_FILES, WORK_DIR, bwrap_mounts, outermost, read_host_layout
 from evaluation.sandbox_cgroup import find_parents
 from evaluation.sandbox_limits import SANDBOX_PROCESSES, SandboxLimits, SandboxUnavailable, rlimits
-from evaluation.sandbox_process import Launch, Outcome, launch, unprivileged_launcher
+from evaluation.sandbox_pool import WarmPool
+from evaluation.sandbox_process import Launch, Outcome, Started, launch, unprivileged_launcher
 from evaluation.sandbox_seccomp import SeccompUnavailable, libseccomp_version, seccomp_filter
 
 __all__ = ["ArgvProgram", "ArgvResult", "ProgramResult", "Sandbox", "SandboxLimits", "SandboxUnavailable"]
@@ -181,6 +184,7 @@ class Sandbox:
             "memory": ("memory cgroup (processes, tmpfs and pipes together) and RLIMIT_AS per process"
                        if self._cgroups.memory else "RLIMIT_AS per process and the tmpfs size only (no writable "
                        "memory cgroup; memfd is refused by seccomp)")}
+        self._pool: WarmPool | None = None
         self._check_the_wall()
 
     def _check_the_wall(self) -> None:
@@ -194,29 +198,48 @@ class Sandbox:
         if "sys._getframe is refused" not in hostile.reason:
             raise SandboxUnavailable(f"the sandbox's audit hook is not in force with {self.python}: {hostile.result}")
 
-    def _launch(self, nonce: str, header: dict, program: bytes, files: dict[str, tuple[bytes, int]],
-                extra_ro: list[str], proc: bool, env: dict[str, str], timeout_s: float) -> Outcome:
-        """One sandbox running the driver; its stdin: the nonce, the header's length, the header, the program."""
+    def _spec(self, nonce: str, header: dict, files: dict[str, tuple[bytes, int]], extra_ro: list[str],
+              proc: bool, env: dict[str, str], timeout_s: float) -> Launch:
+        """One sandbox running the driver; its stdin starts with the nonce, the header's length and the header."""
         limits = self.limits
         header = marshal.dumps(header)
-        stdin = f"{nonce}\n{len(header)}\n".encode() + header + program
         mounts = bwrap_mounts(self._layout, [*self._interpreter_binds, *extra_ro], limits.tmpfs_bytes, proc)
         files = {**{path: (content, 0o644) for path, content in ACCOUNT_FILES.items()}, **files}
-        return launch(Launch(self._launcher, mounts, {**ENV, **env}, self._driver, files, self._seccomp, stdin,
-                             timeout_s, limits.max_output_bytes, self._cgroups,
-                             limits.max_processes + SANDBOX_PROCESSES, limits.memory_bytes))
+        return Launch(self._launcher, mounts, {**ENV, **env}, self._driver, files, self._seccomp,
+                      f"{nonce}\n{len(header)}\n".encode() + header, timeout_s, limits.max_output_bytes,
+                      self._cgroups, limits.max_processes + SANDBOX_PROCESSES, limits.memory_bytes)
 
-    def _run_python(self, program: str) -> tuple[ProgramResult, Outcome]:
+    def _start_python(self) -> tuple[str, Started]:
+        """A sandbox whose driver is ready (subinterpreter made, hooks in place) and waits for its program."""
         nonce = secrets.token_hex(16)
         header = {"mode": "python", "rlimits": rlimits(self.limits, self.limits.timeout_s), "hook": self._hook,
                   "trusted": self._trusted}
-        outcome = self._launch(nonce, header, program.encode("utf-8", errors="replace"), {}, [], False, {},
-                               self.limits.timeout_s)
+        return nonce, Started(self._spec(nonce, header, {}, [], False, {}, self.limits.timeout_s))
+
+    def _run_python(self, program: str) -> tuple[ProgramResult, Outcome]:
+        source = program.encode("utf-8", errors="replace")
+        pool = self._pool
+        nonce, started = pool.take() if pool is not None else self._start_python()
+        outcome = started.finish(source)
+        if pool is not None and outcome.verdict == "sandbox did not start":  # not the program's doing: once more
+            nonce, started = self._start_python()
+            outcome = started.finish(source)
         return judge_python(outcome, nonce, self.limits), outcome
 
     def run(self, program: str) -> ProgramResult:
         """Run Python source (standard library only) and judge it: passed only if its code ran to its end."""
         return self._run_python(program)[0]
+
+    @contextlib.contextmanager
+    def warm(self, depth: int) -> Iterator["Sandbox"]:
+        """Within it, ``run`` takes sandboxes started ahead, ``depth`` at a time (``evaluation.sandbox_pool``):
+        for many programs on a few workers, start-up overlaps the other programs' runs."""
+        with WarmPool(self._start_python, lambda item: item[1].end(), depth) as pool:
+            self._pool = pool
+            try:
+                yield self
+            finally:
+                self._pool = None
 
     def run_argv(self, program: ArgvProgram) -> ArgvResult:
         """Run ``program``'s phases in order behind the same wall (see ``evaluation.sandbox_argv``)."""
@@ -228,8 +251,8 @@ class Sandbox:
         files = {f"{WORK_DIR}/{name}": (content, 0o755 if name in program.executable else 0o644)
                  for name, content in program.files.items()}
         total = sum(p.timeout_s for p in program.phases) + STARTUP_S
-        outcome = self._launch(nonce, header, b"", files, list(program.ro_binds), program.proc, dict(program.env),
-                               total)
+        outcome = launch(self._spec(nonce, header, files, list(program.ro_binds), program.proc, dict(program.env),
+                                    total))
         done = phase_records(outcome.output, nonce)
         status, reason = judge_argv(program, done, outcome.verdict, outcome.returncode, outcome.oom_kills,
                                     self.limits.max_output_bytes)

@@ -3,8 +3,10 @@
 Not imported by the project: ``evaluation.sandbox`` runs this file's text as ``python -I -S -B -c SOURCE`` inside
 bubblewrap (the project folder is never visible there). On stdin: the nonce (hex, one line), the header's
 length (one line), the header (``marshal``, which needs no import, unlike ``json``: ``mode``, ``rlimits`` and
-the mode's fields), then the program. It sets the resource limits and the program's stdin to ``/dev/null``,
-then writes record lines, each ``NONCE ...`` on a line of its own, and leaves at once (``os._exit``).
+the mode's fields), then the program, to the end of stdin: the driver gets everything ready before it reads the
+program, so the parent may start sandboxes ahead and send each its program later. It sets the resource limits
+and the program's stdin to ``/dev/null``, then writes record lines, each ``NONCE ...`` on a line of its own,
+and leaves at once (``os._exit``).
 
 ``python`` (``hook``: ``sandbox_audit_hook.py`` compiled by this interpreter and marshalled, ``trusted``: its read-only
 library folders): create a subinterpreter, install the audit hook in this interpreter and in the subinterpreter, run
@@ -28,23 +30,36 @@ import posix
 import resource
 
 
-def read_request():
-    """(nonce, header, program) from stdin; the request buffer keeps no copy of the nonce."""
+def read_preamble():
+    """(nonce, header, what came after them) from stdin; the buffer keeps no copy of the nonce."""
     request = bytearray()
-    while True:
+    while request.count(b"\n") < 2 or len(request) < _header_end(request):
         chunk = posix.read(0, 1 << 16)
         if not chunk:
-            break
+            raise EOFError("the sandbox's preamble ended early")
         request += chunk
-    end = request.index(b"\n")
+    end, header_end = request.index(b"\n"), _header_end(request)
     nonce = bytes(request[:end])
     request[:end] = bytes(end)
-    size_end = request.index(b"\n", end + 1)
-    header_end = size_end + 1 + int(request[end + 1:size_end])
-    return nonce, marshal.loads(bytes(request[size_end + 1:header_end])), bytes(request[header_end:])
+    header = marshal.loads(bytes(request[request.index(b"\n", end + 1) + 1:header_end]))
+    return nonce, header, bytes(request[header_end:])
 
 
-def run_python(nonce, header, program):
+def _header_end(request):
+    first = request.index(b"\n")
+    second = request.index(b"\n", first + 1)
+    return second + 1 + int(request[first + 1:second])
+
+
+def read_rest(start):
+    """The program: what stdin holds after the preamble, to its end (the parent may send it much later)."""
+    chunks = [start]
+    while chunk := posix.read(0, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def run_python(nonce, header, start):
     write, leave, encode, replace = posix.write, posix._exit, str.encode, bytes.replace
     args_of = BaseException.args.__get__
     try:
@@ -65,14 +80,23 @@ def run_python(nonce, header, program):
     run(sub, f"import marshal, types\nexec(marshal.loads({header['hook']!r}))\ninstall({header['trusted']!r})\n"
              "del install, marshal\n")
     del header
+    program = read_rest(start).decode("utf-8")  # everything is ready: the parent may send the program any time
+    no_stdin()
     try:
-        run(sub, program.decode("utf-8"))
+        run(sub, program)
         record = b" passed\n"
     except failure as exc:
         reason = encode(args_of(exc)[0], "utf-8", "replace")[:1000]  # "<class 'T'>: message", made in C
         record = b" failed " + replace(replace(reason, b"\n", b" "), b"\r", b" ") + b"\n"
     write(1, b"\n" + nonce + record)
     leave(0)
+
+
+def no_stdin():
+    """The program reads an empty stdin, not the protocol."""
+    null = posix.open("/dev/null", posix.O_RDONLY)
+    posix.dup2(null, 0)
+    posix.close(null)
 
 
 def kill_leftovers():
@@ -95,6 +119,7 @@ def run_phases(nonce, header):
     import subprocess
     import time
 
+    no_stdin()
     for phase in header["phases"]:
         started = time.monotonic()
         try:
@@ -115,14 +140,12 @@ def run_phases(nonce, header):
 
 
 def _main():
-    nonce, header, program = read_request()
-    null = posix.open("/dev/null", posix.O_RDONLY)  # the program reads an empty stdin, not the protocol
-    posix.dup2(null, 0)
-    posix.close(null)
+    nonce, header, start = read_preamble()
     for name, limit in header["rlimits"].items():
         resource.setrlimit(getattr(resource, name), tuple(limit))
     if header["mode"] == "python":
-        run_python(nonce, header, program)
+        run_python(nonce, header, start)
+    read_rest(start)
     run_phases(nonce, header)
 
 

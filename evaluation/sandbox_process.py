@@ -3,6 +3,8 @@
     outcome = launch(Launch(launcher, mounts, env, command, files, seccomp, stdin, timeout_s, max_output, cgroups,
                             max_pids, memory_bytes))
     outcome.output, outcome.verdict, outcome.returncode, outcome.oom_kills
+    started = Started(spec)       # the same in two steps: start ahead (stdin's preamble sent), then
+    started.finish(program)       # send the rest and collect (the clock starts here)
 
 bwrap runs as an unprivileged user (``nobody`` when the harness is root; else the harness's own), so the sandbox's
 processes are never host root and the kernel applies RLIMIT_NPROC and file permissions to them. The handshake
@@ -104,19 +106,32 @@ def _read_all(fd: int, deadline: float, limit: int) -> tuple[bytes, bool]:
     return data, False
 
 
-def launch(spec: Launch) -> Outcome:
-    seccomp_fd = _memfd(spec.seccomp)
-    info_r, info_w = os.pipe()
-    block_r, block_w = os.pipe()
-    file_fds = [(_memfd(content), path, mode) for path, (content, mode) in spec.files.items()]
-    child_fds = [seccomp_fd, info_w, block_r, *(fd for fd, _, _ in file_fds)]
-    group = (SandboxCgroup(spec.cgroups, spec.max_pids, spec.memory_bytes)
-             if spec.cgroups.pids or spec.cgroups.memory else None)
-    with contextlib.ExitStack() as stack:
+class Started:
+    """One sandbox past its start: bwrap set up, the first process in its cgroup and released, the preamble (stdin's
+    first part) sent. ``finish(rest)`` sends the rest of stdin and collects the output; ``end()`` kills it all."""
+
+    def __init__(self, spec: Launch) -> None:
+        self.spec, self.failed = spec, None
+        self.group = (SandboxCgroup(spec.cgroups, spec.max_pids, spec.memory_bytes)
+                      if spec.cgroups.pids or spec.cgroups.memory else None)
+        self.stack = contextlib.ExitStack()
+        try:
+            self._start()
+        except BaseException:
+            self.end()
+            raise
+
+    def _start(self) -> None:
+        spec = self.spec
+        seccomp_fd = _memfd(spec.seccomp)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        file_fds = [(_memfd(content), path, mode) for path, (content, mode) in spec.files.items()]
+        child_fds = [seccomp_fd, info_w, block_r, *(fd for fd, _, _ in file_fds)]
         for fd in (info_r, block_w):
-            stack.callback(os.close, fd)
-        if group is not None:
-            stack.enter_context(group)
+            self.stack.callback(os.close, fd)
+        if self.group is not None:
+            self.stack.enter_context(self.group)
         try:
             proc = subprocess.Popen(bwrap_argv(spec, seccomp_fd, info_w, block_r, file_fds), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=child_fds,
@@ -124,28 +139,50 @@ def launch(spec: Launch) -> Outcome:
         finally:
             for fd in child_fds:
                 os.close(fd)
-        first = _Sandboxed(proc)
-        stack.callback(first.end)
+        self.first = _Sandboxed(proc)
+        self.stack.callback(self.first.end)
         info, _ = _read_all(info_r, time.monotonic() + STARTUP_S, 1 << 16)
-        if not first.found(info):  # bwrap refused before the sandbox existed; its own message is the output
+        if not self.first.found(info):  # bwrap refused before the sandbox existed; its own message is the output
             output, _ = _read_all(proc.stdout.fileno(), time.monotonic() + STARTUP_S, spec.max_output)
-            return Outcome(output, "sandbox did not start", proc.wait(), 0.0, 0)
-        if group is not None:  # the sandbox's first process: every later one descends from it
-            group.adopt(first.pid)
-        started = time.monotonic()
+            self.failed = Outcome(output, "sandbox did not start", proc.wait(), 0.0, 0)
+            return
+        if self.group is not None:  # the sandbox's first process: every later one descends from it
+            self.group.adopt(self.first.pid)
         with contextlib.suppress(BrokenPipeError):
-            os.write(block_w, b"x")  # released: from here on, untrusted code may run
+            os.write(block_w, b"x")  # released: what runs now is the trusted driver, reading its preamble
             proc.stdin.write(spec.stdin)
-            proc.stdin.close()
-        output, ended = _read_all(proc.stdout.fileno(), started + spec.timeout_s, spec.max_output)
-        verdict = "" if ended else ("output limit" if len(output) > spec.max_output else "timed out")
-        if ended:  # let bwrap exit by itself, or its status would be our SIGKILL
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(5.0, spec.timeout_s))
-        seconds = time.monotonic() - started
-        first.end()
-        return Outcome(output[: spec.max_output], verdict, proc.returncode, seconds,
-                       group.oom_kills() if group is not None else 0)
+            proc.stdin.flush()
+
+    def finish(self, rest: bytes = b"") -> Outcome:
+        """Send the rest of stdin (the program: untrusted from here on), collect the output, end the sandbox."""
+        if self.failed is not None:
+            self.end()
+            return self.failed
+        spec, proc = self.spec, self.first.proc
+        started = time.monotonic()
+        try:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(rest)
+                proc.stdin.close()
+            output, ended = _read_all(proc.stdout.fileno(), started + spec.timeout_s, spec.max_output)
+            verdict = "" if ended else ("output limit" if len(output) > spec.max_output else "timed out")
+            if ended:  # let bwrap exit by itself, or its status would be our SIGKILL
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(5.0, spec.timeout_s))
+            seconds = time.monotonic() - started
+            self.first.end()
+            return Outcome(output[: spec.max_output], verdict, proc.returncode, seconds,
+                           self.group.oom_kills() if self.group is not None else 0)
+        finally:
+            self.end()
+
+    def end(self) -> None:
+        self.stack.close()
+
+
+def launch(spec: Launch) -> Outcome:
+    """Start a sandbox and run it to its end: ``spec.stdin`` is all its input."""
+    return Started(spec).finish()
 
 
 class _Sandboxed:
@@ -163,8 +200,8 @@ class _Sandboxed:
         return True
 
     def end(self) -> None:
-        """Kill PID 1 first (the PID namespace dies with it, and the outer bwrap reaps it: no zombie is left to the
-        host's init), then the outer bwrap's process group; wait for it; close the pipes."""
+        """Kill PID 1 first (the PID namespace dies with it, and the outer bwrap reaps it), then the outer bwrap's
+        process group; wait for it; close the pipes."""
         if self.pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)

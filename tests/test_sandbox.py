@@ -14,6 +14,7 @@ import pytest
 from evaluation import sandbox
 from evaluation.humaneval_score import run_checks
 from evaluation.sandbox import Sandbox, SandboxUnavailable, exception_reason, sanitise
+from evaluation.sandbox_cgroup import find_parents
 from evaluation.sandbox_limits import SandboxLimits
 from tests.sandbox_fixtures import LIMITS, descendants, make_box, run, without_hook
 
@@ -146,12 +147,32 @@ def test_dies_with_its_parent():
     while any(os.path.exists(f"/proc/{pid}") for pid in sandboxed) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(os.path.exists(f"/proc/{pid}") for pid in sandboxed)
+    parents = find_parents()
+    for parent in {parent for parent in (parents.pids, parents.memory) if parent is not None}:
+        for orphan in parent.glob(f"codeft-sandbox-{harness.pid}-*"):  # the killed harness could not remove it
+            orphan.rmdir()  # empty: its members died with the sandbox
 
 
 def test_parallel_runs_keep_their_order(box):
     programs = [f"assert {i} % 3 != 0\n" for i in range(9)]
     assert [r.status for r in run_checks(programs, box, workers=3, progress=False)] == [
         "failed" if i % 3 == 0 else "passed" for i in range(9)]
+
+
+def test_warm_sandboxes_run_one_program_each_and_leave_nothing(box):
+    """Started ahead (Sandbox.warm), a sandbox still runs exactly one program: a file or a process one program leaves
+    is gone for the next; a sandbox that waited longer than the timeout still gives its program the whole timeout;
+    leaving the block ends the sandboxes nobody took, processes and cgroups alike."""
+    litter = "import subprocess\nopen('litter.txt', 'w').write('x')\nsubprocess.Popen(['/bin/sleep', '30'])\n"
+    clean = "import os\nassert os.listdir('.') == [], os.listdir('.')\n"
+    with box.warm(2):
+        assert [box.run(p).result for p in (litter, clean, litter, clean)] == ["passed"] * 4
+        time.sleep(LIMITS.timeout_s + 0.5)
+        assert box.run(f"import time\ntime.sleep({LIMITS.timeout_s - 0.5})\n").result == "passed"
+    assert descendants(os.getpid()) == [os.getpid()]
+    leftovers = [p for parent in (box._cgroups.pids, box._cgroups.memory) if parent is not None
+                 for p in parent.glob(f"codeft-sandbox-{os.getpid()}-*")]
+    assert leftovers == []
 
 
 def test_reasons_are_one_short_line_of_printable_text(box):
