@@ -66,7 +66,7 @@ REASON_CHARS = 200
 # interpreter reads back, saves both of the sandbox's interpreters compiling it for every program)
 PROBE = ("import json, marshal, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
          "sys.base_exec_prefix], 'path': [p for p in sys.path if p.startswith('/')], 'hook': marshal.dumps(compile("
-         "sys.stdin.read(), 'sandbox_audit_hook', 'exec')).hex()}))")
+         "sys.stdin.read(), 'sandbox_audit_hook', 'exec')).hex(), 'version': sys.version.split()[0]}))")
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ def system_python() -> str:
     return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
-def interpreter_facts(python: str, hook_source: str) -> tuple[list[str], list[str], bytes]:
+def interpreter_facts(python: str, hook_source: str) -> tuple[list[str], list[str], bytes, str]:
     """(folders to bind read-only for ``python``, its absolute ``sys.path``: the library roots the hook trusts, the
-    audit hook compiled by ``python``)."""
+    audit hook compiled by ``python``, its version)."""
     try:
         probe = subprocess.run([python, "-I", "-S", "-c", PROBE], input=hook_source, capture_output=True, text=True,
                                check=True)
@@ -104,7 +104,7 @@ def interpreter_facts(python: str, hook_source: str) -> tuple[list[str], list[st
     except (OSError, subprocess.CalledProcessError, ValueError) as exc:
         raise SandboxUnavailable(f"cannot run the sandbox's interpreter {python}: {exc}") from exc
     binds = [os.path.dirname(os.path.abspath(python)), os.path.dirname(os.path.realpath(python)), *facts["prefixes"]]
-    return outermost(binds), facts["path"], bytes.fromhex(facts["hook"])
+    return outermost(binds), facts["path"], bytes.fromhex(facts["hook"]), facts["version"]
 
 
 def sanitise(text: str) -> str:
@@ -168,7 +168,8 @@ class Sandbox:
             raise SandboxUnavailable(str(exc)) from exc
         self._layout = read_host_layout()
         hook_source = (HERE / "sandbox_audit_hook.py").read_text(encoding="utf-8")
-        self._interpreter_binds, self._trusted, self._hook = interpreter_facts(self.python, hook_source)
+        self._interpreter_binds, self._trusted, self._hook, version = interpreter_facts(self.python, hook_source)
+        self.python_version = tuple(int(part) for part in version.split(".")[:2])
         self._cgroups = find_parents()
         self._run_as = NOBODY if os.geteuid() == 0 else None
         try:
@@ -177,7 +178,8 @@ class Sandbox:
             raise SandboxUnavailable(f"{exc}: install it with `apt-get install -y util-linux`") from exc
         self._driver = [self.python, "-I", "-S", "-B", "-c", (HERE / "sandbox_driver.py").read_text(encoding="utf-8")]
         self.in_force = {
-            "uid": self._run_as if self._run_as is not None else os.geteuid(), "interpreter": self.python,
+            "uid": self._run_as if self._run_as is not None else os.geteuid(),
+            "interpreter": f"{self.python} (Python {version})",
             "seccomp": f"libseccomp {seccomp_version}; socket families allowed: {list(limits.socket_families)}",
             "cgroup": self._cgroups.describe(),
             "processes": ("pids.max and " if self._cgroups.pids else "") + "RLIMIT_NPROC",

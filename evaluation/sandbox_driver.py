@@ -30,6 +30,14 @@ import posix
 import resource
 
 
+# Run in the subinterpreter before the hook: types reads a traceback's tb_frame when imported (for FrameType), and
+# from CPython 3.12 on, loading a frozen module (os, stat, ...) raises marshal.loads: import them while both may.
+SUB_PRELUDE = """import _imp, marshal, sys, types
+if sys.version_info >= (3, 12):
+    import importlib.machinery, importlib.util, ntpath, os
+"""
+
+
 def read_preamble():
     """(nonce, header, what came after them) from stdin; the buffer keeps no copy of the nonce."""
     request = bytearray()
@@ -63,30 +71,39 @@ def run_python(nonce, header, start):
     write, leave, encode, replace = posix.write, posix._exit, str.encode, bytes.replace
     args_of = BaseException.args.__get__
     try:
-        import _xxsubinterpreters as interpreters  # CPython 3.11 and 3.12
-    except ImportError:
-        write(1, b"\n" + nonce + b" failed sandbox: this Python has no _xxsubinterpreters (use CPython 3.11 or 3.12)\n")
-        leave(0)
-    run, failure = interpreters.run_string, BaseException
-    try:
+        import _xxsubinterpreters as interpreters  # CPython 3.11 and 3.12: run_string raises RunFailedError
         sub = interpreters.create(isolated=False)  # shares the GIL and allows every extension module
-    except TypeError:
-        sub = interpreters.create()
+    except ImportError:
+        import _interpreters as interpreters  # CPython 3.13: run_string returns what went wrong (or None)
+        sub = interpreters.create("legacy")
+    run, failure = interpreters.run_string, BaseException
+
+    def attempt(code):
+        """None when ``code`` ran to its end in the subinterpreter, else "<class 'T'>: message" (made in C)."""
+        try:
+            error = run(sub, code)  # 3.13: a types.SimpleNamespace (an immutable type), never program code
+        except failure as exc:
+            return args_of(exc)[0]
+        return None if error is None else "<class '" + error.type.__name__ + "'>: " + error.msg
+
     namespace = {}
     exec(marshal.loads(header["hook"]), namespace)
     namespace["install"](header["trusted"])  # only now: the hook refuses new interpreters
     del namespace
-    # types reads a traceback's tb_frame when imported (for FrameType): import it before the hook refuses that
-    run(sub, f"import marshal, types\nexec(marshal.loads({header['hook']!r}))\ninstall({header['trusted']!r})\n"
-             "del install, marshal\n")
+    problem = attempt(SUB_PRELUDE + f"exec(marshal.loads({header['hook']!r}))\ninstall({header['trusted']!r})\n"
+                      "del install, marshal, _imp\n")
+    if problem is not None:  # no hook, no program: fail closed
+        write(1, b"\n" + nonce + b" failed sandbox: no audit hook in the subinterpreter: " + encode(problem)[:300]
+              .replace(b"\n", b" ") + b"\n")
+        leave(0)
     del header
     program = read_rest(start).decode("utf-8")  # everything is ready: the parent may send the program any time
     no_stdin()
-    try:
-        run(sub, program)
+    reason = attempt(program)
+    if reason is None:
         record = b" passed\n"
-    except failure as exc:
-        reason = encode(args_of(exc)[0], "utf-8", "replace")[:1000]  # "<class 'T'>: message", made in C
+    else:
+        reason = encode(reason, "utf-8", "replace")[:1000]
         record = b" failed " + replace(replace(reason, b"\n", b" "), b"\r", b" ") + b"\n"
     write(1, b"\n" + nonce + record)
     leave(0)

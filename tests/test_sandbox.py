@@ -3,6 +3,7 @@
 Hostile programs: tests/test_sandbox_forgery.py (the pass judgement), tests/test_sandbox_host.py (the host),
 tests/test_sandbox_unprivileged.py (the same as an ordinary user), tests/test_sandbox_argv.py (native argv).
 """
+import copy
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from evaluation.humaneval_score import run_checks
 from evaluation.sandbox import Sandbox, SandboxUnavailable, exception_reason, sanitise
 from evaluation.sandbox_cgroup import find_parents
 from evaluation.sandbox_limits import SandboxLimits
-from tests.sandbox_fixtures import LIMITS, descendants, make_box, run, without_hook
+from tests.sandbox_fixtures import LIMITS, compiled_hook, descendants, make_box, run, without_hook
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_reasons_are_one_short_line_of_printable_text(box):
 
 def test_limits_in_force_are_reported(box):
     assert box.in_force["uid"] != 0 and "libseccomp" in box.in_force["seccomp"]
-    assert box.in_force["interpreter"] == box.python
+    assert box.in_force["interpreter"].startswith(f"{box.python} (Python 3.")
     if os.geteuid() == 0 and box.in_force["cgroup"].startswith("cgroup"):
         assert box.in_force["memory"].startswith("memory cgroup") and box.in_force["processes"].startswith("pids")
 
@@ -224,6 +225,16 @@ def test_refuses_to_run_without_bubblewrap_libseccomp_or_a_readable_interpreter(
     monkeypatch.undo()
     with pytest.raises(SandboxUnavailable, match="cannot run the sandbox's interpreter"):
         Sandbox(LIMITS, python=str(tmp_path / "no-such-python"))
+
+
+def test_no_hook_in_the_subinterpreter_means_no_program(box):
+    """The driver fails closed: when the hook cannot be installed in the program's interpreter, nothing runs."""
+    broken = copy.copy(box)
+    broken._hook = compiled_hook(box, "def install(trusted_roots):\n    import sys\n"
+                                      "    if not {'_xxsubinterpreters', '_interpreters'} & set(sys.modules) and 'types' in sys.modules:\n"
+                                      "        raise RuntimeError('broken')\n")
+    result = broken.run("pass\n")
+    assert result.result == "failed: sandbox: no audit hook in the subinterpreter: <class 'RuntimeError'>: broken"
 
 
 def test_a_sandbox_that_cannot_hold_refuses_to_start(monkeypatch):

@@ -158,6 +158,8 @@ def test_without_the_audit_hook_these_attacks_would_forge_a_pass(box, attack):
     """The attacks are real: with a hook that refuses nothing (here swapped in after the sandbox's own check),
     they score a pass for a wrong program. With the hook they fail (test_attack_scores_failed)."""
     unguarded = make_box()
+    if attack.startswith(DRIVER_REACH) and unguarded.python_version >= (3, 12):
+        pytest.skip("CPython 3.12 and later share no classes between interpreters: nothing to reach")
     unguarded._hook = without_hook(unguarded)
     assert run(unguarded, attack).result == "passed"
     assert run(box, attack).status == "failed"
@@ -169,6 +171,9 @@ def test_the_driver_interpreter_is_reachable_but_useless(box):
     frames from there. None of it yields a pass."""
     attack = DRIVER_REACH
     result = run(box, attack + WRONG)
+    if box.python_version >= (3, 12):  # classes are no longer shared: the attack stops at its first step
+        assert result.result == "failed: AssertionError: the driver's modules are not visible from here", result
+        return
     # evil ran as the driver built its failure record, in the driver's interpreter, whose hook refused the frame
     assert result.result == "failed: sandbox: sys._getframe is refused", result
     assert run(box, attack).result == "passed"  # a right program still passes: the driver is unharmed

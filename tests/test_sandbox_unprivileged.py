@@ -123,7 +123,8 @@ def test_every_attack_still_fails(report):
     assert report["wrong"] == "failed: AssertionError: wrong answer"
     assert report["current frames"] == "failed: PermissionError: sandbox: sys._current_frames is refused"
     assert report["settrace jump"] == "failed: PermissionError: sandbox: sys.settrace is refused"
-    assert report["driver reach"] == "failed: sandbox: sys._getframe is refused"
+    assert report["driver reach"] in ("failed: sandbox: sys._getframe is refused",  # CPython 3.11
+                                      "failed: AssertionError: the driver's modules are not visible from here")
     assert report["early exit"] == "failed: exited before the tests finished"
     for name, (_, message) in ATTACKS.items():  # tests/test_sandbox_forgery.py's attacks, run as this user
         assert (message or "wrong answer") in report[f"attack {name}"], (name, report[f"attack {name}"])
