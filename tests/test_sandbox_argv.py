@@ -86,9 +86,10 @@ def test_compile_then_run_a_c_program(box):
 
 
 def test_each_phase_has_its_own_time_limit_and_leftovers_are_killed(box):
-    live_sleepers = ("import os\nlive = [p for p in os.listdir('/proc') if p.isdigit() and open(f'/proc/{p}/comm')"
-                     ".read().strip() == 'sleep' and open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z']"
-                     "\nraise SystemExit(7 if live else 0)\n")
+    live_sleepers = ("import os\nlive = [p for p in os.listdir('/proc') if p.isdigit()\n"
+                     "        and open(f'/proc/{p}/comm').read().strip() == 'sleep'\n"
+                     "        and open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z']  # not a zombie\n"
+                     "raise SystemExit(7 if live else 0)\n")
     program = ArgvProgram(phases=(Phase("setup", ("/bin/sh", "-c", "sleep 30 & exit 0"), 5),
                                   Phase("look", ("/usr/bin/python3", "-I", "-c", live_sleepers), 5),
                                   Phase("run", ("/bin/sleep", "30"), 1)), proc=True)
