@@ -3,6 +3,7 @@
     sandbox = Sandbox(SandboxLimits(timeout_s=3.0))   # checks once that the wall holds here, else SandboxUnavailable
     result = sandbox.run("def f(): ...\\ncheck(f)\\n")   # thread-safe; run_checks (humaneval_score) runs many
     result.status, result.reason      # "passed" | "failed" | "timed out", and a short sanitised reason
+    with sandbox.warm(4): ...         # run() then takes sandboxes started ahead (evaluation.sandbox_pool)
     sandbox.run_argv(ArgvProgram(...))  # any argv, in phases (evaluation.sandbox_argv)
     sandbox.in_force                  # which limits hold on this machine (results files record it)
 
@@ -16,7 +17,8 @@ mounts, and no sockets of any family unless ``socket_families`` says so); a cgro
 memory limit counting processes, tmpfs and pipes together (``sandbox_cgroup``, where one is writable; else
 RLIMIT_AS per process and the tmpfs size, and ``in_force`` says so); rlimits (CPU, address space, file size,
 open files, processes); a wall-clock timeout that kills the whole sandbox; an output cap. Python programs run
-with the system interpreter (``/usr/bin/python3``: readable by every uid, standard library only).
+with the system interpreter (``/usr/bin/python3``: readable by every uid, standard library only; CPython 3.11 to
+3.13, whose subinterpreter modules the driver uses).
 
 The pass judgement (Python programs). ``sandbox_driver.py`` runs the program in a subinterpreter under the
 audit hook of ``sandbox_audit_hook.py`` and writes ``NONCE passed`` only when the program's module code
@@ -255,7 +257,7 @@ class Sandbox:
         total = sum(p.timeout_s for p in program.phases) + STARTUP_S
         outcome = launch(self._spec(nonce, header, files, list(program.ro_binds), program.proc, dict(program.env),
                                     total))
-        done = phase_records(outcome.output, nonce)
+        done, output = phase_records(outcome.output, nonce)
         status, reason = judge_argv(program, done, outcome.verdict, outcome.returncode, outcome.oom_kills,
                                     self.limits.max_output_bytes)
-        return ArgvResult(status, reason, done, outcome.output, outcome.seconds)
+        return ArgvResult(status, reason, done, output, outcome.seconds)

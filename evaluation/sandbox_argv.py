@@ -76,15 +76,20 @@ class ArgvResult:
     seconds: float
 
 
-def phase_records(output: bytes, nonce: str) -> tuple[PhaseOutcome, ...]:
-    """The phase driver's records (lines starting with the nonce) in order; program lines are ignored."""
-    found = []
-    for line in output.decode("utf-8", errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) == 6 and parts[0] == nonce and parts[1] == "phase":
-            code = 0 if parts[3] == "timeout" else int(parts[4])
-            found.append(PhaseOutcome(parts[2], parts[3], code, float(parts[5])))
-    return tuple(found)
+def phase_records(output: bytes, nonce: str) -> tuple[tuple[PhaseOutcome, ...], bytes]:
+    """The driver's records (its lines: the nonce, then ``phase ...``) in order, and the output without them."""
+    found, kept, marker = [], [], b"\n" + nonce.encode() + b" phase "
+    for piece in (b"\n" + output).split(marker):
+        if not kept:  # what came before the first record
+            kept.append(piece)
+            continue
+        record, _, rest = piece.partition(b"\n")
+        parts = record.decode("ascii", errors="replace").split()
+        if len(parts) == 4:
+            code = 0 if parts[1] == "timeout" else int(parts[2])
+            found.append(PhaseOutcome(parts[0], parts[1], code, float(parts[3])))
+        kept.append(rest)
+    return tuple(found), b"".join(kept)[1:]
 
 
 def judge_argv(program: ArgvProgram, phases: tuple[PhaseOutcome, ...], verdict: str, returncode: int,

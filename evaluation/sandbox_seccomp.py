@@ -98,9 +98,9 @@ def seccomp_filter(socket_families: Sequence[int] = ()) -> bytes:
         for name in ("socket", "socketpair"):
             if not socket_families:
                 _deny(lib, context, name)
-            for family in range(FAMILIES) if socket_families else ():
-                if family not in socket_families:
-                    _deny(lib, context, name, family)
+                continue
+            for family in set(range(FAMILIES)) - set(socket_families):
+                _deny(lib, context, name, family)
         with tempfile.TemporaryFile() as out:
             result = lib.seccomp_export_bpf(context, out.fileno())
             if result != 0:
