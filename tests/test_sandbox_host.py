@@ -132,6 +132,18 @@ def test_memory_beyond_the_cgroup_limit_fails(tmp_path):
     assert box.run(below).result == "passed"
 
 
+def test_pipe_buffers_count_against_the_memory_limit():
+    """48 pipes holding 1 MiB each: within the user's pipe allowance (64 MiB), beyond a 40 MiB memory cgroup."""
+    pipes = ("import fcntl, os\nheld = []\nfor _ in range(48):\n    r, w = os.pipe()\n"
+             "    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)\n    os.set_blocking(w, False)\n"
+             "    os.write(w, b'x' * (1 << 20))\n    held.append((r, w))\n")
+    small = Sandbox(SandboxLimits(timeout_s=10.0, memory_bytes=40 << 20))
+    if not small.in_force["memory"].startswith("memory cgroup"):
+        pytest.skip(f"no writable memory cgroup here ({small.in_force['cgroup']})")
+    assert small.run(pipes).result == "failed: killed by SIGKILL (memory limit)"
+    assert Sandbox(SandboxLimits(timeout_s=10.0, memory_bytes=256 << 20)).run(pipes).result == "passed"
+
+
 def test_the_real_command_keeps_secrets_out_of_results(tmp_path, canaries):
     """python -m evaluation humaneval --samples: hostile completions fail, and results.json holds no secret."""
     attacks = [

@@ -127,7 +127,9 @@ def test_every_attack_still_fails(report):
                                       "failed: AssertionError: the driver's modules are not visible from here")
     assert report["early exit"] == "failed: exited before the tests finished"
     for name, (_, message) in ATTACKS.items():  # tests/test_sandbox_forgery.py's attacks, run as this user
-        assert (message or "wrong answer") in report[f"attack {name}"], (name, report[f"attack {name}"])
+        assert report[f"attack {name}"].startswith("failed: "), (name, report[f"attack {name}"])
+        if not name.endswith("(3.12+)"):
+            assert (message or "wrong answer") in report[f"attack {name}"], (name, report[f"attack {name}"])
 
 
 def test_the_host_stays_out_of_reach(report):
