@@ -108,7 +108,9 @@ ATTACKS = {
     "setprofile": ("import sys\nsys.setprofile(lambda frame, event, arg: None)\n", "sys.setprofile is refused"),
     "threading.settrace": ("import sys, threading\nthreading.settrace(lambda *a: None)\nt = threading.Thread("
                            "target=print)\nt.start()\nt.join()\nassert sys.gettrace() is None\n", None),
-    "cProfile": ("import cProfile\ncProfile.Profile().enable()\n", "sys.setprofile is refused"),
+    # 3.12 and later profile through sys.monitoring: the refusal surfaces as cProfile's own error
+    "cProfile": ("import cProfile\ncProfile.Profile().enable()\n",
+                 ("sys.setprofile is refused", "_pystart_callback", "set_events")),
     "/proc/self/mem": ("open('/proc/self/mem', 'rb')\n", "not readable here"),
     "/proc via dir_fd": ("import os\nroot = os.open('/', os.O_RDONLY)\nos.open('proc/self/maps', os.O_RDONLY, "
                          "dir_fd=root)\n", "not readable here"),
@@ -154,8 +156,8 @@ def test_attack_scores_failed(box, name):
     if name.endswith("(3.12+)") and box.python_version < (3, 12):
         message = "module 'sys' has no attribute 'monitoring'"
     result = forged(box, attack)
-    expected = message or "wrong answer"
-    assert expected in result.reason, (name, result)
+    expected = (message or "wrong answer",) if not isinstance(message, tuple) else message
+    assert any(text in result.reason for text in expected), (name, result)
 
 
 @pytest.mark.parametrize("attack", [CURRENT_FRAMES + WRONG, SETTRACE_JUMP, DRIVER_REACH + WRONG])
