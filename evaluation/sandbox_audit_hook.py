@@ -18,6 +18,10 @@ in its own interpreter and in the program's subinterpreter (before the program) 
 - more interpreters (``cpython.PyInterpreterState_New``), ``os.fork``/``forkpty`` (a forked child would run
   the driver's continuation), ``os.symlink``.
 
+``signal`` needs no refusal (it has no audit event, and a builtin module can be rebuilt through
+``importlib.util.module_from_spec`` whatever ``import`` refuses): a handler receives the current frame, but only
+the main interpreter may install one, and the program never runs there (``sandbox_driver.py``).
+
 The hook keeps no state a program can reach: everything it calls is bound when it is made (a program may
 replace ``builtins``, ``os`` or ``posixpath`` functions), it calls no method of an argument it did not check
 the exact type of, and the function itself is referenced only by the interpreter's hook list.
