@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 PHASE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STARTUP_S = 5.0  # the phase driver's own start and clean-up, on top of the phases' limits
 
 
@@ -55,6 +56,9 @@ class ArgvProgram:
         for path in self.ro_binds:
             if not path.startswith("/") or path.rstrip("/") == "":
                 raise ValueError(f"ArgvProgram.ro_binds: {path!r} must be an absolute path other than /")
+        for name in self.env:
+            if not ENV_NAME.fullmatch(name):
+                raise ValueError(f"ArgvProgram.env: {name!r} is not a variable name (letters, digits, _)")
         if not self.executable <= set(self.files):
             raise ValueError(f"ArgvProgram.executable: {sorted(self.executable - set(self.files))} are not in files")
 

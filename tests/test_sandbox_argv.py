@@ -124,6 +124,7 @@ def test_bad_requests_are_refused_with_the_field(box):
                            (ArgvProgram(phases=(Phase("bad name", ("true",), 1),)), "Phase"),
                            (ArgvProgram(phases=(Phase("run", ("true",), 1),), files={"../x": b""}), "files"),
                            (ArgvProgram(phases=(Phase("run", ("true",), 1),), ro_binds=("relative",)), "ro_binds"),
+                           (ArgvProgram(phases=(Phase("run", ("true",), 1),), env={"A=B": "c"}), "env"),
                            (ArgvProgram(phases=(Phase("run", ("true",), 1),), executable=frozenset({"x"})),
                             "executable")):
         with pytest.raises(ValueError, match=field):
