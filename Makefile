@@ -22,13 +22,16 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
-# Debian packages the suite and the demo use: bubblewrap (the evaluation sandbox; without it generated code is
-# never run) and slurm-wlm + munge (the real-SLURM tests start a private one-node SLURM; without them they skip
-# with the reason). Installed when missing, as root with apt-get only, quietly.
-SYSTEM_PACKAGES := bubblewrap slurm-wlm munge
+# Debian packages the suite and the demo use: bubblewrap, libseccomp2, util-linux (setpriv) and python3 (the
+# evaluation sandbox: its namespaces, its seccomp filter, its unprivileged uid and the interpreter every user may
+# read; without them generated code is never run; gcc, when present, builds the sandbox tests' C programs) and
+# slurm-wlm + munge (the real-SLURM tests start a private one-node SLURM; without them they skip with the reason).
+# Installed when missing, as root with apt-get only, quietly.
+SYSTEM_PACKAGES := bubblewrap libseccomp2 util-linux python3 slurm-wlm munge
 system-packages:
 	@export PATH="$$PATH:/usr/sbin:/sbin"; \
-	if ! { command -v bwrap && command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch; } >/dev/null 2>&1 \
+	if ! { command -v bwrap && command -v setpriv && test -x /usr/bin/python3 && ldconfig -p | grep -q 'libseccomp\.so\.2' \
+	       && command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch; } >/dev/null 2>&1 \
 	   && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  { apt-get install -y -qq $(SYSTEM_PACKAGES) || { apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES); }; } \

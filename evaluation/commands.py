@@ -13,7 +13,7 @@ from pathlib import Path
 
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
-from evaluation.humaneval_score import format_scores, score_samples
+from evaluation.humaneval_score import format_scores, sandbox_settings, score_samples
 from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 from runconfig.value_rules import DEVICE, POSITIVE, SEED, Bound, check_flags
@@ -92,7 +92,8 @@ def _model_tasks(args: argparse.Namespace, run) -> int:
     summary = run(model, tokenizer, problems, sandbox, args.limit, args.workers, args.max_new_tokens,
                   args.batch_size, not args.no_progress)
     summary["settings"] = {"model": str(args.model), "device": str(device), "limit": args.limit,
-                           "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True}
+                           "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True,
+                           "sandbox": sandbox_settings(sandbox)}
     write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} {args.command}", **summary}, indent=1)
     extra = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
     print(f"pass@1={summary['pass@1']:.4f}{extra} over {summary['tasks']} tasks "

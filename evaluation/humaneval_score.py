@@ -5,7 +5,9 @@
 ``results`` is what ``python -m evaluation humaneval`` writes to ``RESULTS.json``: ``pass@K`` for each K the
 sample count allows, ``problems`` (how many the samples cover), ``samples``, and ``results``, one entry per
 sample in input order with ``task_id``, ``completion_id`` (its rank among its task's samples), ``passed`` and
-``result`` (``passed``, ``failed: REASON`` or ``timed out``). Library module.
+``result`` (``passed``, ``failed: REASON`` or ``timed out``; REASON is the sandbox's bounded, sanitised reason,
+never the program's output), and ``settings.sandbox``: the limits and which of them held (``in_force``).
+Library module.
 """
 from __future__ import annotations
 
@@ -21,10 +23,15 @@ from evaluation.pass_at_k import mean_pass_at_k
 from evaluation.sandbox import ProgramResult, Sandbox
 
 
+def sandbox_settings(sandbox: Sandbox) -> dict:
+    """The limits asked for and what holds on this machine (cgroup or not, uid, seccomp): results files record it."""
+    return {**dataclasses.asdict(sandbox.limits), "in_force": sandbox.in_force}
+
+
 def run_checks(programs: Sequence[str], sandbox: Sandbox, workers: int, progress: bool = True,
                label: str = "tests") -> list[ProgramResult]:
     """Run ``programs`` in parallel in the sandbox, results in input order, with a progress bar (samples/s)."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with sandbox.warm(2 * max(1, workers)), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(tqdm(pool.map(sandbox.run, programs), total=len(programs), desc=label, unit="sample",
                          disable=not progress, mininterval=1.0))
 
@@ -44,7 +51,7 @@ def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox:
     return {**scores, "problems": len(counts), "problems_total": len(problems), "samples": len(samples),
             "samples_per_problem": {"min": min(seen.values()), "max": max(seen.values())},
             "k_not_reported": skipped,
-            "settings": {"ks": sorted(set(ks)), "workers": workers, "sandbox": dataclasses.asdict(sandbox.limits)},
+            "settings": {"ks": sorted(set(ks)), "workers": workers, "sandbox": sandbox_settings(sandbox)},
             "results": entries}
 
 
