@@ -34,8 +34,8 @@ def test_data_steps_write_usable_outputs(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "=== [1/" in printed and f"pairs: {pairs}" in printed and f"tokenizer: {tokenizer}" in printed
-    assert (data / "train_data_paths.txt").read_text() == '"train: 1.0 0:1 pairs"\n'
-    assert (data / "valid_data_paths.txt").read_text() == '"valid: 1.0 0:1 pairs_valid"\n'
+    assert (data / "train_data_paths.txt").read_text() == f'"train: 1.0 0:1 {data}/pairs"\n'
+    assert (data / "valid_data_paths.txt").read_text() == f'"valid: 1.0 0:1 {data}/pairs_valid"\n'
     for name in ("pairs_inputs_document.idx", "pairs_valid_targets_document.bin", "split_plan.json"):
         assert (data / name).exists() and f": {data / name}" in printed
     records = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]

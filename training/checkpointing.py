@@ -84,10 +84,12 @@ def plan_start(load: str, save: str) -> StartPlan:
     return StartPlan(False, Path(load))
 
 
-# What a run writes into training.save (engine, metrics, train_data): anything else there is the user's.
+# What a run writes into training.save (engine, metrics, train_data; the fork: tracker, iter_*, tensorboard/ and
+# the per-rank logs of --structured-logs-dir SAVE/logs): anything else there is the user's.
 JOB_FOLDER_NAME = "slurm"  # training.launch's default run folder inside the save folder (job scripts, logs)
+FORK_LOGS_NAME = "logs"  # the fork's logs_rank_N.txt (training.megatron_argv passes --structured-logs-dir here)
 SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
-                     "index_maps", JOB_FOLDER_NAME)
+                     "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME)
 _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from runconfig.model_presets import ModelShape
 from runconfig.training_section import TrainingConfig
+from training.checkpointing import FORK_LOGS_NAME
 from training.pretrain_argv import PRETRAIN_SCRIPT, pretrain_data_flags
 
 FINETUNE_SCRIPT = "finetune_mtf.py"
@@ -138,7 +139,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
              "--log-interval", str(cfg.log_interval)]
     if cfg.tensorboard:
         argv += ["--tensorboard-dir", str(Path(cfg.save) / "tensorboard")]
-    argv += ["--structured-logs", "--structured-logs-dir", str(Path(cfg.save) / "logs")]
+    argv += ["--structured-logs", "--structured-logs-dir", str(Path(cfg.save) / FORK_LOGS_NAME)]
     if cfg.use_flash_attn:
         argv.append("--use-flash-attn")
     if cfg.recompute_activations:
