@@ -33,10 +33,12 @@ from training.distributed import (
 )
 from training.lr_schedule import SampleLRSchedule
 from training.metrics import MetricsLogger, flops_per_token, peak_flops_for, write_loss_curve
+from training.model_dropout import apply_run_dropout
 from training.model_init import load_start_model, model_from_state
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
+from training.schedule_resume import fresh_schedule, resume_schedule
 from training.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
 )
@@ -55,7 +57,7 @@ class TrainResult:
 
 
 def _compute_dtype(env: DistEnv, cfg: Any) -> str:
-    return cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if env.device.type == "cuda" else "float32")
+    return cfg.compute_dtype(env.device.type == "cuda")
 
 
 def _amp(env: DistEnv, cfg: Any) -> contextlib.AbstractContextManager:
@@ -110,6 +112,9 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
         say(f"loaded: {where}")
     if cfg.seq_length > model.config.n_positions:
         raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {model.config.n_positions} positions")
+    dropout = apply_run_dropout(model, cfg)  # the config's, else the start checkpoint's; before LoRA's own
+    if dropout is not None:
+        say(f"dropout: hidden {dropout[0]}, attention {dropout[1]}")
     if cfg.lora.enabled:
         if cfg.fsdp:
             raise ValueError("training.lora with training.fsdp is not supported; LoRA trains with DDP (fsdp=false)")
@@ -209,13 +214,18 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, causal_lm(model).transformer.h)
     # after FSDP sharding, which replaces the parameters
     optimizer = build_adamw(model, cfg, fused=not (cfg.fsdp and env.distributed))
-    schedule = SampleLRSchedule.from_config(cfg)
+    # a resume keeps its checkpoint's decay window unless training.lr_decay_samples says otherwise (as the fork)
+    decision = resume_schedule(cfg, resume.scheduler_state, resume.consumed_train_samples) if resume is not None \
+        else fresh_schedule(cfg)
+    schedule = SampleLRSchedule.from_config(cfg, decision.decay_samples)
     iteration, consumed = 0, 0
     if resume is not None:
         load_optimizer_state(model, optimizer, resume.optimizer_state_for(optimizer.state_dict()),
                              cfg.fsdp and env.distributed)
-        for problem in schedule.check_matches(resume.scheduler_state):
-            say(f"warning: LR schedule differs from the checkpoint's ({problem}); the config wins")
+        for note in decision.notes:
+            say(f"schedule: {note}")
+        for note in decision.warnings:
+            say(f"warning: {note}")
         if env.world_size > len(resume.rng_states):  # said once, by the main rank
             # more processes than the checkpoint was saved with: a rank without its own state borrows rank 0's,
             # so its dropout masks repeat rank 0's; exact resume holds only for the same number of processes
