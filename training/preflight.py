@@ -11,8 +11,9 @@ Rules (``error`` stops the submission; ``warning`` is printed):
 * pretraining (``training.mode: pretrain``): the raw-document dataset reads, its ids are below the vocab, the
   FIM tokens are found by name; ``MEGATRON_DIR`` holds the ``multi-query-attention`` branch (``FIM_PAD``);
 * split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab;
-  for the fork, relative prefixes resolve the same from the job's folder as from the split file's;
-  validation does not overlap training (really, or through the fork's range bug);
+  for the fork, relative prefixes resolve the same from the job's folder as from the split file's, and no index
+  map next to the data is older than it or indexes other documents (``dataset.index_map_files``: the fork
+  reuses maps by name); validation does not overlap training (really, or through the fork's range bug);
 * the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``, and its own
   ``megatron/arguments.py`` accepts every flag of the argv (``training.fork_flags``); ``training.extra_args``
   neither repeats a flag the config already sets nor switches to the ``--data-path`` mode.
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from dataset.indexed_dataset import IndexedDataset, IndexFormatError
+from dataset.index_map_files import stale_index_maps
+from dataset.indexed_dataset import IndexedDataset, IndexFormatError, data_file_path, index_file_path
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
 from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
 from runconfig.model_presets import ModelShape
@@ -133,6 +135,7 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
     """Split files, their datasets, and train/valid overlap (real, or the fork's range bug)."""
     found: list[Finding] = []
     entries: dict[str, list[tuple[Any, Path]]] = {}
+    reads: dict[Path, list[tuple[str, Any]]] = {}  # prefix -> (group name, dataset entry): the fork's map names
     for role, path in (("train", cfg.train_split_file), ("valid", cfg.valid_split_file)):
         if not path:
             if role == "train":
@@ -151,6 +154,7 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
                                          f" the job's folder ({Path(d.prefix).resolve()}), not next to the split"
                                          f" file ({prefix}); write absolute prefixes"))
                 entries.setdefault(role, []).append((d, prefix))
+                reads.setdefault(prefix, []).append((group.name, d))
     dtypes: dict[str, list[str]] = {}
     sizes: dict[Path, int] = {}
     for d, prefix in (e for role in entries.values() for e in role):
@@ -167,10 +171,31 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
             if vocab is not None and top >= vocab:
                 found.append(Finding(True, f"{name}: token id {top} is not below the tokenizer's {vocab} tokens;"
                                      " preprocess with training.tokenizer"))
+    if fork:
+        found += _stale_maps(reads, sizes)
     if len(dtypes) > 1:
         found.append(Finding(True, "the datasets mix token dtypes (" + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in sorted(dtypes.items())) + "); preprocess them with one tokenizer"))
     found += _overlaps(entries, sizes, fork or cfg.legacy_split_offsets)
+    return found
+
+
+def _stale_maps(groups: Mapping[Path, list[tuple[str, Any]]], sizes: Mapping[Path, int]) -> list[Finding]:
+    """The fork's index maps next to each prefix that it would reuse although the data changed since."""
+    found = []
+    for prefix, reads in groups.items():
+        if prefix not in sizes:
+            continue
+        documents = {}
+        for name, d in reads:  # the fork's packed dataset indexes a range's documents from 0 (its range bug)
+            start, end = d.document_range(sizes[prefix])
+            documents[name] = end - start
+        files = [f(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES
+                 for f in (index_file_path, data_file_path)]
+        for problem in stale_index_maps(str(prefix), files, documents):
+            found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it (the fork"
+                                 " rebuilds the maps it does not find; dataset.preprocess removes them when it"
+                                 " rewrites a prefix)"))
     return found
 
 
@@ -234,6 +259,8 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     if vocab is not None and top >= vocab:
         found.append(Finding(True, f"{p.data_path}: token id {top} is not below the tokenizer's {vocab} tokens;"
                              " preprocess with training.tokenizer"))
+    for problem in stale_index_maps(p.data_path, [index_file_path(p.data_path), data_file_path(p.data_path)], {}):
+        found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it"))
     if p.fim_rate > 0 and cfg.tokenizer:
         from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
         from training.fim import FimTokenError, lookup_fim_tokens
