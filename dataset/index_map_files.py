@@ -74,29 +74,24 @@ def remove_index_maps(prefixes: Iterable[str]) -> list[Path]:
     return removed
 
 
-def stale_index_maps(prefix: str, data_files: Iterable[Path], group_documents: dict[str, int]) -> list[str]:
+def stale_index_maps(prefix: str, data_files: Iterable[Path], documents: int | None = None) -> list[str]:
     """Why each index map of ``prefix`` cannot be the fork's for the data as it is now (empty: none is stale).
 
     ``data_files``: the dataset's ``.bin``/``.idx`` files (a map older than any of them was built from older
-    data); ``group_documents``: for each split-file group that reads ``prefix``, the documents the fork's packed
-    dataset indexes (its shuffle index holds whole permutations of ``0..documents-1``).
+    data); ``documents``: how many the dataset holds now (a packed map's shuffle index holds document ids, which
+    are below the document count of whatever range it was built for).
     """
     data_time = max((f.stat().st_mtime for f in data_files if f.exists()), default=None)
     problems = []
     for path in index_maps_of([prefix])[str(Path(prefix).absolute())]:
         if data_time is not None and path.stat().st_mtime < data_time:
             problems.append(f"{path}: older than the data it indexes")
-            continue
-        stem = MAP_NAME.match(path.name).group("stem")
-        group = stem[len(Path(prefix).name) + 1:]
-        documents = group_documents.get(group)
-        if documents and path.name.endswith("_decoder_packed_shuffle_idx.npy"):
+        elif documents is not None and path.name.endswith("_decoder_packed_shuffle_idx.npy"):
             try:
                 order = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
                 problems.append(f"{path}: unreadable ({exc})")
                 continue
-            if len(order) % documents or (len(order) and int(order.max()) >= documents):
-                problems.append(f"{path}: indexes {int(order.max()) + 1 if len(order) else 0} documents in"
-                                f" {len(order)} entries, the data has {documents}")
+            if len(order) and int(order.max()) >= documents:
+                problems.append(f"{path}: indexes document {int(order.max())}, the data has {documents} documents")
     return problems

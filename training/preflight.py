@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from dataset.index_map_files import stale_index_maps
 from dataset.indexed_dataset import IndexedDataset, IndexFormatError, data_file_path, index_file_path
@@ -135,7 +135,6 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
     """Split files, their datasets, and train/valid overlap (real, or the fork's range bug)."""
     found: list[Finding] = []
     entries: dict[str, list[tuple[Any, Path]]] = {}
-    reads: dict[Path, list[tuple[str, Any]]] = {}  # prefix -> (group name, dataset entry): the fork's map names
     for role, path in (("train", cfg.train_split_file), ("valid", cfg.valid_split_file)):
         if not path:
             if role == "train":
@@ -154,7 +153,6 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
                                          f" the job's folder ({Path(d.prefix).resolve()}), not next to the split"
                                          f" file ({prefix}); write absolute prefixes"))
                 entries.setdefault(role, []).append((d, prefix))
-                reads.setdefault(prefix, []).append((group.name, d))
     dtypes: dict[str, list[str]] = {}
     sizes: dict[Path, int] = {}
     for d, prefix in (e for role in entries.values() for e in role):
@@ -172,7 +170,7 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
                 found.append(Finding(True, f"{name}: token id {top} is not below the tokenizer's {vocab} tokens;"
                                      " preprocess with training.tokenizer"))
     if fork:
-        found += _stale_maps(reads, sizes)
+        found += _stale_maps(sorted({p for role in entries.values() for _, p in role}), sizes)
     if len(dtypes) > 1:
         found.append(Finding(True, "the datasets mix token dtypes (" + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in sorted(dtypes.items())) + "); preprocess them with one tokenizer"))
@@ -180,19 +178,13 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
     return found
 
 
-def _stale_maps(groups: Mapping[Path, list[tuple[str, Any]]], sizes: Mapping[Path, int]) -> list[Finding]:
+def _stale_maps(prefixes: Iterable[Path], sizes: Mapping[Path, int]) -> list[Finding]:
     """The fork's index maps next to each prefix that it would reuse although the data changed since."""
     found = []
-    for prefix, reads in groups.items():
-        if prefix not in sizes:
-            continue
-        documents = {}
-        for name, d in reads:  # the fork's packed dataset indexes a range's documents from 0 (its range bug)
-            start, end = d.document_range(sizes[prefix])
-            documents[name] = end - start
+    for prefix in prefixes:
         files = [f(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES
                  for f in (index_file_path, data_file_path)]
-        for problem in stale_index_maps(str(prefix), files, documents):
+        for problem in stale_index_maps(str(prefix), files, sizes.get(prefix)):
             found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it (the fork"
                                  " rebuilds the maps it does not find; dataset.preprocess removes them when it"
                                  " rewrites a prefix)"))
@@ -259,7 +251,7 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     if vocab is not None and top >= vocab:
         found.append(Finding(True, f"{p.data_path}: token id {top} is not below the tokenizer's {vocab} tokens;"
                              " preprocess with training.tokenizer"))
-    for problem in stale_index_maps(p.data_path, [index_file_path(p.data_path), data_file_path(p.data_path)], {}):
+    for problem in stale_index_maps(p.data_path, [index_file_path(p.data_path), data_file_path(p.data_path)]):
         found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it"))
     if p.fim_rate > 0 and cfg.tokenizer:
         from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
