@@ -26,6 +26,9 @@ import numpy as np
 
 MAP_NAME = re.compile(r"^(?P<stem>.+)_indexmap_\d+ns_(?:\d+sl_)?\d+s_"
                       r"(?:decoder_packed_(?:batch|shuffle)|doc|sample|shuffle)_idx\.npy$")
+# a map older than its data by less than this is not called stale: a plain copy of a folder (cp -r) writes the
+# maps and the data within moments, in any order; a rewrite of the data comes long after the maps were built
+COPY_SLACK_S = 2.0
 _DOCUMENT_INDEX = re.compile(r"^(?P<prefix>.+)_[^_/]+_document\.idx$")
 
 
@@ -84,7 +87,7 @@ def stale_index_maps(prefix: str, data_files: Iterable[Path], documents: int | N
     data_time = max((f.stat().st_mtime for f in data_files if f.exists()), default=None)
     problems = []
     for path in index_maps_of([prefix])[str(Path(prefix).absolute())]:
-        if data_time is not None and path.stat().st_mtime < data_time:
+        if data_time is not None and path.stat().st_mtime < data_time - COPY_SLACK_S:
             problems.append(f"{path}: older than the data it indexes")
         elif documents is not None and path.name.endswith("_decoder_packed_shuffle_idx.npy"):
             try:

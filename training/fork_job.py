@@ -3,8 +3,9 @@
 ``engine: megatron``: the fork's ``finetune_mtf.py`` (``pretrain_gpt.py`` with ``training.mode: pretrain``) with
 ``megatron_argv.build_megatron_argv``; the model
 shape from ``training.model`` (a preset) or from the start checkpoint's recorded args, the vocab divisor
-from those args (the fork compares it), start or resume from the save folder (``checkpointing.plan_start``,
-the rule the local engine uses too). ``engine: local``: ``python -m training.finetune --config RUN.yaml``,
+and (unless the config sets them) the dropouts from those args, start or resume from the save folder
+(``checkpointing.plan_start``, the rule the local engine uses too); a resume must be the same run
+(``training.run_identity``) and continues its LR schedule as the local engine does (``training.schedule_resume``). ``engine: local``: ``python -m training.finetune --config RUN.yaml``,
 which makes the same start/resume decision itself.
 
     job = plan_job(run_config, "run.yaml", ["training.train_iters=10"])
@@ -39,7 +40,8 @@ class JobArgv:
     nodes: int
     gpus_per_node: int
     argv: tuple[str, ...]
-    decision: str  # start or resume, said in words (printed, not part of the JSON)
+    decision: str  # start or resume (and the schedule's notes), said in words (printed, not part of the JSON)
+    schedule: ScheduleDecision | None = None  # the fork's: how its LR schedule continues (preflight says it)
 
     def to_json(self) -> dict[str, Any]:
         return {"script": self.script, "nodes": self.nodes, "gpus_per_node": self.gpus_per_node,
@@ -102,7 +104,7 @@ def plan_fork_job(run: RunConfig, start: StartPoint, recorded: RecordedCheckpoin
         decision += f"; --no-load-optim: {no_optim_reason}"
     decision += "".join(f"\nschedule: {note}" for note in schedule.notes)
     decision += "".join(f"\nwarning: {note}" for note in schedule.warnings)
-    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), decision)
+    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), decision, schedule)
 
 
 def run_dropout(cfg: Any, recorded: RecordedCheckpoint | None) -> tuple[float, float] | None:

@@ -1,6 +1,6 @@
 """Check a run before any job is queued: every problem at once, each naming the values and the fix.
 
-Rules (``error`` stops the submission; ``warning`` is printed):
+Rules (``error`` stops the submission; ``warning`` and ``note`` are printed):
 
 * grid: nodes x GPUs divisible by TP x PP; global batch divisible by micro batch x data-parallel size;
   heads divisible by TP; layers divisible by PP; seq length <= max positions;
@@ -14,15 +14,18 @@ Rules (``error`` stops the submission; ``warning`` is printed):
   for the fork, relative prefixes resolve the same from the job's folder as from the split file's, and no index
   map next to the data is older than it or indexes other documents (``dataset.index_map_files``: the fork
   reuses maps by name); validation does not overlap training (really, or through the fork's range bug);
-* the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``, and its own
-  ``megatron/arguments.py`` accepts every flag of the argv (``training.fork_flags``); ``training.extra_args``
-  neither repeats a flag the config already sets nor switches to the ``--data-path`` mode.
+* the fork, in the job's own environment (``training.fork_runtime``: the site env sourced as the job sources
+  it): ``MEGATRON_DIR`` holds ``finetune_mtf.py`` and a ``megatron/arguments.py`` that accepts every flag of the
+  argv (``training.fork_flags``); apex and its CUDA extensions import; the dataset helper is built or can be;
+  the data folders and the checkout are writable; ``training.extra_args`` neither repeats a flag the config
+  already sets nor switches to the ``--data-path`` mode;
+* what the job will do (``note``): the schedule a resume continues with (``training.schedule_resume``), the
+  dtype ``auto`` resolves to.
 
     findings = run_preflight(run_config, os.environ)    # list[Finding]; run by ``training.launch preflight``
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -33,8 +36,6 @@ from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
 from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
 from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
-from training.megatron_argv import FINETUNE_SCRIPT, fork_script
-from training.pretrain_argv import PRETRAIN_BRANCH, PRETRAIN_SCRIPT
 from conversion.vocab_padding import padded_vocab_size
 from training.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
 
@@ -43,9 +44,10 @@ from training.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
 class Finding:
     error: bool
     message: str
+    note: bool = False  # neither a problem nor a risk: what will happen (printed as "note:")
 
     def __str__(self) -> str:
-        return f"{'error' if self.error else 'warning'}: {self.message}"
+        return f"{'error' if self.error else 'note' if self.note else 'warning'}: {self.message}"
 
 
 def check_grid(cfg: Any, nodes: int, gpus_per_node: int, shape: ModelShape | None) -> list[Finding]:
@@ -208,34 +210,6 @@ def _overlaps(entries: Mapping[str, list[tuple[Any, Path]]], sizes: Mapping[Path
     return found
 
 
-def megatron_dir(environ: Mapping[str, str], site_env: str) -> str:
-    """``MEGATRON_DIR`` from the environment, else a plain ``MEGATRON_DIR=...`` line of the site env file."""
-    value = environ.get("MEGATRON_DIR", "")
-    if not value and Path(site_env).is_file():
-        for line in Path(site_env).read_text(encoding="utf-8").splitlines():
-            match = re.match(r"""^\s*(?:export\s+)?MEGATRON_DIR=["']?([^"'$`]*)["']?\s*$""", line)
-            if match:
-                value = match.group(1)
-    return value
-
-
-def check_megatron_dir(environ: Mapping[str, str], site_env: str, script: str = FINETUNE_SCRIPT) -> list[Finding]:
-    value = megatron_dir(environ, site_env)
-    branch = PRETRAIN_BRANCH if script == PRETRAIN_SCRIPT else "mtf"
-    if not value:
-        return [Finding(True, f"MEGATRON_DIR is not set (environment or {site_env}); point it at a checkout of"
-                        f" the BigCode fork's {branch} branch (see training/site.env.example)")]
-    if not (Path(value) / script).is_file():
-        return [Finding(True, f"MEGATRON_DIR={value} holds no {script}; check out the fork's {branch} branch there")]
-    tokenizer_py = Path(value) / "megatron" / "tokenizer" / "tokenizer.py"
-    if script == PRETRAIN_SCRIPT and tokenizer_py.is_file() and not re.search(
-            r"^FIM_PAD\s*=", tokenizer_py.read_text(encoding="utf-8"), re.M):
-        # the mtf branch: its gpt_dataset.py fails at import (no FIM_PAD) and its FIM names are hyphenated
-        return [Finding(True, f"MEGATRON_DIR={value} cannot build the GPT dataset ({tokenizer_py} defines no"
-                        f" FIM_PAD); check out the fork's {PRETRAIN_BRANCH} branch there for training.mode=pretrain")]
-    return []
-
-
 def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     """``training.pretrain.data_path``: a readable raw-document dataset below the vocab; FIM tokens by name."""
     p = cfg.pretrain
@@ -264,27 +238,6 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     return found
 
 
-def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
-    """The argv against the flags of the fork the job will run, and ``extra_args`` against the rest."""
-    from training.fork_flags import argv_problems, extract_flags
-
-    found = []
-    given = [a for a in extra_args if a.startswith("--")]
-    built = set(a for a in argv[:len(argv) - len(extra_args)] if a.startswith("--"))
-    for flag in given:
-        if flag in built:
-            found.append(Finding(True, f"training.extra_args repeats {flag}, which the run config already sets;"
-                                 " change the training: key instead (one value in one place)"))
-        if flag in ("--data-path", "--split"):
-            found.append(Finding(True, f"training.extra_args has {flag}: the fork refuses it next to the weighted"
-                                 " split files (train_split_file / valid_split_file)"))
-    arguments = Path(fork_dir) / "megatron" / "arguments.py"
-    if arguments.is_file():
-        flags = extract_flags(arguments.read_text(encoding="utf-8"))
-        found += [Finding(True, f"{arguments} would reject the argv: {p}") for p in argv_problems(argv, flags)]
-    return found
-
-
 def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     from training.fork_job import recorded_if_present, run_shape, start_point
 
@@ -308,14 +261,7 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     found += tokenizer_findings
     found += check_pretrain_data(cfg, vocab) if cfg.mode == "pretrain" else check_splits(cfg, vocab, fork)
     if fork:
-        found += check_megatron_dir(environ, cluster.site_env, fork_script(cfg))
-        if shape is not None and start is not None:
-            from training.fork_job import plan_fork_job
+        from training.fork_runtime import check_fork_runtime
 
-            try:
-                job = plan_fork_job(run, start, recorded, shape)
-            except ValueError as exc:  # e.g. a save folder from another run; the reason names the values
-                found.append(Finding(True, str(exc)))
-            else:
-                found += check_fork_argv(list(job.argv), cfg.extra_args, megatron_dir(environ, cluster.site_env))
+        found += check_fork_runtime(run, environ, start, recorded, shape)
     return found

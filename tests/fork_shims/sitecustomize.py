@@ -3,8 +3,9 @@
 Python imports ``sitecustomize`` at start-up from the first folder of ``sys.path`` that holds one; the fork test
 (``tests/test_fork_training.py``) puts this folder on the job's ``PYTHONPATH`` through its site env file, so the
 fork's workers load it and nothing else does. Importing it only registers a finder: the shims are installed
-when the process first imports the fork's ``megatron`` package, so the job's other Python processes
-(``training.launch``, ``torchrun``, the ``python3 -m pybind11`` of the fork's ``make``) are left untouched.
+when the process first imports the fork's ``megatron`` package (or ``apex``, as preflight's
+``training.fork_probe`` does), so the job's other Python processes (``training.launch``, ``torchrun``, the
+``python3 -m pybind11`` of the fork's ``make``) are left untouched.
 
 The shims (each listed with why; none changes the model's or the optimizer's math, and no file of the fork is
 edited):
@@ -40,13 +41,27 @@ def _after_initialize(module) -> None:  # noqa: ANN001 - a module object
     module._warmup_jit_function = lambda: None
 
 
-class _ForkShims(importlib.abc.MetaPathFinder):
-    """Installs the shims just before the first ``import megatron``; patches ``megatron.initialize`` once loaded."""
+class _StandIn(importlib.abc.Loader):
+    """Loads a stand-in module that ``install()`` has registered in ``sys.modules`` (apex, amp_C, ...)."""
 
+    def create_module(self, spec):  # noqa: ANN001
+        return sys.modules[spec.name]
+
+    def exec_module(self, module) -> None:  # noqa: ANN001
+        pass
+
+
+class _ForkShims(importlib.abc.MetaPathFinder):
+    """Installs the shims at the first import of the fork (or of apex, as preflight's probe does); patches
+    ``megatron.initialize`` once it is loaded."""
+
+    triggers = ("megatron", "apex", "amp_C", "fused_mix_prec_layer_norm_cuda")
     after_import = {"megatron.initialize": _after_initialize}
+    installed = False
 
     def find_spec(self, name, path=None, target=None):  # noqa: ANN001 - the finder protocol
-        if name == "megatron":
+        if name in self.triggers and not self.installed:
+            type(self).installed = True
             import fork_shim_apex
             import fork_shim_compat
             import fork_shim_cuda
@@ -54,10 +69,11 @@ class _ForkShims(importlib.abc.MetaPathFinder):
             fork_shim_cuda.install()
             fork_shim_apex.install()
             fork_shim_compat.install()
-            return None  # the fork's own package is found as usual
+        if name in sys.modules and name != "megatron":  # a stand-in: hand the import system the registered module
+            return importlib.machinery.ModuleSpec(name, _StandIn())
         patch = self.after_import.get(name)
         if patch is None:
-            return None
+            return None  # the fork's own modules are found as usual
         spec = importlib.machinery.PathFinder.find_spec(name, path, target)
         if spec is not None and spec.loader is not None:
             run = spec.loader.exec_module
