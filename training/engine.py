@@ -222,10 +222,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     if resume is not None:
         load_optimizer_state(model, optimizer, resume.optimizer_state_for(optimizer.state_dict()),
                              cfg.fsdp and env.distributed)
-        for note in decision.notes:
-            say(f"schedule: {note}")
-        for note in decision.warnings:
-            say(f"warning: {note}")
+        for line in decision.lines():
+            say(line)
         if env.world_size > len(resume.rng_states):  # said once, by the main rank
             # more processes than the checkpoint was saved with: a rank without its own state borrows rank 0's,
             # so its dropout masks repeat rank 0's; exact resume holds only for the same number of processes

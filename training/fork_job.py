@@ -102,8 +102,7 @@ def plan_fork_job(run: RunConfig, start: StartPoint, recorded: RecordedCheckpoin
     decision = start.describe(cfg.save)
     if no_optim_reason:
         decision += f"; --no-load-optim: {no_optim_reason}"
-    decision += "".join(f"\nschedule: {note}" for note in schedule.notes)
-    decision += "".join(f"\nwarning: {note}" for note in schedule.warnings)
+    decision += "".join(f"\n{line}" for line in schedule.lines())
     return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), decision, schedule)
 
 

@@ -160,7 +160,7 @@ def resubmission(run: RunConfig) -> list[str]:
     except ValueError as exc:  # ResumeError, CheckpointFormatError: what submit would refuse with
         return [f"a resubmission would be refused: {exc}"]
     lines = [f"a resubmission would resume from iteration {consumed // cfg.global_batch_size}"]
-    return lines + [f"  {note}" for note in (*decision.notes, *decision.warnings)]
+    return lines + [f"  {line}" for line in decision.lines()]
 
 
 def status_lines(run: RunConfig) -> list[str]:

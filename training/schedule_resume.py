@@ -32,6 +32,10 @@ class ScheduleDecision:
     notes: tuple[str, ...] = ()  # what will happen, one sentence each
     warnings: tuple[str, ...] = ()  # what will happen and is probably not meant
 
+    def lines(self) -> list[str]:
+        """The notes and warnings as the run prints them (``schedule: ...``, ``warning: ...``)."""
+        return [f"schedule: {note}" for note in self.notes] + [f"warning: {note}" for note in self.warnings]
+
 
 def fresh_schedule(cfg: Any) -> ScheduleDecision:
     """A start: the config's schedule, decaying over ``lr_decay_samples`` or the whole run."""
