@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
@@ -113,8 +114,10 @@ def _config_groups(config: SplitsConfig) -> dict[str, SplitGroup]:
 def absolute_groups(groups: list[SplitGroup], split_file: Path) -> list[SplitGroup]:
     """``groups`` with every relative prefix made absolute, resolved as this toolkit resolves it (next to the split
     file): the fork opens a relative prefix from the job's working folder, which is rarely the split file's."""
-    return [dataclasses.replace(g, datasets=tuple(dataclasses.replace(d, prefix=str(resolve_prefix(d.prefix, split_file)))
-                                                  for d in g.datasets)) for g in groups]
+    def absolute(d: Any) -> Any:
+        return dataclasses.replace(d, prefix=str(resolve_prefix(d.prefix, split_file)))
+
+    return [dataclasses.replace(g, datasets=tuple(absolute(d) for d in g.datasets)) for g in groups]
 
 
 def _write(path: Path, groups: list[SplitGroup], keep_relative: bool) -> None:

@@ -25,13 +25,24 @@ STAND_IN_SCRIPT = Path(__file__).parent / "fork_stand_in_script.py"
 FORK_SHIMS = Path(__file__).parent / "fork_shims"
 
 
+def fork_arguments_source(drop: tuple[str, ...] = ()) -> str:
+    """An ``arguments.py`` defining the ``mtf`` branch's flags (rebuilt from the fixture), less those in ``drop``."""
+    lines = ["def f(group):"]
+    for flag, spec in fork_flags("mtf_arguments_flags.json").items():
+        if flag in drop:
+            continue
+        extra = "" if spec["takes_value"] else ", action='store_true'"
+        extra += f", choices={spec['choices']!r}" if "choices" in spec else ""
+        extra += f", nargs={spec['nargs']!r}" if "nargs" in spec else ""
+        lines.append(f"    group.add_argument({flag!r}{extra})")
+    return "\n".join(lines) + "\n"
+
+
 def stand_in_checkout(folder: Path) -> Path:
     (folder / "megatron" / "data").mkdir(parents=True)
     (folder / "megatron" / "fused_kernels").mkdir()
     shutil.copyfile(STAND_IN_SCRIPT, folder / "finetune_mtf.py")
-    lines = [f"parser.add_argument({flag!r}" + ("" if spec["takes_value"] else ", action='store_true'") + ")"
-             for flag, spec in fork_flags("mtf_arguments_flags.json").items()]
-    (folder / "megatron" / "arguments.py").write_text("\n".join(lines) + "\n")
+    (folder / "megatron" / "arguments.py").write_text(fork_arguments_source())
     (folder / "megatron" / "data" / "helpers.cpp").write_text("// the fork's dataset helper\n")
     (folder / "megatron" / "data" / f"helpers{sysconfig.get_config_var('EXT_SUFFIX')}").write_bytes(b"")
     return folder

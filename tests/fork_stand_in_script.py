@@ -92,7 +92,8 @@ def main(argv):
     for iteration in range(first + 1, last + 1):
         print(f" iteration {iteration:8d}/{last:8d} | consumed samples: {iteration * args.global_batch_size:12d} |"
               f" elapsed time per iteration (ms): 12.5 | learning rate: {args.lr:.3E} | global batch size:"
-              f" {args.global_batch_size:5d} | lm loss: {9.0 / math.sqrt(iteration):.6E} | loss scale: 1.0 |", flush=True)
+              f" {args.global_batch_size:5d} | lm loss: {9.0 / math.sqrt(iteration):.6E} | loss scale: 1.0 |",
+              flush=True)
         if iteration % args.save_interval == 0 or iteration == last:
             _save(args, start, iteration, args.train_weighted_split_paths_path)
             print(f"  successfully saved checkpoint at iteration {iteration:7d} to {args.save}", flush=True)

@@ -74,7 +74,8 @@ def test_runtime_findings_name_each_missing_piece():
     assert messages[1].startswith("/data is not writable for the job: the fork writes its index maps next to the data")
     assert "fused_kernels is not writable for the job: the fork builds its dataset helper and fused kernels" in \
         messages[2]
-    report["helpers"].update(compiler="/usr/bin/g++", pybind11="-I/x", python3_config=".cpython-310-x86_64-linux-gnu.so")
+    report["helpers"].update(compiler="/usr/bin/g++", pybind11="-I/x",
+                             python3_config=".cpython-310-x86_64-linux-gnu.so")
     report["writable"], report["checkout_writable"] = {}, {}
     assert "python3-config says extension suffix .cpython-310" in runtime_findings(report, "site.env")[0].message
     report["helpers"]["built"] = True  # nothing to build: make does nothing

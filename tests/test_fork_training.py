@@ -76,7 +76,8 @@ def _data(tmp: Path) -> Path:
     assert preprocess(["--input", str(FORK_FIXTURES / "sample.jsonl"), "--tokenizer", str(TOKENIZER),
                        "--output-prefix", str(data / "pairs"), "--valid-fraction", "0.2", "--workers", "1"]) == 0
     for role, prefix in (("train", "pairs"), ("valid", "pairs_valid")):  # relative: written absolute
-        assert splits(["write", "--out", str(data / f"{role}_data_paths.txt"), "--name", role, f"1.0 0:1 {prefix}"]) == 0
+        out = data / f"{role}_data_paths.txt"
+        assert splits(["write", "--out", str(out), "--name", role, f"1.0 0:1 {prefix}"]) == 0
     return data
 
 

@@ -1,12 +1,12 @@
 """What one job runs: the script, the process grid and the argv, decided from the run config and the save folder.
 
 ``engine: megatron``: the fork's ``finetune_mtf.py`` (``pretrain_gpt.py`` with ``training.mode: pretrain``) with
-``megatron_argv.build_megatron_argv``; the model
-shape from ``training.model`` (a preset) or from the start checkpoint's recorded args, the vocab divisor
-and (unless the config sets them) the dropouts from those args, start or resume from the save folder
-(``checkpointing.plan_start``, the rule the local engine uses too); a resume must be the same run
-(``training.run_identity``) and continues its LR schedule as the local engine does (``training.schedule_resume``). ``engine: local``: ``python -m training.finetune --config RUN.yaml``,
-which makes the same start/resume decision itself.
+``megatron_argv.build_megatron_argv``; the model shape from ``training.model`` (a preset) or from the start
+checkpoint's recorded args, the vocab divisor and (unless the config sets them) the dropouts from those args,
+start or resume from the save folder (``checkpointing.plan_start``, the rule the local engine uses too); a resume
+must be the same run (``training.run_identity``) and continues its LR schedule as the local engine does
+(``training.schedule_resume``). ``engine: local``: ``python -m training.finetune --config RUN.yaml``, which makes
+the same start/resume decision itself.
 
     job = plan_job(run_config, "run.yaml", ["training.train_iters=10"])
     job.to_json()   # {"script": "finetune_mtf.py", "nodes": 4, "gpus_per_node": 8, "argv": [...]}

@@ -79,7 +79,8 @@ def probe(data_folders: list[str]) -> dict[str, Any]:
     if megatron_dir:
         checkout = Path(megatron_dir) / "megatron"
         report["helpers"] = _helpers(Path(megatron_dir))
-        report["checkout_writable"] = {str(checkout / sub): _writable(checkout / sub) for sub in ("data", "fused_kernels")}
+        report["checkout_writable"] = {str(checkout / sub): _writable(checkout / sub)
+                                       for sub in ("data", "fused_kernels")}
     return report
 
 

@@ -76,9 +76,9 @@ def runtime_findings(report: Mapping[str, Any], site_env: str) -> list[Finding]:
                                  f" norm need it: {APEX_FIX}"))
     helpers = report.get("helpers")
     if helpers and not helpers["built"]:
-        missing = [what for what, have in (("make", helpers["make"]), ("a C++ compiler (g++ or $CXX)", helpers["compiler"]),
-                                           ("pybind11 (python3 -m pybind11)", helpers["pybind11"]),
-                                           ("python3-config", helpers["python3_config"])) if not have]
+        needs = (("make", helpers["make"]), ("a C++ compiler (g++ or $CXX)", helpers["compiler"]),
+                 ("pybind11 (python3 -m pybind11)", helpers["pybind11"]), ("python3-config", helpers["python3_config"]))
+        missing = [what for what, have in needs if not have]
         if missing:
             found.append(Finding(True, f"the fork builds its dataset helper with make at start"
                                  f" ({report['megatron_dir']}/megatron/data/Makefile) and the job's environment lacks"

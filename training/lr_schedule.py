@@ -61,7 +61,8 @@ class SampleLRSchedule:
     def state_dict(self, samples: int) -> dict[str, Any]:
         """The fork's ``OptimizerParamScheduler.state_dict()`` (its keys and value types; steps are samples, as
         in the fork). The fork asserts these equal what its own flags give unless it runs with
-        ``--use-checkpoint-opt_param-scheduler`` or ``--override-opt_param-scheduler`` (``training.schedule_resume``)."""
+        ``--use-checkpoint-opt_param-scheduler`` or ``--override-opt_param-scheduler``
+        (``training.schedule_resume``)."""
         return {
             "max_lr": float(self.max_lr),
             "lr_warmup_steps": int(self.warmup_samples),

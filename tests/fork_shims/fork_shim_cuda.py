@@ -4,8 +4,9 @@
 its meaning on a machine whose only device is the CPU: ``is_available`` says yes and ``device_count`` gives one
 device per local worker (``initialize_megatron`` asserts the first and sets up model parallelism only when the
 second is above 0, and checks ``local_rank == rank % device_count``), the "current device" is the CPU, ``.cuda()``
-leaves a tensor or module where it is, ``t.type()`` names a CPU tensor as the GPU's, and the CUDA random generator is a CPU ``torch.Generator`` that is seeded,
-read and restored exactly where the fork seeds, saves and restores the GPU's.
+leaves a tensor or module where it is, ``t.type()`` names a CPU tensor as the GPU's, and the CUDA random generator
+is a CPU ``torch.Generator`` that is seeded, read and restored exactly where the fork seeds, saves and restores the
+GPU's.
 """
 from __future__ import annotations
 
