@@ -22,8 +22,8 @@ core) each validate and tokenize a chunk with the Rust batch encoder (``dataset.
 ids back; the main process writes them in input order. Only a few chunks per worker are in flight, so memory
 does not grow with the input. Outputs appear only when complete (``dataset.preprocess_outputs``), then
 ``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). The fork's index maps of a replaced
-prefix are removed with its old files (``dataset.index_map_files``; the summary lists them). CLI flags override the ``data:`` section
-of ``--config``.
+prefix are removed with its old files (``dataset.index_map_files``; the summary lists them). CLI flags override
+the ``data:`` section of ``--config``.
 """
 from __future__ import annotations
 

@@ -141,18 +141,21 @@ def progress_line(progress: Progress, cfg: Any) -> str:
             f" {tokens:,.0f} tokens/s ({per:.3f} s/iteration), ETA {eta} for {left} iteration(s) ({progress.source})")
 
 
-def resubmission(run: RunConfig) -> list[str]:
-    """What ``submit`` with this config would do now, in words (the job's own decision and schedule notes)."""
-    from training.checkpointing import plan_start
+def resubmission(run: RunConfig, tag: str) -> list[str]:
+    """What ``submit`` with this config would do now, in words (the job's own rules and schedule notes).
+
+    Read-only: it does not claim the save folder (``checkpointing.plan_start`` would, and would clear leftovers that,
+    seen from this host, belong to no live process, while a job on another node may be writing them)."""
     from training.recorded_args import read_recorded_checkpoint
     from training.run_identity import check_resume_identity
     from training.schedule_resume import resume_schedule
 
     cfg = run.training
+    if not tag:
+        return [f"a resubmission would start: weights from {cfg.load}, nothing in {cfg.save} to resume"]
+    if not tag.isdigit():
+        return [f"a resubmission would be refused: {Path(cfg.save) / TRACKER_NAME} says {tag!r}, not an iteration"]
     try:
-        plan = plan_start(cfg.load, cfg.save)
-        if not plan.resume:
-            return [f"a resubmission would start: weights from {cfg.load}, nothing in {cfg.save} to resume"]
         recorded = read_recorded_checkpoint(cfg.save)
         check_resume_identity(recorded.args, cfg)
         consumed = int(recorded.args.get("consumed_train_samples") or 0)
@@ -180,7 +183,7 @@ def status_lines(run: RunConfig) -> list[str]:
     tag = tracker.read_text(encoding="utf-8").strip() if tracker.is_file() else ""
     lines.append(f"latest checkpoint: {Path(cfg.save) / f'iter_{int(tag):07d}'} (iteration {tag})" if tag.isdigit()
                  else "latest checkpoint: none")
-    return lines + resubmission(run)
+    return lines + resubmission(run, tag)
 
 
 def command_status(args: Namespace) -> int:
