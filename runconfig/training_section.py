@@ -71,8 +71,13 @@ class TrainingConfig:
     # true: every split range is read from document 0, as the fork's packed dataset does (so a valid range
     # 0.95:1 reads the first 5% of the documents, which training also sees); false: the range's own documents
     legacy_split_offsets: bool = False
-    # auto: float32 on CPU, bfloat16 on GPU (the fork: --bf16); float16 only for the fork (--fp16)
+    # auto: bfloat16 on GPUs, float32 on CPUs, for both engines (the fork's GPUs: cluster.request_gpus; see
+    # compute_dtype); float16 only for the fork (--fp16)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # dropout of the hidden states (embeddings, attention output, MLP) and of the attention probabilities; null =
+    # the start checkpoint's recorded values (a resume: the save folder's); the fork gets them as flags
+    hidden_dropout: float | None = None
+    attention_dropout: float | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     peak_flops: float = 0.0  # 0 = look up the device in the table
     cpu_threads: int = 0  # local engine: torch threads per process; 0 = torch's default
@@ -114,6 +119,12 @@ class TrainingConfig:
                 f"lr_decay_samples ({self.decay_samples}{'' if self.lr_decay_samples else ' = train_iters x global_batch_size'})"
                 f" must exceed lr_warmup_samples ({self.lr_warmup_samples}); lower the warmup or raise lr_decay_samples"
             )
+
+    def compute_dtype(self, on_gpu: bool) -> str:
+        """``dtype`` with ``auto`` resolved, the same rule for both engines: bfloat16 on GPUs, float32 on CPUs."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if on_gpu else "float32"
 
     @property
     def decay_samples(self) -> int:

@@ -59,6 +59,7 @@ POSITIVE = Bound(low=1)
 NON_NEGATIVE = Bound(low=0)
 FRACTION = Bound(low=0, high=1)  # a probability
 BETA = Bound(low=0, high=1, high_open=True, note="Adam's betas lie in [0, 1)")
+DROPOUT = Bound(low=0, high=1, high_open=True, note="null = the start checkpoint's recorded value")
 SEED = Bound(low=0, high=SEED_MAX, note="numpy's RandomState takes seeds 0 .. 2**32 - 1")
 
 # section dataclass name -> field -> its bound; a field missing here is a bug (tests/test_config_values.py)
@@ -88,6 +89,8 @@ BOUNDS: dict[str, dict[str, Bound]] = {
         "cpu_threads": Bound(low=0, note="0 = torch's default"),
         "tensor_model_parallel_size": POSITIVE,
         "pipeline_model_parallel_size": POSITIVE,
+        "hidden_dropout": DROPOUT,
+        "attention_dropout": DROPOUT,
     },
     "LoraConfig": {
         "rank": POSITIVE,

@@ -34,6 +34,9 @@ def _numeric_keys(cls: type, owners: tuple[str, ...] = ()) -> list[tuple[tuple[s
     hints = typing.get_type_hints(cls)
     for item in dataclasses.fields(cls):
         hint = hints[item.name]
+        optional = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_args(hint) and len(optional) == 1 and type(None) in typing.get_args(hint):
+            hint = optional[0]  # ``float | None``: null means "take it from elsewhere"; a number is checked
         if dataclasses.is_dataclass(hint):
             found += _numeric_keys(hint, (*owners, item.name))
         elif hint in (int, float):

@@ -3,7 +3,7 @@
 - Validation reading training documents: the engine prints the warnings ``dataset.splits plan`` prints for the
   same split files (one function, ``dataset.split_overlap``).
 - A resume with another seed, sequence length or data files is refused, with the very message the cluster path
-  gives for the same save folder (one rule, ``training.resume_rule``).
+  gives for the same save folder (one rule, ``training.run_identity``).
 """
 from __future__ import annotations
 

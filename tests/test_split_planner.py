@@ -76,8 +76,10 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
     assert splits_main(["plan", "--config", str(config)]) == 0
     saved = json.loads((data / "split_plan.json").read_text())
     assert [d["num_samples"] for d in saved["datasets"]] == [85, 37]
-    assert splits_main(["write", "--config", str(config)]) == 0
+    assert splits_main(["write", "--config", str(config), "--keep-relative"]) == 0
     assert (data / "train_data_paths.txt").read_bytes() == (fork_dir / "train_blend_data_paths.txt").read_bytes()
+    assert splits_main(["write", "--config", str(config)]) == 0  # by default, absolute: next to out_dir
+    assert (data / "train_data_paths.txt").read_text() == f'"train: 0.7 0:1 {data}/sample, 0.3 0:1 {data}/sample2"\n'
     assert splits_main(["plan", "--config", str(config), "training.seq_length=0"]) == 1
     capsys.readouterr()
     # the run parameters live in training: only; splits: has no such key

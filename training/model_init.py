@@ -24,7 +24,7 @@ import torch
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
 from conversion.checkpoint_format import TRACKER_NAME
-from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, TRUE_VOCAB_ARG, padded_vocab_size
 from dataset.text_tokenizer import EOD_TOKEN
 from guardrails.atomic_folder import atomic_output_dir
 from guardrails.command_errors import run_command
@@ -109,9 +109,12 @@ def write_tiny_release(
     ids = tokenizer_ids(tokenizer_json)
     config = tiny_config(ids["vocab_size"], ids["eod"], ids["pad"], spec)
     model = random_model(config, spec.seed)
-    # recording the tokenizer lets conversion find it later without --tokenizer (the fork records it too)
+    # recording the tokenizer lets conversion find it later without --tokenizer (the fork records it too); the
+    # real vocab is the tokenizer's, not the padded embedding's, so that every export of this model (and of the
+    # runs that start from it, in either engine) keeps the tokenizer's rows, as hf_to_megatron's releases do
     write_megatron_checkpoint(Path(out_dir), None, plain_state_dict(model), config,
-                              extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve())})
+                              extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve()),
+                                          TRUE_VOCAB_ARG: ids["vocab_size"]})
     if hf_out is not None:
         from conversion.tokenizer_files import write_tokenizer_files
 
