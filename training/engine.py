@@ -197,10 +197,11 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     divisible_by = checkpointing.vocab_divisor(plan.source)  # the run's checkpoints pad the vocab as its start
     model = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
-    pad_id = resolve_pad_id(cfg, inner_config)
-    # before the first file is written (the index maps under SAVE): data the model cannot embed is refused
+    # before the first file is written (the index maps under SAVE): data the model cannot embed is refused,
+    # first, since a tokenizer larger than the model also explains a padding id beyond its embeddings
     for line in check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source)):
         say(line)  # data no manifest vouches for; validation reading training documents (as splits plan says)
+    pad_id = resolve_pad_id(cfg, inner_config)
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
     for block in describe_run_data(data):
         say(f"data: {block}")
