@@ -118,7 +118,7 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
     heldout_rule = (config.valid_fraction, config.valid_seed) if config.valid_fraction else None
     bar = _progress(paths, progress)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=init_worker, initargs=(tokenizer,))
+                               initializer=init_worker, initargs=(tokenizer, os.getpid()))
     try:
         in_flight: deque[Future | LongLine] = deque()
 

@@ -89,9 +89,9 @@ def is_leftover(name: str) -> bool:
 
 
 def final_name(path: Path) -> Path:
-    """The output a temporary or set-aside copy stands for (``.x.json.codeft.tmp-12-ab01cd23`` -> ``x.json``)."""
-    match = _LEFTOVER.match(path.name)
-    return path.with_name(match.group("name")) if match else path
+    """The output a temporary or set-aside copy stands for (``.x.json.codeft.tmp-12-ab01cd23`` -> ``x.json``),
+    also for a file inside a temporary folder (``.hf.codeft.tmp-12-ab01cd23/config.json`` -> ``hf/config.json``)."""
+    return Path(*(match.group("name") if (match := _LEFTOVER.match(part)) else part for part in Path(path).parts))
 
 
 def _remove_if_dead(entry: Path) -> bool:

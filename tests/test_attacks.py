@@ -226,7 +226,7 @@ def test_ctrl_c_while_megatron_to_hf_removes_the_old_folder_and_the_leftover_is_
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 130 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.strip().splitlines()[-1] == f"megatron_to_hf: interrupted; {out} is complete", run.stderr
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".hf.old-")]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".hf.codeft.old-")]
     assert leftovers and (out / "config.json").is_file()  # the new folder is in place, the old one set aside
     assert main(argv) == 0  # a later run (another process: the interrupted one is gone)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # the dead run's leftover is gone
