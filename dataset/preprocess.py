@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import multiprocessing
 import os
-import re
 import sys
 import time
 from collections import deque
@@ -256,18 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_OVERRIDE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_][\w.]*=")  # section.key=value (a file y=1.jsonl is not one)
+def _is_override(word: str) -> bool:
+    """``data.workers=2``, ``workers=2`` or ``section.key=value``; a file ``y=1.jsonl`` is not one (no such key)."""
+    key = word.split("=", 1)[0] if "=" in word else ""
+    return "." in key.strip(".") or key in {f.name for f in dataclasses.fields(DataConfig)}
 
 
 def resolve_config(args: argparse.Namespace) -> DataConfig:
     """The ``data:`` section of ``--config``, then ``key=value`` overrides, then explicit flags."""
     if args.inputs:  # "--input a.jsonl data.workers=2": argparse hands the override to --input
-        overrides = [i for i in args.inputs if _OVERRIDE.match(i) and not Path(i).exists()]
+        overrides = [i for i in args.inputs if _is_override(i) and not Path(i).exists()]
         args.inputs = [i for i in args.inputs if i not in overrides] or None
         args.overrides = [*args.overrides, *overrides]
     if args.keys:  # the same for "--keys content data.workers=2"
-        args.overrides = [*args.overrides, *(k for k in args.keys if _OVERRIDE.match(k))]
-        args.keys = [k for k in args.keys if not _OVERRIDE.match(k)] or None
+        args.overrides = [*args.overrides, *(k for k in args.keys if _is_override(k))]
+        args.keys = [k for k in args.keys if not _is_override(k)] or None
     # the whole run config is checked first (every section, unknown ones, duplicate keys), flags or not
     sections = read_checked_sections(args.config, args.overrides, "data") if args.config else {}
     values = dict(sections.get("data") or {})

@@ -104,4 +104,6 @@ def _build(path: str | Path | None, raw: dict[str, Any], lines: dict[tuple[str, 
              and key[1] not in overridden}
     if (name,) in lines:
         where[""] = f"{path}:{lines[(name,)]}"
+        if given:  # a rule across keys may be broken by a value given on the command line, not in the file
+            where[""] += f" (with {', '.join(f'{name}.{key}' for key in given)} from the command line)"
     return build_dataclass(cls, values, f"{path or '<defaults>'}:{name}", where)

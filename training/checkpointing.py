@@ -185,7 +185,7 @@ def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
     from conversion.megatron_checkpoint import read_megatron_checkpoint
 
     ckpt = read_megatron_checkpoint(Path(save_dir))
-    where = f"{save_dir}/{ckpt.tag}"
+    where = Path(save_dir) / tag_dir_name(ckpt.tag)  # the folder that exists: SAVE/iter_0000006
     local = ckpt.extra.get(LOCAL_ENGINE_KEY)
     if not isinstance(local, dict) or local.get("format") != LOCAL_ENGINE_FORMAT:
         raise ResumeError(
