@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 import torch
 
-from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file
+from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file, tag_dir_name
 from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from guardrails.folder_lock import LOCK_NAME, hold_run_folder
