@@ -135,6 +135,18 @@ def _refuse_inputs(out: Path, inputs: Iterable[str | os.PathLike | None], flag: 
                                 f" writing there would destroy it. Choose another {flag}")
 
 
+def _holds_something(folder: Path, kind: OutputKind, flag: str) -> bool:
+    """Whether ``folder`` holds anything but our own leftovers (those of dead processes are removed); a file at
+    ``folder`` is refused."""
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise _refuse(folder, kind, "exists and is a file", f"Give {flag} a folder path.")
+    if not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        _remove_if_dead(entry)
+    return any(not is_leftover(entry.name) for entry in folder.iterdir())
+
+
 def claim_folder(out: str | os.PathLike, kind: OutputKind, flag: str = "--out",
                  inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Check that the folder ``out`` may be replaced by ``kind``'s command; returns it.
@@ -146,17 +158,11 @@ def claim_folder(out: str | os.PathLike, kind: OutputKind, flag: str = "--out",
     out = Path(out)
     _refuse_inputs(out, inputs, flag)
     remove_stale_leftovers(out.resolve())
-    if (out.exists() or out.is_symlink()) and not out.is_dir():
-        raise _refuse(out, kind, "exists and is a file", f"Give {flag} a folder path.")
-    if out.is_dir():
-        for entry in out.iterdir():
-            _remove_if_dead(entry)
-        if [entry for entry in out.iterdir() if not is_leftover(entry.name)]:
-            present = files_under(out, skip=(kind.record,))
-            problem = proof_problem(out / kind.record, kind, out, present)
-            if problem is not None:
-                raise _refuse(out, kind, f"{problem} (it holds: {describe_entries(out)})",
-                              f"Move it away or choose another {flag}.")
+    if _holds_something(out, kind, flag):
+        problem = proof_problem(out / kind.record, kind, out, files_under(out, skip=(kind.record,)))
+        if problem is not None:
+            raise _refuse(out, kind, f"{problem} (it holds: {describe_entries(out)})",
+                          f"Move it away or choose another {flag}.")
     _STATES.setdefault(out.resolve(), "unchanged")
     return out
 
@@ -228,18 +234,13 @@ def check_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str) -> 
     the files of a run in progress change as it goes.
     """
     folder = Path(folder)
-    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
-        raise _refuse(folder, kind, "exists and is a file", f"Give {flag} a folder path.")
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            _remove_if_dead(entry)
-        if [entry for entry in folder.iterdir() if not is_leftover(entry.name)]:
-            section = read_record(folder / kind.record)
-            if section is None or section["command"] != kind.command:
-                reason = (f"no {kind.record} of {kind.command} proves it is one" if section is None
-                          else f"it is an output of {section['command']} (says {kind.record})")
-                raise _refuse(folder, kind, f"{reason} (it holds: {describe_entries(folder)})",
-                              f"Move it away or choose another {flag}.")
+    if _holds_something(folder, kind, flag):
+        section = read_record(folder / kind.record)
+        if section is None or section["command"] != kind.command:
+            reason = (f"no {kind.record} of {kind.command} proves it is one" if section is None
+                      else f"it is an output of {section['command']} (says {kind.record})")
+            raise _refuse(folder, kind, f"{reason} (it holds: {describe_entries(folder)})",
+                          f"Move it away or choose another {flag}.")
     _STATES.setdefault(folder.resolve(), "unchanged")
     return folder
 
