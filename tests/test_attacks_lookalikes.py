@@ -200,6 +200,20 @@ def attacked(attack_world, tmp_path_factory):
     return {name: (rc, folder, before[name], tree(folder), results[name]) for name, _, _, rc, folder in cases}
 
 
+# commands that write no file a user names (stdout, or the outputs of the commands they run, which are above)
+NO_OUTPUT_FLAG = {"training.fork_flags": "prints the flags as JSON", "dataset.launch": "launch.json only, claimed",
+                  "scripts.demo": "runs the commands above; its own folders: tests/test_demo_data_stage.py",
+                  "evaluation.__main__": "evaluation.commands", "scripts.check_shards": "conversion.verify shards"}
+
+
+def test_every_command_is_attacked(attack_world):
+    modules = {".".join(p.relative_to(REPO_ROOT).with_suffix("").parts)
+               for folder in ("dataset", "training", "conversion", "evaluation", "scripts")
+               for p in (REPO_ROOT / folder).glob("*.py") if "raise SystemExit(run_command(" in p.read_text()}
+    attacked = {flag.module for flag in output_flags(attack_world).values()}
+    assert modules - attacked - set(NO_OUTPUT_FLAG) == set()
+
+
 def test_every_output_flag_has_each_attack(attacked, attack_world):
     letters: dict[str, set[str]] = {}
     for case in attacked:
