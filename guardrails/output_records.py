@@ -39,6 +39,7 @@ RECORD_FORMAT = 1
 WHOLE_HASH_BYTES = 64 << 20
 END_BYTES = 8 << 20
 SIDECAR_SUFFIX = ".manifest.json"
+MAX_RECORD_BYTES = 64 << 20  # a user's big file at a record's name is not read whole to find out it is not one
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,10 @@ def record_file_output(path: str | os.PathLike, kind: OutputKind, also: Iterable
 
 def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """The ``codeft_output`` section of the record at ``path``; None when there is none (a user's file, a
-    manifest of an older version, not JSON)."""
+    manifest of an older version, not JSON, a file too large to be one)."""
     try:
+        if Path(path).stat().st_size > MAX_RECORD_BYTES:
+            return None
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
