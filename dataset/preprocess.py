@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.command_errors import outputs_state, run_command
+from guardrails.command_errors import outputs_state, run_command, signals_deferred
 from guardrails.output_paths import OutputRefused, check_output_prefix, note_complete, prefix_claim
 from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
@@ -116,9 +116,12 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
                                 roles=roles_for_keys(config.keys))
     heldout_rule = (config.valid_fraction, config.valid_seed) if config.valid_fraction else None
     bar = _progress(paths, progress)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=init_worker, initargs=(tokenizer, os.getpid()))
+    pool: ProcessPoolExecutor | None = None
     try:
+        with signals_deferred():  # a signal while the workers are forked would be lost in an at-fork hook
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=init_worker, initargs=(tokenizer, os.getpid()))
+            pool.submit(os.getpid).result()  # the workers start now, not at the first chunk
         in_flight: deque[Future | LongLine] = deque()
 
         def write_oldest() -> None:

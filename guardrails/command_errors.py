@@ -27,13 +27,14 @@ Library module, no command line.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from guardrails.output_paths import OutputRefused, claimed_outputs, final_name
 
@@ -54,6 +55,26 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive in the block act once it ends. For code where the exception a handler raises
+    would be lost: the at-fork hooks that run while a process pool starts its workers print such an exception
+    as "ignored" and go on, and the command would run to its end as if never interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:  # delivered again, now to the command's own handlers
+            os.kill(os.getpid(), pending[0])
 
 
 def outputs_state() -> str:

@@ -155,7 +155,8 @@ def proof_problem(record: Path, kind: OutputKind, root: Path, present: Iterable[
     (relative to ``root``) with the fingerprint it has now; else the reason, naming the first unproven file."""
     section = read_record(record)
     if section is None:
-        there = "is not a record of this toolkit" if record.exists() else "is missing"
+        there = ("is not a record of this toolkit; outputs of versions before records have none, move those away"
+                 " once" if record.exists() else "is missing")
         return f"no record proves it is an output of {kind.command} ({record.name} {there})"
     if section["command"] != kind.command:
         return f"it is an output of {section['command']} (says {record.name}), not of {kind.command}"

@@ -98,7 +98,11 @@ def test_a_rule_broken_by_a_command_line_override_says_so(tmp_path):
     load_section(config, "training", TrainingConfig)  # the file alone is fine
     with pytest.raises(ConfigError) as info:
         load_section(config, "training", TrainingConfig, ["training.lr_warmup_samples=1000"])
-    assert str(info.value).startswith(f"{config}:1 (with training.lr_warmup_samples from the command line): ")
+    assert str(info.value).startswith(f"the command line (training.lr_warmup_samples=1000) over {config}:1: training: ")
+    config.write_text("training:\n  train_iters: 10\n  global_batch_size: 4\n  lr_warmup_samples: 1000\n")
+    with pytest.raises(ConfigError) as info:  # broken by the file alone: its line, whatever the command line says
+        load_section(config, "training", TrainingConfig, ["training.lr=0.1"])
+    assert str(info.value).startswith(f"{config}:1: training: ")
 
 
 def test_splits_plan_on_a_missing_prefix_is_a_user_error(tmp_path, capsys):

@@ -77,6 +77,26 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, capsys):
     assert signal.getsignal(signal.SIGTERM) == previous  # put back for an in-process caller
 
 
+def test_a_signal_in_a_deferred_block_acts_once_the_block_ends(capsys):
+    import os
+    import signal
+
+    from guardrails.command_errors import signals_deferred
+
+    reached = []
+
+    def main(argv=None):
+        with signals_deferred():  # as while a process pool forks its workers: an exception there would be lost
+            os.kill(os.getpid(), signal.SIGTERM)
+            reached.append("the block ran to its end")
+        for _ in range(1000):  # the signal is delivered again, to the command's handler
+            reached.append("after")
+        raise AssertionError("SIGTERM was lost")
+
+    assert run_command(main) == 143 and reached[0] == "the block ran to its end"
+    assert capsys.readouterr().err == "test_command_errors: terminated (SIGTERM); no output was written\n"
+
+
 def test_an_interrupt_after_the_datasets_of_a_prefix_are_in_place_says_complete(capsys, tmp_path):
     prefix = str(tmp_path / "data" / "pairs")
     check_output_prefix(prefix)
