@@ -4,9 +4,10 @@ Issue 16 item 16: after ``kill -9`` of ``dataset.preprocess`` its tokenizer work
 queue nobody writes), and SIGTERM was not handled like Ctrl-C. Each command runs in its own session
 (``start_new_session``) under ``tests/attack_driver.py --markers``, which imports the command, prints ``START``
 and runs it; the signal follows as soon as the command has started (for ``dataset.preprocess``, once its workers
-exist). Afterwards no process of that session may be left. SIGTERM: the command ends with exit status 143 and
-"NAME: terminated (SIGTERM); ..." as its last line, no traceback, no temporary left; one driver runs all commands
-in turn, so torch is imported once. SIGKILL: one driver per command (the kill ends it), all at once.
+exist; for ``evaluation humaneval``, once its sandboxed programs run). Afterwards no process of that session may
+be left. SIGTERM: the command ends with exit status 143 and "NAME: terminated (SIGTERM); ..." as its last line,
+no traceback, no temporary left; one driver runs all commands in turn, so torch is imported once. SIGKILL: one
+driver per command (the kill ends it), all at once.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.conftest import FORK_FIXTURES, REPO_ROOT
 from tests.local_engine_fixtures import subprocess_env
 
 SETTLE_S = 15  # how long a dying process tree may take to go
+SPAWNERS = {"preprocess": 2, "evaluation": 1}  # signalled once this many child processes are at work
 
 
 def _session(sid: int) -> list[int]:
@@ -76,6 +78,9 @@ def _commands(w: Path, out: Path, big: Path) -> list[tuple[str, str, list[str]]]
             argv[argv.index("--workers") + 1] = "2"
         if flag.module == "training.finetune":
             argv = [a for a in argv if not a.startswith("training.train_iters=")] + ["training.train_iters=100000"]
+        if flag.module == "evaluation.commands":  # programs run in the sandbox, in parallel: children to kill
+            argv = ["humaneval", "--canonical", "--out", str(target), "--limit", "40", "--workers", "2",
+                    "--no-progress"]
         batch.append((name, flag.module, argv))
     return batch
 
@@ -113,8 +118,9 @@ def _signal_after_start(proc: subprocess.Popen, lines: _Lines, sig: int, name: s
     if lines.next() != f"START {name}":
         return False
     _say(proc)
-    deadline = time.monotonic() + (20 if "preprocess" in name else delay)
-    while time.monotonic() < deadline and not ("preprocess" in name and len(_children(proc.pid)) >= 2):
+    spawns = next((n for key, n in SPAWNERS.items() if name.startswith(key)), 0)
+    deadline = time.monotonic() + (20 if spawns else delay)
+    while time.monotonic() < deadline and not (spawns and len(_children(proc.pid)) >= spawns):
         time.sleep(0.01)
     proc.send_signal(sig)
     return True
