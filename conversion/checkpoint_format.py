@@ -73,9 +73,13 @@ def write_tracker(root: str | Path, tag: str | int) -> None:
 
 
 def tag_dir_name(tag: str | int) -> str:
-    """``release`` or ``iter_{:07d}``."""
+    """``release`` or ``iter_{:07d}``; any other tag (``../../etc``, ``-3``) is a ``CheckpointFormatError``."""
     tag = str(tag)
-    return "release" if tag == "release" else f"iter_{int(tag):07d}"
+    if tag == "release":
+        return tag
+    if not tag.isdigit():  # never a path: a tag names a folder inside the checkpoint root
+        raise CheckpointFormatError(f"checkpoint tag {tag!r}: expected 'release' or an iteration number (e.g. 250)")
+    return f"iter_{int(tag):07d}"
 
 
 def rank_dir_name(tp_rank: int, pp_rank: int, pp_size: int) -> str:

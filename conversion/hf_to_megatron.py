@@ -11,8 +11,9 @@ file. ``--tp``/``--pp``/``--make-vocab-size-divisible-by`` not given come from t
 of ``make_vocab_size_divisible_by x TP`` (128 x TP by default), with zero rows split across the TP ranks;
 ``args.padded_vocab_size``, ``args.make_vocab_size_divisible_by`` and the real ``args.true_vocab_size`` are
 recorded, so the fork loads it with its default flags (or the same ``--make-vocab-size-divisible-by``).
-An existing ``--out`` must hold only a release checkpoint (a training run's save folder, whose tracker names
-an iteration, or any other folder is refused: ``conversion.output_kinds``).
+The root appears atomically with ``release_manifest.json`` last (the record of every file written); an existing
+``--out`` is replaced only when that record proves it an earlier output of this command (a training run's save
+folder, another tool's checkpoint or any other folder is refused: ``conversion.output_kinds``).
 """
 from __future__ import annotations
 
@@ -26,8 +27,12 @@ from conversion.fork_namespace import ForkArgsError
 from conversion.hf_checkpoint_reader import HFCheckpointReader
 from conversion.megatron_checkpoint import write_megatron_checkpoint
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY
-from conversion.output_kinds import release_root_problem
+from conversion.output_kinds import release_root_kind
+from guardrails.atomic_folder import atomic_output_dir
 from guardrails.output_paths import claim_folder
+from guardrails.output_records import write_record
+
+RELEASE_ROOT = release_root_kind("conversion.hf_to_megatron")
 
 
 def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
@@ -37,10 +42,7 @@ def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
     from transformers import GPTBigCodeConfig
 
     hf_dir = Path(hf_dir)
-    replaced = (Path(out_dir) / "release").resolve()  # swapped out as a whole once the new one is written
-    if hf_dir.resolve() == replaced or replaced in hf_dir.resolve().parents:
-        raise ValueError(f"--hf {hf_dir} lies inside {replaced}, which the conversion replaces; choose another --out")
-    claim_folder(out_dir, "a Megatron release checkpoint root", release_root_problem)
+    claim_folder(out_dir, RELEASE_ROOT, "--out", inputs=[hf_dir])
     config_path = hf_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; is {hf_dir} a Hugging Face model folder?")
@@ -54,9 +56,12 @@ def convert(hf_dir: str | Path, out_dir: str | Path, tp: int = 1, pp: int = 1,
         extra["tokenizer_file"] = str((hf_dir / "tokenizer.json").resolve())
     # The reader is a lazy mapping: the writer fetches each tensor when it builds the rank that needs it.
     try:
-        with HFCheckpointReader(hf_dir) as tensors:
-            return write_megatron_checkpoint(out_dir, None, tensors, config, tp=tp, pp=pp, extra_args=extra,
-                                             divisible_by=divisible_by)
+        with HFCheckpointReader(hf_dir) as tensors, atomic_output_dir(out_dir) as tmp:
+            write_megatron_checkpoint(tmp, None, tensors, config, tp=tp, pp=pp, extra_args=extra,
+                                      divisible_by=divisible_by)
+            write_record(tmp / RELEASE_ROOT.record, RELEASE_ROOT, tmp, facts={
+                "source": str(hf_dir.resolve()), "tp": tp, "pp": pp, "make_vocab_size_divisible_by": divisible_by})
+        return Path(out_dir) / "release"
     except ForkArgsError as exc:  # a config field with no Megatron equivalent: say which file holds it
         raise ForkArgsError(f"{config_path}: {exc}") from exc
 

@@ -10,16 +10,16 @@ unchanged), so memory stays about one tensor whatever the model size. The fork's
 dropped: ``vocab_size`` is the checkpoint's recorded ``true_vocab_size``, else the tokenizer's size
 (``conversion.vocab_padding``). Output (DESIGN.md 2.5): sharded
 weights + index, ``config.json`` (tanh GELU, multi-query, bos/eos from the tokenizer), tokenizer files,
-``generation_config.json`` and ``conversion_manifest.json``; the folder appears atomically and replaces
-an old one only when complete (an ``--out`` holding the checkpoint, or a non-empty folder that is not
-provably an HF model folder, is refused with what it holds: ``conversion.output_kinds``). Options not
+``generation_config.json`` and ``conversion_manifest.json`` (the record that proves the folder is this command's
+output); the folder appears atomically and replaces an old one only when complete and only when that record
+proves it (an ``--out`` holding the checkpoint, a ``save_pretrained`` folder, any non-empty folder without it is
+refused with what it holds: ``conversion.output_kinds``). Options not
 given on the command line come from the run config's ``conversion:`` section (then the section's defaults).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -33,27 +33,24 @@ from transformers import GenerationConfig, GPTBigCodeForCausalLM
 from guardrails.command_errors import run_command
 from guardrails.atomic_folder import atomic_output_dir
 from guardrails.output_paths import claim_folder
+from guardrails.output_records import write_record
 from conversion.hf_checkpoint_writer import DTYPES, ShardedWeightWriter
 from runconfig.sizes import parse_size
 from conversion.key_map import HF_TIED_HEAD
-from conversion.output_kinds import hf_model_folder_problem
+from conversion.output_kinds import HF_MODEL
 from conversion.megatron_reader import MegatronReader
 from conversion.tensor_source import OpenFiles
 from conversion.tokenizer_files import write_tokenizer_files
 
 
 def check_out_dir(out_dir: Path, megatron_dir: Path) -> None:
-    """Refuse an output folder whose replacement would delete the source or anything but an HF model folder.
+    """Refuse an output folder whose replacement would delete the source or anything but this command's output.
 
     The output replaces ``out_dir`` as a whole, so an ``--out`` that is the checkpoint root or one of its
-    parents, or any folder that is not provably a model folder a conversion wrote (``--out .``, a data
-    folder, a ``firmware.bin`` beside notes), would be deleted with everything in it.
+    parents, or any folder that is not provably a folder this command wrote (``--out .``, a data folder, a
+    ``save_pretrained`` folder), would be deleted with everything in it.
     """
-    out, source = out_dir.resolve(), megatron_dir.resolve()
-    if out == source or out in source.parents:
-        raise ValueError(f"--out {out_dir}: holds the Megatron checkpoint {megatron_dir}, which replacing it would"
-                         " delete; choose a folder outside it")
-    claim_folder(out_dir, "a Hugging Face model folder", hf_model_folder_problem)
+    claim_folder(out_dir, HF_MODEL, "--out", inputs=[megatron_dir])
 
 
 def convert(
@@ -108,7 +105,7 @@ def convert(
             "total_bytes": writer.bytes_written, "tokenizer_files": tokenizer_files,
             "seconds": round(time.perf_counter() - started, 3),
         }
-        (tmp / "conversion_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_record(tmp / HF_MODEL.record, HF_MODEL, tmp, facts=manifest)  # last: it lists every file above
     return Path(out_dir)
 
 

@@ -6,8 +6,9 @@ The fork fine-tunes from ``--load NEW_ROOT --finetune``, which wants ``NEW_ROOT/
 tracker holding ``release``. Every shard of the source iteration (default: the source tracker's) is
 checked first: all TP x PP rank folders present, args agreeing with the folder layout, every parameter
 present with the shape the args imply. Shards are then hard-linked (no extra disk, same filesystem) or
-copied (``--copy``, or automatically across filesystems) into a root that appears atomically (an existing
-``--out`` must be empty or hold only a release checkpoint: ``conversion.output_kinds``). A
+copied (``--copy``, or automatically across filesystems) into a root that appears atomically with
+``release_manifest.json`` last (an existing ``--out`` must be empty or proven by that record to be an earlier
+output of this command: ``conversion.output_kinds``). A
 distributed-optimizer ``model_rng.pt`` becomes ``model_optim_rng.pt`` (the optimizer is not carried).
 """
 from __future__ import annotations
@@ -26,8 +27,11 @@ from conversion.checkpoint_format import (
 )
 from conversion.key_map import flatten_model
 from conversion.megatron_reader import MegatronReader, megatron_shard_shapes
-from conversion.output_kinds import release_root_problem
+from conversion.output_kinds import release_root_kind
 from guardrails.output_paths import claim_folder
+from guardrails.output_records import write_record
+
+RELEASE_ROOT = release_root_kind("conversion.prepare_release")
 
 
 def validate_shards(layout: CheckpointLayout) -> int:
@@ -73,9 +77,7 @@ def prepare_release(src_root: str | Path, out_root: str | Path, iteration: int |
                     copy: bool = False) -> Path:
     """Validate ``src_root``'s iteration and build ``out_root`` with ``release/`` and its tracker."""
     src_root, out_root = Path(src_root).resolve(), Path(out_root).resolve()
-    if out_root == src_root:
-        raise ValueError(f"--out {out_root} is the source; give a new folder so the original stays intact")
-    claim_folder(out_root, "a release checkpoint root", release_root_problem)  # an earlier release is replaced
+    claim_folder(out_root, RELEASE_ROOT, "--out", inputs=[src_root])  # only an earlier release of ours is replaced
     layout = discover_layout(src_root, str(iteration) if iteration is not None else None)
     validate_shards(layout)
     with atomic_output_dir(out_root) as tmp:
@@ -84,6 +86,8 @@ def prepare_release(src_root: str | Path, out_root: str | Path, iteration: int |
                 dest = checkpoint_file_path(tmp, "release", tp_rank, stage, layout.tp, layout.pp)
                 _place(layout.model_file(tp_rank, stage), dest, copy)
         write_tracker(tmp, "release")
+        write_record(tmp / RELEASE_ROOT.record, RELEASE_ROOT, tmp,
+                     facts={"source": str(src_root), "iteration": layout.tag, "tp": layout.tp, "pp": layout.pp})
     return out_root
 
 

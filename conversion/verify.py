@@ -36,11 +36,13 @@ from conversion.logit_compare import (
 )
 from conversion.shard_compare import compare_checkpoints, format_report
 from guardrails.atomic_files import write_json_atomic
-from guardrails.output_paths import claim_file, json_object_with
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 
 CONVERSION_MANIFEST = "conversion_manifest.json"  # written by conversion.megatron_to_hf: source and tag
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+REPORT = OutputKind("a verify report", "conversion.verify")
 
 
 def _non_negative(text: str) -> float:
@@ -99,9 +101,16 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a report as strict JSON to a temporary name beside ``path`` and rename, never half-written."""
-    claim_file(path, "a verify report", json_object_with("match"), "--json")
+    """Write a report as strict JSON to a temporary name beside ``path`` and rename, never half-written; then its
+    record (claimed by ``main`` before any work)."""
     write_json_atomic(path, json_safe(data), indent=2, allow_nan=False)
+    record_file_output(path, REPORT)
+
+
+def _inputs(args: argparse.Namespace) -> list[Path | None]:
+    if args.command == "shards":
+        return [args.a, args.b]
+    return [args.hf, args.hf_b, args.megatron, args.tokenizer, args.prompts]
 
 
 def run_shards(args: argparse.Namespace) -> int:
@@ -204,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 for --help
         return int(exc.code or 0)
     try:
+        if args.json is not None:  # refused before any work
+            claim_file(args.json, REPORT, "--json", inputs=_inputs(args))
         return run_shards(args) if args.command == "shards" else run_logits(args)
     except (CheckpointError, PromptFileError, FileNotFoundError, ValueError) as exc:  # other OSErrors: run_command
         print(f"error: {exc}", file=sys.stderr)

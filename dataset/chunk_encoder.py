@@ -7,8 +7,10 @@ to send back) and the chunk's issues; the parent decides whether an issue stops 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +22,31 @@ from dataset.text_tokenizer import EncodedBatch, TextTokenizer
 _tokenizer: TextTokenizer | None = None
 
 
-def init_worker(tokenizer: TextTokenizer) -> None:
-    """Process-pool initializer: one single-threaded tokenizer per process; Ctrl-C is the parent's to handle.
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGKILL when its parent dies (``kill -9`` included), so a killed
+    preprocess never leaves workers waiting forever on a queue nobody writes. Linux only (elsewhere the pool's
+    own shutdown is all there is)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request: nobody would send the signal
+        os._exit(1)
+
+
+def init_worker(tokenizer: TextTokenizer, parent: int | None = None) -> None:
+    """Process-pool initializer: one single-threaded tokenizer per process; Ctrl-C and SIGTERM are the
+    parent's to handle (it stops the pool), and the worker dies with its parent (``die_with_parent``).
 
     The pool forks, so each worker uses its copy of the parent's loaded tokenizer as is (no second load).
     """
     global _tokenizer
+    if parent is not None:
+        die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (guardrails.command_errors)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
     _tokenizer = tokenizer

@@ -40,7 +40,7 @@ from guardrails.command_errors import run_command
 from dataset.commits_to_jsonl import REGULAR_FILE_MODES, content_skip
 from dataset.git_history import blob_sizes, read_blobs
 from dataset.git_runner import GitError, run_git
-from dataset.octopack_format import FILENAME, finish_build
+from dataset.octopack_format import FILENAME, claim_builder_output, finish_build
 
 DEFAULT_EXTENSIONS = (".py",)
 DEFAULT_EXCLUDE_DIRS = (".git", "__pycache__", "node_modules", ".venv", "venv", "site-packages")
@@ -214,6 +214,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.monotonic()
+    claim_builder_output(args.output, "dataset.code_to_jsonl", inputs=[args.source])  # refused before any work
     try:
         settings = CodeSettings(
             extensions=tuple(args.extensions), max_file_bytes=args.max_file_bytes,

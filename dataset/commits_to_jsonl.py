@@ -42,7 +42,7 @@ from guardrails.command_errors import run_command
 from dataset.git_history import Commit, FileChange, WalkMode, blob_sizes, read_blobs, read_commits
 from dataset.git_runner import GitError
 from dataset.octopack_format import (
-    PairRecord, commit_record, contains_special_token, finish_build,
+    PairRecord, commit_record, contains_special_token, claim_builder_output, finish_build,
 )
 
 REGULAR_FILE_MODES = ("100644", "100755")
@@ -189,6 +189,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.monotonic()
+    claim_builder_output(args.output, "dataset.commits_to_jsonl", inputs=[args.repo])  # refused before any work
     try:
         settings = CommitPairSettings(
             revision=args.revision, walk=args.walk, seed=args.seed, max_records=args.max_records,

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from guardrails.command_errors import run_command
 from dataset.octopack_format import (
-    PairRecord, contains_special_token, docstring_record, finish_build,
+    PairRecord, contains_special_token, docstring_record, claim_builder_output, finish_build,
 )
 
 DEFAULT_EXCLUDE_DIRS = ("site-packages", "__pycache__", "test", "tests", "idle_test")
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.monotonic()
     roots = args.roots or default_roots()
+    claim_builder_output(args.output, "dataset.docstring_pairs", inputs=roots)  # refused before any work
     try:
         settings = DocstringPairSettings(
             seed=args.seed, max_records=args.max_records, max_record_chars=args.max_record_chars,

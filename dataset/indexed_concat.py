@@ -7,7 +7,7 @@ copied as they are, whose pointers are each source's pointers shifted by the byt
 ``doc_idx`` is ``0..N`` (one sequence per document, as the preprocess stage writes it; a source with any
 other ``doc_idx`` is refused). Nothing is held per sequence: memory stays flat whatever the size.
 
-Like ``IndexedDatasetWriter``, the files live under ``.tmp-PID`` names until :meth:`finalize` made them
+Like ``IndexedDatasetWriter``, the files live under hidden temporary names until :meth:`finalize` made them
 durable and :meth:`commit_data` / :meth:`commit_index` renamed them, so a caller can rename several
 datasets' ``.bin`` files before any ``.idx``.
 """

@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterable
 
 import numpy as np
 
-from guardrails.output_paths import remove_stale_leftovers
+from guardrails.output_paths import remove_stale_leftovers, temporary_name
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -140,7 +140,8 @@ def read_index_header(prefix: str | os.PathLike) -> IndexHeader:
 
 
 class TemporaryDatasetFiles:
-    """``PREFIX.{bin,idx}`` written under ``.tmp-PID`` names, then renamed into place: ``.bin`` first, ``.idx`` last.
+    """``PREFIX.{bin,idx}`` written under hidden temporary names (``guardrails.output_paths.temporary_name``), then
+    renamed into place: ``.bin`` first, ``.idx`` last.
 
     The shared end of :class:`IndexedDatasetWriter` and ``dataset.indexed_concat.ConcatenatedDataset``: a
     subclass writes both temporaries in ``finalize`` (durably) and sets ``_finalized``.
@@ -148,9 +149,8 @@ class TemporaryDatasetFiles:
 
     def __init__(self, prefix: str | os.PathLike) -> None:
         self.prefix = os.fspath(prefix)
-        tag = f".tmp-{os.getpid()}"
         self.bin_path, self.idx_path = data_file_path(prefix), index_file_path(prefix)
-        self.bin_tmp, self.idx_tmp = Path(f"{self.bin_path}{tag}"), Path(f"{self.idx_path}{tag}")
+        self.bin_tmp, self.idx_tmp = temporary_name(self.bin_path), temporary_name(self.idx_path)
         self._finalized = False
 
     def commit(self) -> None:
@@ -180,7 +180,7 @@ class IndexedDatasetWriter(TemporaryDatasetFiles):
     """Stream sequences into ``PREFIX.bin``; write ``PREFIX.idx`` and rename both into place at the end.
 
     Until :meth:`finalize` (or :meth:`commit`) the files live under temporary names
-    (``PREFIX.bin.tmp-PID``), so a killed run leaves nothing a Megatron reader would accept. ``finalize``
+    (``.PREFIX.bin.codeft.tmp-PID-HEX``), so a killed run leaves nothing a Megatron reader would accept. ``finalize``
     flushes and fsyncs both temporaries; ``commit`` renames them. Splitting the two lets a caller that
     writes several datasets make all of them durable before renaming any.
     """
@@ -251,7 +251,7 @@ def remove_dataset(prefix: str | os.PathLike) -> None:
 
 
 def remove_stale_temporaries(prefix: str | os.PathLike) -> list[Path]:
-    """Delete the temporaries a killed writer left for ``prefix`` (``*.tmp-PID`` of processes no longer alive)."""
+    """Delete the temporaries a killed writer left for ``prefix`` (those of processes no longer alive)."""
     return [tmp for final in (data_file_path(prefix), index_file_path(prefix)) for tmp in remove_stale_leftovers(final)]
 
 

@@ -13,7 +13,8 @@ time: ``--array=0-(N-1)``), and a merge job
 after a shard failed or was cancelled: only that shard is resubmitted (finished shards are never redone),
 the old merge job, which can no longer start, is cancelled, and a new one waits for the new tasks. With the
 merge done it submits nothing. ``--dry-run`` prints the ``sbatch`` commands without running them. The job ids
-are kept in ``PREFIX.shards/launch.json``; the logs go to ``PREFIX.shards/logs/``.
+are kept in ``PREFIX.shards/launch.json`` (with its record ``launch.json.manifest.json``: a file there that no
+record of this command proves is never written over); the logs go to ``PREFIX.shards/logs/``.
 
 ``status`` (and ``submit``) print the progress: shards done, queued or running and still to submit, the input
 bytes done, records and bytes per second per shard task and overall since the first submission.
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 from guardrails.command_errors import run_command
 from dataset.preprocess_manifest import manifest_path, read_manifest
 from dataset.shard_jobs import (
@@ -70,6 +73,9 @@ class LaunchState:
     first_submitted: float = 0.0
     array_jobs: list[str] = field(default_factory=list)
     merge_jobs: list[str] = field(default_factory=list)
+
+
+LAUNCH_STATE = OutputKind("the job ids of a sharded preprocess", "dataset.launch submit")
 
 
 def state_path(prefix: str) -> Path:
@@ -234,6 +240,7 @@ def submit(args: argparse.Namespace) -> int:
             print(shlex.join(argv))
         print(progress_line(data, done, len(flying), state, time.time()))
         return 0
+    claim_file(state_path(prefix), LAUNCH_STATE, "data.output_prefix")  # refused before anything is submitted
     Path(job.log_dir).mkdir(parents=True, exist_ok=True)
     state.first_submitted = state.first_submitted or time.time()
     for argv in commands:
@@ -249,6 +256,7 @@ def submit(args: argparse.Namespace) -> int:
     merge_job = parse_job_id(_run(merge_argv))
     state.merge_jobs.append(merge_job)
     write_json_atomic(state_path(prefix), vars(state), indent=2)
+    record_file_output(state_path(prefix), LAUNCH_STATE)
     print(f"submitted the merge as job {merge_job}: {shlex.join(merge_argv)}")
     print(f"logs: {job.log_dir}")
     print(progress_line(data, done, len(flying) + len(todo), state, time.time()))

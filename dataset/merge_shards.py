@@ -13,26 +13,31 @@ whatever ``N``: the shards hold whole records in input order and the hold-out is
 (``dataset.heldout``). The files are joined by ``dataset.indexed_concat``: streaming, flat memory, close to
 copy speed. Outputs appear as in ``dataset.preprocess``: every ``.bin``, then every ``.idx``, then the merged
 manifest (counts, skips by reason, the shards' input hashes) where a single run puts its manifest.
-``--remove-shards`` deletes the shard folders once the merge is in place. Exit status 2 for shards that
-cannot be merged (the message names the shard), 1 for a system error; nothing is half-written either way.
+The merged manifest is the record of every file written (``guardrails.output_records``): files already at the
+prefix are replaced only when the old manifest proves them, as for ``dataset.preprocess``. ``--remove-shards``
+deletes, once the merge is in place, the files each shard's manifest proves (and the manifest); a shard folder
+that still holds anything else (a user's file) is kept, and said. Exit status 2 for shards that cannot be merged
+(the message names the shard), 1 for a system error; nothing is half-written either way.
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardrails.command_errors import run_command
-from guardrails.output_paths import check_output_prefix, note_complete, prefix_claim
+from guardrails.command_errors import outputs_state, run_command
+from guardrails.output_paths import OutputRefused, check_output_prefix, note_complete, prefix_claim
+from guardrails.output_records import proof_problem, read_record
 from dataset.heldout import HeldOutError, check_heldout_result
 from dataset.indexed_concat import ConcatenatedDataset
 from dataset.indexed_dataset import IndexFormatError, remove_stale_temporaries
 from dataset.preprocess_manifest import REMOVED_MAPS_KEY, manifest_path, summary_lines, write_manifest
-from dataset.preprocess_outputs import commit_datasets, document_prefix, valid_output_prefix
+from dataset.preprocess_outputs import (
+    PREPROCESS, claim_run_files, commit_datasets, document_prefix, run_files, valid_output_prefix,
+)
 from dataset.shard_manifests import ShardMergeError, merged_manifest, read_shard_manifests
 from dataset.shard_plan import ShardPlanError, ShardSpec, shard_prefix, shards_folder
 
@@ -58,6 +63,7 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
     first = manifests[0]
     roles = list(first["keys"])
     splits = [s for s in SPLITS if s in first["outputs"]]
+    claim_run_files(manifest_path(prefix), prefix, roles, "valid" in splits)  # refused before any copy
     documents = {s: sum(m["outputs"][s]["documents"] for m in manifests) for s in splits}
     if not documents["train"] and not first["shard"]["settings"]["valid_fraction"]:
         raise ShardMergeError(f"no valid records in any of the {count} shards"
@@ -92,10 +98,11 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
     timings = {"copy": copied - started, "total": time.perf_counter() - started}
     manifest = merged_manifest(prefix, manifests, outputs, timings)
     manifest[REMOVED_MAPS_KEY] = [str(p) for p in removed_maps]
-    write_manifest(path, manifest)
+    write_manifest(path, manifest, run_files(prefix, roles, "valid" in splits))
     note_complete(prefix_claim(prefix))  # an interrupt from here on: "complete"
     if remove_shards:
-        _remove_shards(prefix, count)
+        for kept in _remove_shards(prefix, count):
+            print(f"merge_shards: kept {kept}: it holds files its shard's manifest does not list", file=sys.stderr)
     return MergeSummary(manifest, path)
 
 
@@ -110,14 +117,29 @@ def _check_files_match(dataset: ConcatenatedDataset, manifests: list[dict[str, A
                 f" its manifest says {said['documents']} and {said['tokens'][role]}: changed since; remake the shard")
 
 
-def _remove_shards(prefix: str, count: int) -> None:
-    """Delete the ``count`` shard folders this merge read (only those), then the shards folder if empty."""
+def _remove_shards(prefix: str, count: int) -> list[Path]:
+    """Delete what the ``count`` shards this merge read wrote (each file its manifest proves, then the manifest),
+    then each shard folder and the shards folder when empty; returns the shard folders kept (they hold more)."""
+    kept = []
     for index in range(count):
-        shutil.rmtree(Path(shard_prefix(prefix, ShardSpec(index, count))).parent)
+        part = shard_prefix(prefix, ShardSpec(index, count))
+        record = manifest_path(part)
+        section = read_record(record)
+        if section is not None and section["command"] == PREPROCESS.command:
+            for name in section["files"]:
+                path = record.parent / name
+                if path.exists() and proof_problem(record, PREPROCESS, record.parent, [path]) is None:
+                    path.unlink()
+            record.unlink()
+        try:
+            record.parent.rmdir()
+        except OSError:
+            kept.append(record.parent)
     try:
         shards_folder(prefix).rmdir()
     except OSError:
         pass
+    return kept
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summary = merge_shards(args.output_prefix, args.num_shards, args.remove_shards)
-    except (ShardMergeError, ShardPlanError, HeldOutError, IndexFormatError) as exc:
-        print(f"error: {exc}\nNo output was written.", file=sys.stderr)
+    except (ShardMergeError, ShardPlanError, HeldOutError, IndexFormatError, OutputRefused) as exc:
+        print(f"merge_shards: error: {exc} ({outputs_state()})", file=sys.stderr)
         return 2
     m = summary.manifest
     print("\n".join(summary_lines(m)))

@@ -16,7 +16,10 @@ id 0, so preprocessing must not append another EOD.
 ``dataset.code_to_jsonl`` writes its raw-code ``{"content"}`` lines and manifest through the same functions.
 
 jsonl bytes: ``json.dumps(record, ensure_ascii=False) + "\\n"``, UTF-8, keys in the order ``inputs``,
-``targets`` (what the fork's fixtures use). Files appear under their final name only when complete.
+``targets`` (what the fork's fixtures use). Files appear under their final name only when complete, then the
+builder's manifest ``NAME.manifest.json`` (named after the whole output name: ``x.txt`` and ``x.jsonl`` never share
+one), which is also the record that proves the output is the builder's own (``guardrails.output_records``): an
+existing ``--output`` is replaced only when that record, written by the same builder, lists it as it is now.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
-from guardrails.atomic_files import atomic_write, write_json_atomic
-from guardrails.output_paths import claim_file, json_object_with
+from guardrails.atomic_files import atomic_write
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output, sidecar_record
 
 # StarCoder's special tokens in id order 0..18 (tests/fixtures/fork/tokenizer.json, ``added_tokens``).
 STARCODER_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -82,10 +86,18 @@ class JsonLineRecord(Protocol):
     def to_json_line(self) -> str: ...
 
 
+def builder_kind(builder: str) -> OutputKind:
+    """The jsonl output of the builder command ``builder`` (``dataset.commits_to_jsonl``, ...)."""
+    return OutputKind("an example builder's jsonl", builder)
+
+
+def claim_builder_output(output: str | os.PathLike, builder: str, inputs: Iterable[Any] = ()) -> None:
+    """Refuse, before any work, an ``--output`` that is not missing or provably ``builder``'s own output."""
+    claim_file(output, builder_kind(builder), "--output", inputs=inputs)
+
+
 def write_records(path: str | os.PathLike, records: Iterable[JsonLineRecord]) -> tuple[int, str]:
     """Write ``records`` as jsonl to ``path`` atomically; returns (number of lines, sha256 of the file)."""
-    claim_file(path, "an example builder's output", builder_output_problem)
-    claim_file(manifest_path_for(path), "an example builder's manifest", json_object_with("builder"))
     digest = hashlib.sha256()
     count = 0
     with atomic_write(path) as handle:
@@ -97,22 +109,9 @@ def write_records(path: str | os.PathLike, records: Iterable[JsonLineRecord]) ->
     return count, digest.hexdigest()
 
 
-def builder_output_problem(path: Path) -> str | None:
-    """None when ``path`` is a builder's output (its manifest beside it names a builder), else why not."""
-    return None if json_object_with("builder")(manifest_path_for(path)) is None else (
-        f"exists without the {manifest_path_for(path).name} an example builder writes beside its output")
-
-
-def write_manifest(path: str | os.PathLike, manifest: Mapping[str, object]) -> None:
-    """Write a builder's manifest (settings, counts, skip reasons, hash) as pretty JSON, atomically."""
-    claim_file(path, "an example builder's manifest", json_object_with("builder"))
-    write_json_atomic(path, manifest, indent=2, sort_keys=False, ensure_ascii=False)
-
-
 def manifest_path_for(output: str | os.PathLike) -> Path:
-    """``out/pairs.jsonl`` -> ``out/pairs.manifest.json`` (beside the output it describes)."""
-    output = Path(output)
-    return output.with_name(output.stem + ".manifest.json")
+    """``out/pairs.jsonl`` -> ``out/pairs.jsonl.manifest.json`` (beside the output it describes and proves)."""
+    return sidecar_record(output)
 
 
 def finish_build(output: str | os.PathLike, records: Iterable[JsonLineRecord], facts: Mapping[str, Any],
@@ -123,10 +122,11 @@ def finish_build(output: str | os.PathLike, records: Iterable[JsonLineRecord], f
     ``source`` says where the records came from in the summary line (``"from 3 files"``); ``started`` is a
     ``time.monotonic()`` reading.
     """
+    claim_builder_output(output, str(facts["builder"]))
     count, sha256 = write_records(output, records)
     manifest = {**facts, "records": count, "skipped": dict(sorted(skipped.items())), "output": str(output),
                 "sha256": sha256, "seconds": round(time.monotonic() - started, 3)}
-    write_manifest(manifest_path_for(output), manifest)
+    record_file_output(output, builder_kind(str(facts["builder"])), facts=manifest)
     print(f"{count} records {source} -> {output}")
     print("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"))
     print(f"manifest: {manifest_path_for(output)}")

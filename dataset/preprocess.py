@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.command_errors import run_command
+from guardrails.command_errors import outputs_state, run_command, signals_deferred
 from guardrails.output_paths import OutputRefused, check_output_prefix, note_complete, prefix_claim
 from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
@@ -53,7 +53,7 @@ from dataset.jsonl_records import (
 from dataset.preprocess_manifest import (
     REMOVED_MAPS_KEY, RunCounts, build_manifest, manifest_path, summary_lines, write_manifest,
 )
-from dataset.preprocess_outputs import PreprocessOutputs, roles_for_keys
+from dataset.preprocess_outputs import PreprocessOutputs, claim_run_files, roles_for_keys
 from dataset.shard_plan import LineNumbers, ShardPlanError, ShardSpec, plan_shard
 from dataset.shard_run import resolve_shard, shard_config, shard_manifest_section
 from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
@@ -99,6 +99,10 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
             raise InputFileError(f"{path}: no such input file; check --input")
     pieces = plan_shard(paths, shard or ShardSpec(0, 1))
     final_config, config = config, shard_config(config, shard)
+    # refused before any work: a file at the prefix that no record of an earlier run proves (a dataset made
+    # separately at PREFIX_valid, the fork's own files); checked again when the files are put in place
+    claim_run_files(manifest_path(config.output_prefix), str(config.output_prefix), roles_for_keys(config.keys),
+                    bool(config.valid_count or config.valid_fraction))
     lines = LineNumbers(pieces)
     tokenizer = TextTokenizer(config.tokenizer)
     workers = resolve_workers(config.workers)
@@ -115,9 +119,12 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
                                 roles=roles_for_keys(config.keys))
     heldout_rule = (config.valid_fraction, config.valid_seed) if config.valid_fraction else None
     bar = _progress(paths, progress)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=init_worker, initargs=(tokenizer,))
+    pool: ProcessPoolExecutor | None = None
     try:
+        with signals_deferred():  # a signal while the workers are forked would be lost in an at-fork hook
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=init_worker, initargs=(tokenizer, os.getpid()))
+            pool.submit(os.getpid).result()  # the workers start now, not at the first chunk
         in_flight: deque[Future | LongLine] = deque()
 
         def write_oldest() -> None:
@@ -162,7 +169,7 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
         manifest[REMOVED_MAPS_KEY] = [str(p) for p in removed_maps]
         if shard is not None:
             manifest["shard"] = shard_manifest_section(final_config, shard, pieces, digests)
-        write_manifest(path, manifest)
+        write_manifest(path, manifest, outputs.files)
         note_complete(prefix_claim(str(config.output_prefix)))  # an interrupt from here on: "complete"
         return PreprocessSummary(manifest, path)
     except BaseException:
@@ -255,15 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_override(word: str) -> bool:
+    """``data.workers=2``, ``workers=2`` or ``section.key=value``; a file ``y=1.jsonl`` is not one (no such key)."""
+    key = word.split("=", 1)[0] if "=" in word else ""
+    return "." in key.strip(".") or key in {f.name for f in dataclasses.fields(DataConfig)}
+
+
 def resolve_config(args: argparse.Namespace) -> DataConfig:
     """The ``data:`` section of ``--config``, then ``key=value`` overrides, then explicit flags."""
     if args.inputs:  # "--input a.jsonl data.workers=2": argparse hands the override to --input
-        overrides = [i for i in args.inputs if "=" in i and not Path(i).exists()]
+        overrides = [i for i in args.inputs if _is_override(i) and not Path(i).exists()]
         args.inputs = [i for i in args.inputs if i not in overrides] or None
         args.overrides = [*args.overrides, *overrides]
     if args.keys:  # the same for "--keys content data.workers=2"
-        args.overrides = [*args.overrides, *(k for k in args.keys if "=" in k)]
-        args.keys = [k for k in args.keys if "=" not in k] or None
+        args.overrides = [*args.overrides, *(k for k in args.keys if _is_override(k))]
+        args.keys = [k for k in args.keys if not _is_override(k)] or None
     # the whole run config is checked first (every section, unknown ones, duplicate keys), flags or not
     sections = read_checked_sections(args.config, args.overrides, "data") if args.config else {}
     values = dict(sections.get("data") or {})
@@ -284,15 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_config(args)
         summary = preprocess(config, progress=True, shard=resolve_shard(config, args.shard_index))
     except (ConfigError, InvalidRecordError, InputFileError, TokenizerFileError, HeldOutError,
-            PreprocessError, OutputRefused, ShardPlanError) as exc:
-        print(f"error: {exc}\nNo output was written.", file=sys.stderr)
+            PreprocessError, OutputRefused, ShardPlanError) as exc:  # interrupts: guardrails.command_errors
+        print(f"preprocess: error: {exc} ({outputs_state()})", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: no output was written", file=sys.stderr)
-        return 130
     except BrokenProcessPool as exc:
-        print(f"error: a tokenizer worker died ({exc}); out of memory? try fewer --workers\n"
-              "No output was written.", file=sys.stderr)
+        print(f"preprocess: error: a tokenizer worker died ({exc}); out of memory? try fewer --workers"
+              f" ({outputs_state()})", file=sys.stderr)
         return 1
     m = summary.manifest
     print("\n".join(summary_lines(m)))

@@ -12,6 +12,7 @@ with :func:`find_manifest`. Its counts obey
     records_in, records_written, skipped: {reason: n}, skipped_examples, blank_lines
     inputs: [{path, sha256}], input_bytes, tokenizer: {path, sha256, vocab_size, eod_id}, dtype, append_eod
     keys: {inputs, targets} (one key: {content: content}), heldout: {records, seed, prefix}, workers, config, timings_s
+    codeft_output: the record of every file written, with sizes and hashes (``guardrails.output_records``)
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from guardrails.atomic_files import write_json_atomic
-from dataset.preprocess_outputs import VALID_SUFFIX, PreprocessOutputs, output_files, valid_output_prefix
+from guardrails.output_records import write_record
+from dataset.preprocess_outputs import PREPROCESS, VALID_SUFFIX, PreprocessOutputs, output_files, valid_output_prefix
 from dataset.text_tokenizer import TextTokenizer
 from runconfig.data_section import DataConfig
 from runconfig.strict_json import read_json_strict
@@ -68,9 +70,13 @@ def find_manifest(dataset_prefix: str | Path) -> Path | None:
     return None
 
 
-def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest`` as indented JSON under a temporary name, then rename it into place."""
-    write_json_atomic(path, manifest, indent=2, sort_keys=False)
+def write_manifest(path: Path, manifest: dict[str, Any], files: list[Path] | None = None) -> None:
+    """Write ``manifest`` as indented JSON under a temporary name, then rename it into place; with ``files`` (the
+    datasets the run put in place, beside it) it is their record too."""
+    if files is None:
+        write_json_atomic(path, manifest, indent=2, sort_keys=False)
+    else:
+        write_record(path, PREPROCESS, path.parent, files=files, facts=manifest)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

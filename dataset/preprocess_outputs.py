@@ -5,12 +5,19 @@ Names: ``{prefix}_inputs_document.{bin,idx}`` and ``{prefix}_targets_document.{b
 called ``inputs`` and ``targets`` on disk, whatever the JSON field names (``--keys``) are. With a single key
 (raw documents for pretraining) the one role is the key itself, as in the fork: ``{prefix}_content_document``.
 
+Ownership: ``PREFIX.preprocess.manifest.json`` is the record of every file a run wrote (sizes and hashes,
+``guardrails.output_records``). A run replaces an existing file at the prefix only when that record, written by
+``dataset.preprocess`` (or the merge of its shards), lists it as it is now; it deletes the files of the old run
+it does not rewrite (a hold-out the new run has not) only when the record proves them too. A dataset made
+separately at ``PREFIX_valid`` (with its own manifest) or the fork's own files at the prefix are refused, never
+replaced or deleted (``guardrails.output_paths.claim_prefix``).
+
 Crash safety: every file is written under a temporary name (see ``IndexedDatasetWriter``). ``commit`` first
-makes all temporaries durable, then deletes the old manifest and old ``.idx`` files, renames every ``.bin``,
-then every ``.idx``; the caller writes the manifest last. A run killed before the renames leaves only
-temporaries, which no reader opens and the next run deletes; a rename that fails removes the files already
-renamed. What remains is the instant between the first and the last ``.idx`` rename: only the manifest,
-written after them, says the set is complete.
+makes all temporaries durable, checks the claim again, then deletes the old manifest and the old run's files it
+does not rewrite, renames every ``.bin``, then every ``.idx``; the caller writes the manifest last. A run killed
+before the renames leaves only temporaries, which no reader opens and the next run deletes; a rename that fails
+removes the files already renamed. What remains is the instant between the first and the last ``.idx``
+rename: only the manifest, written after them, says the set is complete.
 """
 from __future__ import annotations
 
@@ -25,9 +32,13 @@ from dataset.indexed_dataset import (
     IndexedDatasetWriter, TemporaryDatasetFiles, data_file_path, index_file_path, remove_dataset,
     remove_stale_temporaries,
 )
+from guardrails.output_paths import claim_prefix
+from guardrails.output_records import OutputKind
 
 ROLES = ("inputs", "targets")
 VALID_SUFFIX = "_valid"
+# the datasets of a preprocess run, single-process or merged from its shards (the same files either way)
+PREPROCESS = OutputKind("the datasets of a preprocess run", "dataset.preprocess")
 
 
 def roles_for_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
@@ -48,6 +59,18 @@ def valid_output_prefix(prefix: str) -> str:
 def output_files(prefix: str, roles: tuple[str, ...] = ROLES) -> list[Path]:
     """The files of one split (``.bin`` and ``.idx`` of every role)."""
     return [f(document_prefix(prefix, role)) for role in roles for f in (data_file_path, index_file_path)]
+
+
+def run_files(prefix: str, roles: Sequence[str], with_valid: bool) -> list[Path]:
+    """Every file a run at ``prefix`` writes: the train split's, and the hold-out's when there is one."""
+    splits = [prefix, valid_output_prefix(prefix)] if with_valid else [prefix]
+    return [path for split in splits for path in output_files(split, tuple(roles))]
+
+
+def claim_run_files(record: Path, prefix: str, roles: Sequence[str], with_valid: bool) -> list[Path]:
+    """Refuse when a file the run writes exists and ``record`` (the prefix's manifest) does not prove it;
+    returns the old run's files this one does not rewrite (deleted at commit)."""
+    return claim_prefix(record, PREPROCESS, run_files(prefix, roles, with_valid))
 
 
 class DocumentPairWriter:
@@ -100,6 +123,11 @@ class PreprocessOutputs:
     def _writers(self) -> list[IndexedDatasetWriter]:
         return [w for pair in self.pairs.values() for w in pair.writers.values()]
 
+    @property
+    def files(self) -> list[Path]:
+        """Every file this run puts in place."""
+        return run_files(self.prefix, self.roles, "valid" in self.pairs)
+
     def commit(self, manifest_path: Path) -> list[Path]:
         """Make every file durable, then rename them into place: all ``.bin`` before any ``.idx``; returns the
         fork's index maps of the replaced datasets, which it removed (``commit_datasets``)."""
@@ -122,16 +150,21 @@ def commit_datasets(prefix: str, roles: Sequence[str], datasets: Sequence[Tempor
                     manifest_path: Path) -> list[Path]:
     """Rename finalized ``datasets`` (the splits of ``prefix``) into place: all ``.bin`` before any ``.idx``.
 
-    Also what ``dataset.merge_shards`` commits with. The old manifest goes first: it must never vouch for a
-    half-renamed set. The fork's index maps of the replaced datasets go too (``dataset.index_map_files``: the
-    fork would reuse them by name on the new data); returns those removed.
+    Also what ``dataset.merge_shards`` commits with. The claim is checked again (the files may have changed
+    since the run started); the old manifest goes first: it must never vouch for a half-renamed set. The old
+    run's files this one does not rewrite (proven by that manifest) go with it, index first. The fork's index
+    maps of the datasets replaced here go too (``dataset.index_map_files``: the fork would reuse them by name on
+    the new data; it rebuilds what it does not find); a hold-out this run neither writes nor replaces keeps its
+    maps. Returns the maps removed.
     """
+    with_valid = any(d.prefix.startswith(valid_output_prefix(prefix) + "_") for d in datasets)
+    stale = claim_run_files(manifest_path, prefix, roles, with_valid)
     manifest_path.unlink(missing_ok=True)
-    # old files go, index first; a hold-out from an earlier run goes too, even when this run has none
-    for split_prefix in (prefix, valid_output_prefix(prefix)):
-        for role in roles:
-            remove_dataset(document_prefix(split_prefix, role))
-    removed = remove_index_maps(name for split_prefix in (prefix, valid_output_prefix(prefix))
+    for path in sorted(stale, key=lambda p: p.suffix != ".idx"):
+        path.unlink(missing_ok=True)
+    valid = valid_output_prefix(prefix)
+    replaced = [prefix] + ([valid] if with_valid or any(str(p).startswith(valid + "_") for p in stale) else [])
+    removed = remove_index_maps(name for split_prefix in replaced
                                 for name in (split_prefix, *(document_prefix(split_prefix, r) for r in roles)))
     try:
         for dataset in datasets:

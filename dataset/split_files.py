@@ -25,6 +25,7 @@ from typing import Sequence
 
 from guardrails.atomic_files import write_text_atomic
 from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 
 ROLES = ("train", "valid", "test")
 
@@ -211,22 +212,24 @@ def format_split_line(groups: Sequence[SplitGroup]) -> str:
     return " ".join(quoted) + "\n"
 
 
+SPLIT_FILE = OutputKind("a split file", "dataset.splits write")
+
+
+def claim_split_file(path: str | os.PathLike) -> Path:
+    """Refuse a split file path that is not missing or provably an earlier ``dataset.splits write`` output."""
+    return claim_file(path, SPLIT_FILE, "--out")
+
+
 def write_split_file(path: str | os.PathLike, groups: Sequence[SplitGroup]) -> Path:
-    """Write ``groups`` to ``path`` atomically (temporary name, then rename) and return the path."""
+    """Write ``groups`` to ``path`` atomically (temporary name, then rename), then its record
+    ``PATH.manifest.json``; returns the path."""
     path = Path(path)
     text = format_split_line(groups)
     parse_split_line(text, str(path))  # never write what the fork would reject
-    claim_file(path, "a split file", _split_file_problem, "--out")
-    return write_text_atomic(path, text)
-
-
-def _split_file_problem(path: Path) -> str | None:
-    """None when ``path`` already holds a split file (it may be rewritten), else why not."""
-    try:
-        parse_split_file(path)
-    except (SplitFileError, OSError, UnicodeDecodeError) as exc:
-        return f"exists and is not a split file ({str(exc).splitlines()[0][:120]})"
-    return None
+    claim_split_file(path)
+    written = write_text_atomic(path, text)
+    record_file_output(path, SPLIT_FILE)
+    return written
 
 
 def resolve_prefix(prefix: str, split_file: str | os.PathLike) -> Path:

@@ -16,7 +16,9 @@
 file, as this toolkit reads them), because the fork opens them from the job's working folder
 (``--keep-relative`` writes them as given). ``check`` exits 0 when the fork accepts the file (its
 parser's asserts plus the dataset build's: ``0 <= START < END <= 1``, positive weights) and 1 with
-the reason otherwise. ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
+the reason otherwise; ``write`` and ``plan`` exit 2 on bad input (a bad entry, a missing prefix). Every file
+written gets its record ``NAME.manifest.json`` beside it, and an existing one is replaced only when that record
+proves it an earlier output of the same subcommand (``guardrails.output_paths``). ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
 to the train split file); ``--seq-length`` is the model's (rows of N+1). Prefixes are resolved relative
 to the split file's folder unless absolute (with ``--config``: relative to ``splits.out_dir``). With
 ``--config`` the run parameters (sequence length, iterations, batch, evaluation, seed) come from the
@@ -35,7 +37,8 @@ from typing import Any
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
-from guardrails.output_paths import claim_file, json_object_with
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 from dataset.gpt_index import GPTIndexError
 from dataset.gpt_split_planner import format_gpt_plan, is_raw_document_prefix, plan_gpt_data
 from dataset.indexed_dataset import IndexFormatError, index_file_path
@@ -43,7 +46,7 @@ from dataset.packed_index import PackingError
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
 from dataset.split_files import (
     ROLES, SplitFileError, SplitGroup, format_split_line, parse_split_entry, parse_split_file,
-    resolve_prefix, write_split_file,
+    claim_split_file, resolve_prefix, write_split_file,
 )
 from dataset.split_planner import PlanSettings, format_plan, plan_splits
 from runconfig import ConfigError, load_section
@@ -52,6 +55,18 @@ from runconfig.training_section import TrainingConfig
 
 SPLIT_FILE_NAMES = {"train": "train_data_paths.txt", "valid": "valid_data_paths.txt"}
 PLAN_FILE_NAME = "split_plan.json"
+SPLIT_PLAN = OutputKind("a split plan", "dataset.splits plan")
+
+
+def claim_plan(out: Path, inputs: list[Path | None]) -> Path:
+    """Refuse, before planning, a plan path that is not missing or provably an earlier plan's."""
+    return claim_file(out, SPLIT_PLAN, "--json", inputs=inputs)
+
+
+def write_plan(out: Path, plan: dict) -> None:
+    write_json_atomic(out, plan, indent=1)
+    record_file_output(out, SPLIT_PLAN)
+    print(f"plan saved to {out}")
 # the training: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of TrainingConfig's
 PLAN_KEYS = tuple(f.name for f in dataclasses.fields(PlanSettings))
 
@@ -136,7 +151,10 @@ def command_write(args: argparse.Namespace) -> int:
         config = load_section(args.config, "splits", SplitsConfig, args.entries)
         if not config.out_dir:
             raise SplitFileError(f"{args.config}: splits.out_dir is empty; say where the split files go")
-        for role, group in _config_groups(config).items():
+        groups = _config_groups(config)
+        for role in groups:  # both refused before either is written
+            claim_split_file(Path(config.out_dir) / SPLIT_FILE_NAMES[role])
+        for role, group in groups.items():
             _write(Path(config.out_dir) / SPLIT_FILE_NAMES[role], [group], args.keep_relative)
         return 0
     if args.out is None:
@@ -203,15 +221,14 @@ def command_plan(args: argparse.Namespace) -> int:
                     splits.setdefault(role, []).append(
                         (group, [resolve_prefix(d.prefix, path) for d in group.datasets]))
         default_json = (args.train or args.valid[0]).resolve().parent / PLAN_FILE_NAME
+    out = claim_plan(args.json or default_json, [args.train, *(args.valid or [])])
     try:  # PlanSettings checks the values (positive seq_length, no negative counts), flags included
         plan_settings = PlanSettings(**{**settings, **flags})
     except ValueError as exc:
         raise SplitFileError(f"plan: {exc}") from exc
     plan = plan_splits(splits, plan_settings)
     print(format_plan(plan))
-    out = args.json or default_json
-    write_json_atomic(claim_file(out, "a split plan", json_object_with("row_length"), "--json"), plan.to_dict(), indent=1)
-    print(f"plan saved to {out}")
+    write_plan(out, plan.to_dict())
     return 0
 
 
@@ -227,12 +244,11 @@ def command_plan_gpt(args: argparse.Namespace, flags: dict, settings: dict | Non
     except ValueError as exc:
         raise SplitFileError(f"plan: {exc}") from exc
     data_path = data_path or args.data_path
+    out = claim_plan(args.json or data_path.resolve().parent / PLAN_FILE_NAME, [])
     plan = plan_gpt_data(data_path, split or args.split, s.seq_length, s.train_iters, s.global_batch_size,
                          s.eval_interval, s.eval_iters)
     print(format_gpt_plan(plan))
-    out = args.json or data_path.resolve().parent / PLAN_FILE_NAME
-    write_json_atomic(out, plan.to_dict(), indent=1)
-    print(f"plan saved to {out}")
+    write_plan(out, plan.to_dict())
     return 0
 
 
@@ -243,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except (SplitFileError, ConfigError, PackingError, IndexFormatError, FileNotFoundError, GPTIndexError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 1 if args.command == "check" else 2  # check: 1 = the fork would not accept it; else a user error
 
 
 if __name__ == "__main__":

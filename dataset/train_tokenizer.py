@@ -5,7 +5,9 @@
 
 Writes ``tokenizer.json`` (the file the fork's ``--tokenizer-file`` and ``dataset.preprocess`` read) and,
 beside it, ``tokenizer_config.json`` + ``special_tokens_map.json`` so that
-``AutoTokenizer.from_pretrained(folder)`` works offline. Layout, as the fork fixture's tokenizer:
+``AutoTokenizer.from_pretrained(folder)`` works offline, then ``tokenizer.json.manifest.json``, the record of all
+three (``guardrails.output_records``): an existing file among them is replaced only when that record, written by
+this command, lists it as it is now (a model folder's own ``tokenizer_config.json`` is never touched). Layout, as the fork fixture's tokenizer:
 byte-level pre-tokenizer (no prefix space), byte-level post-processor and decoder, BPE without unk,
 and the 19 StarCoder special tokens at ids 0..18 in StarCoder's order (``<|endoftext|>`` = 0,
 ``<fim_pad>`` = 4, ``<commit_before>`` = 15 ...), so special tokens written as text encode to one id.
@@ -30,12 +32,14 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_text_atomic
-from guardrails.output_paths import claim_file, json_object_with
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output, sidecar_record
 from dataset.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
 from dataset.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
 from runconfig.data_section import DataConfig
 
 PAD_TOKEN = "<fim_pad>"
+TOKENIZER_FILES = OutputKind("a tokenizer file", "dataset.train_tokenizer")
 MAX_LINE_BYTES = DataConfig.max_line_bytes  # the line limit preprocess applies by default
 _SPECIAL_PATTERN = re.compile("|".join(re.escape(t) for t in STARCODER_SPECIAL_TOKENS))
 
@@ -131,18 +135,28 @@ def hf_config_files(model_max_length: int = 8192) -> dict[str, dict]:
             "special_tokens_map.json": {**named, "additional_special_tokens": additional}}
 
 
-def save_tokenizer(tokenizer: Tokenizer, output: str | os.PathLike) -> list[Path]:
-    """Write ``output`` (tokenizer.json) and the HF config files beside it, each atomically; returns the paths."""
+def output_names(output: str | os.PathLike) -> list[Path]:
+    """``output`` (tokenizer.json) and the HF config files written beside it."""
     output = Path(output)
+    return [output, *(output.with_name(name) for name in hf_config_files())]
+
+
+def claim_tokenizer_files(output: str | os.PathLike, inputs: Sequence[str] = ()) -> None:
+    """Refuse, before any work, when one of the files would replace what no record of this command proves."""
+    for path in output_names(output):  # all refused before any is written: a user's file never goes, nor half the set
+        claim_file(path, TOKENIZER_FILES, "--output", inputs=inputs, record=sidecar_record(output))
+
+
+def save_tokenizer(tokenizer: Tokenizer, output: str | os.PathLike) -> list[Path]:
+    """Write ``output`` (tokenizer.json) and the HF config files beside it, each atomically, then their record;
+    returns the paths."""
+    output = Path(output)
+    claim_tokenizer_files(output)
     contents = {output.name: tokenizer.to_str(pretty=True) + "\n"}
     for name, data in hf_config_files().items():
         contents[name] = json.dumps(data, indent=2) + "\n"
-    for name in contents:  # all refused before any is written: a user's file never goes, nor half the set
-        keys = ("model",) if name == output.name else ()  # a tokenizers file; its config files are JSON objects
-        claim_file(output.with_name(name), "a tokenizer file", json_object_with(*keys), "--output")
-    written = []
-    for name, text in contents.items():
-        written.append(write_text_atomic(output.with_name(name), text))
+    written = [write_text_atomic(output.with_name(name), text) for name, text in contents.items()]
+    record_file_output(output, TOKENIZER_FILES, also=written[1:])
     return written
 
 
@@ -171,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.output).suffix != ".json":
         print(f"error: --output {args.output} must be a .json file path (e.g. out/tokenizer.json)", file=sys.stderr)
         return 2
+    claim_tokenizer_files(args.output, args.inputs)
     texts = _Counted(read_training_texts(args.inputs, args.keys))
     try:
         tokenizer = train_bpe(texts, args.vocab_size, args.min_frequency)

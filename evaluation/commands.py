@@ -13,6 +13,7 @@ from pathlib import Path
 
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 from evaluation.humaneval_score import format_scores, sandbox_settings, score_samples
 from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
@@ -23,25 +24,28 @@ class UsageError(ValueError):
     """A bad option value; the message says which and how to fix it."""
 
 
-WRITTEN_BY = "python -m evaluation"  # every JSON output carries it, so a rerun may replace its own output only
+WRITTEN_BY = "python -m evaluation"  # every JSON output carries it (who wrote it, for a reader)
 
 
-def _written_here(path: Path) -> str | None:
-    """None for an earlier output of this tool (a JSON report it signed, or its side-by-side table), else why not."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        ours = (text.startswith("| prompt | language |") if path.suffix == ".md"
-                else str(json.loads(text).get("written_by", "")).startswith(WRITTEN_BY))
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        ours = False
-    return None if ours else f"exists and was not written by {WRITTEN_BY}"
+def output_kind(command: str) -> OutputKind:
+    """The ``--out`` file of one subcommand; its record ``OUT.manifest.json`` proves it (``guardrails``)."""
+    return OutputKind(f"an output of {WRITTEN_BY} {command}", f"evaluation {command}")
 
 
-def check_replaceable(out: Path, inputs: tuple[Path | None, ...] = ()) -> None:
-    """``out`` must be new or an earlier output of this tool, and never one of the command's inputs."""
-    if any(i is not None and out.resolve() == Path(i).resolve() for i in inputs):
-        raise UsageError(f"--out {out}: is also an input of this command; give another file name")
-    claim_file(out, f"an output of {WRITTEN_BY}", _written_here, "--out")
+def check_replaceable(out: Path, command: str, inputs: tuple[Path | None, ...] = ()) -> None:
+    """``out`` must be new or provably an earlier output of the same subcommand, and never one of its inputs."""
+    claim_file(out, output_kind(command), "--out", inputs=inputs)
+
+
+def write_output(out: Path, command: str, report: dict) -> None:
+    """The JSON report, then its record."""
+    write_json_atomic(out, report, indent=1)
+    record_file_output(out, output_kind(command))
+
+
+def check_timeout(args: argparse.Namespace) -> None:
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g}: give the seconds each program may run, more than 0")
 
 
 def parse_ks(text: str) -> list[int]:
@@ -65,8 +69,9 @@ def humaneval(args: argparse.Namespace) -> int:
         raise UsageError("give exactly one of --samples SAMPLES.jsonl (score), --model HF_DIR (generate, score) "
                          "and --canonical (score the reference solutions: a check of the harness)")
     ks = parse_ks(args.k)
+    check_timeout(args)
     if args.model is None:
-        check_replaceable(args.out, (args.samples,))
+        check_replaceable(args.out, "humaneval", (args.samples,))
     problems = load_problems()
     sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
     if args.model is not None:
@@ -77,7 +82,7 @@ def humaneval(args: argparse.Namespace) -> int:
         samples = read_samples(args.samples, problems) if args.samples else canonical_samples(problems, args.limit)
         results = score_samples(samples, problems, sandbox, ks, args.workers, not args.no_progress)
         results["settings"]["samples_file"] = str(args.samples) if args.samples else "canonical solutions"
-        write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} humaneval", **results}, indent=1)
+        write_output(args.out, "humaneval", {"written_by": f"{WRITTEN_BY} humaneval", **results})
     print(f"{format_scores(results)} -> {args.out}")
     return 0
 
@@ -85,7 +90,8 @@ def humaneval(args: argparse.Namespace) -> int:
 def _model_tasks(args: argparse.Namespace, run) -> int:
     from evaluation.generate import load_hf_model
 
-    check_replaceable(args.out)
+    check_timeout(args)
+    check_replaceable(args.out, args.command, (args.model,))
     problems = load_problems()
     sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
     model, tokenizer, device = load_hf_model(args.model, args.device)
@@ -94,7 +100,7 @@ def _model_tasks(args: argparse.Namespace, run) -> int:
     summary["settings"] = {"model": str(args.model), "device": str(device), "limit": args.limit,
                            "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True,
                            "sandbox": sandbox_settings(sandbox)}
-    write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} {args.command}", **summary}, indent=1)
+    write_output(args.out, args.command, {"written_by": f"{WRITTEN_BY} {args.command}", **summary})
     extra = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
     print(f"pass@1={summary['pass@1']:.4f}{extra} over {summary['tasks']} tasks "
           f"({summary['problems']} problems) -> {args.out}")
@@ -118,10 +124,11 @@ def compare(args: argparse.Namespace) -> int:
     from evaluation.generate import load_hf_model
     from evaluation.side_by_side import complete_prompts, markdown_table
 
-    check_replaceable(args.out)
+    check_replaceable(args.out, "compare", (args.base, args.tuned))
     models = {"base": load_hf_model(args.base, args.device)[:2], "fine-tuned": load_hf_model(args.tuned, args.device)[:2]}
     rows = complete_prompts(models, max_new_tokens=args.max_new_tokens)
     write_text_atomic(args.out, markdown_table(rows, list(models)))
+    record_file_output(args.out, output_kind("compare"))
     print(f"{len(rows)} prompts, base vs fine-tuned -> {args.out}")
     return 0
 
@@ -132,7 +139,8 @@ def loss(args: argparse.Namespace) -> int:
 
     from transformers import AutoConfig
 
-    check_replaceable(args.out)
+    check_replaceable(args.out, "loss", (args.base, args.tuned, f"{args.valid_prefix}_inputs_document.bin",
+                                          f"{args.valid_prefix}_targets_document.bin"))
     for path in (args.base, args.tuned):  # both checked before either model is loaded
         warning = check_model_meets_data(path, AutoConfig.from_pretrained(str(path)).vocab_size, args.valid_prefix)
         if warning:
@@ -144,7 +152,7 @@ def loss(args: argparse.Namespace) -> int:
                                         args.max_pairs), "model": str(path)}
         print(f"{label}: held-out loss {report[label]['loss']:.4f} on {report[label]['tokens']} target tokens "
               f"({report[label]['pairs']} pairs, {report[label]['skipped_too_long']} too long, skipped)")
-    write_json_atomic(args.out, report, indent=1)
+    write_output(args.out, "loss", report)
     return 0
 
 

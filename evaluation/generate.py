@@ -14,6 +14,7 @@ context keeps its last tokens and is counted. Library module.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -49,6 +50,10 @@ def load_hf_model(path, device_name: str = "auto"):
 
     from safetensors import SafetensorError
 
+    if not (Path(path) / "config.json").is_file():  # else transformers talks about hub repo ids
+        state = "is not a folder" if not Path(path).is_dir() else "has no config.json"
+        raise FileNotFoundError(f"{path}: {state}; give a Hugging Face model folder (what"
+                                " conversion.megatron_to_hf writes)")
     device, dtype = resolve_device(device_name)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     try:

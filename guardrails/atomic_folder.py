@@ -1,13 +1,13 @@
 """Output folders that appear complete or not at all (every converter's output goes through here).
 
-``atomic_output_dir(OUT)`` yields an empty sibling ``.OUT.tmp-PID`` to fill. When the block ends normally
-it replaces ``OUT``: an existing ``OUT`` is first renamed aside to ``.OUT.old-PID`` and deleted only once
-the new folder is in place, so a reader never sees a half-written folder and a failure never loses the old
-one. When the block raises, the temporary folder is removed, so are the parent folders it had to create, and
+``atomic_output_dir(OUT)`` yields an empty hidden sibling ``.OUT.codeft.tmp-PID-HEX`` to fill. When the block ends
+normally it replaces ``OUT``: an existing ``OUT`` is first renamed aside to ``.OUT.codeft.old-PID-HEX`` and deleted
+only once the new folder is in place, so a reader never sees a half-written folder and a failure never loses the
+old one. When the block raises, the temporary folder is removed, so are the parent folders it had to create, and
 ``OUT`` is left as it was. The temporary names are hidden because they sit beside finished folders
 (``iter_*`` in a checkpoint root) and must not be mistaken for one. Whether ``OUT`` may be replaced at all
-is the caller's question (``guardrails.output_paths.claim_folder``); leftovers of killed runs (``.OUT.tmp-PID``,
-``.OUT.old-PID`` of dead processes) are removed here.
+is the caller's question (``guardrails.output_paths.claim_folder``); leftovers of killed runs (the names above,
+of dead processes) are removed here.
 
 Library module, no command line.
 
@@ -22,36 +22,45 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from guardrails.output_paths import make_parents, note_complete, remove_if_empty, remove_stale_leftovers
+from guardrails.output_paths import (
+    make_parents, note_complete, remove_if_empty, remove_stale_leftovers, temporary_name,
+)
 
 
-def _sibling(out: Path, kind: str) -> Path:
-    """The hidden ``.OUT.{kind}-PID`` beside ``out`` (``kind`` is ``tmp`` or ``old``)."""
-    return out.with_name(f".{out.name}.{kind}-{os.getpid()}")
+def _fresh_folder(out: Path, what: str) -> Path:
+    """Create (exclusively) and return a new hidden ``.OUT.codeft.{what}-PID-HEX`` beside ``out``."""
+    while True:
+        folder = temporary_name(out, what)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
 
 
 @contextlib.contextmanager
 def atomic_output_dir(out: str | Path) -> Iterator[Path]:
-    """Yield an empty ``.OUT.tmp-PID``; on success it replaces ``OUT``, on error it is removed."""
+    """Yield an empty ``.OUT.codeft.tmp-PID-HEX``; on success it replaces ``OUT``, on error it is removed."""
     out = Path(out).resolve()
-    tmp = _sibling(out, "tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier run of the same pid that was killed
     remove_stale_leftovers(out)
-    created = make_parents(tmp)
+    created = make_parents(out)
     try:
-        tmp.mkdir()
+        tmp = _fresh_folder(out, "tmp")
+    except BaseException:
+        remove_if_empty(created)
+        raise
+    try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_if_empty(created)
         raise
-    if out.exists():
-        old = _sibling(out, "old")
-        shutil.rmtree(old, ignore_errors=True)
+    if out.exists() or out.is_symlink():
+        old = temporary_name(out, "old")
         os.replace(out, old)
         os.replace(tmp, out)
         note_complete(out)
-        shutil.rmtree(old, ignore_errors=True)  # an interrupt here leaves .OUT.old-PID: the next run removes it
+        shutil.rmtree(old, ignore_errors=True)  # an interrupt here leaves .OUT.codeft.old-PID-HEX: the next run removes it
     else:
         os.replace(tmp, out)
         note_complete(out)

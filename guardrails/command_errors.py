@@ -14,7 +14,8 @@ and the fix, with exit status 2 (130 for an interrupt), instead of a traceback:
   ``PytorchStreamWriter failed writing file`` / ``unexpected pos`` when ``torch.save`` runs out of space, the
   Rust libraries' ``(os error 28)``;
 - Ctrl-C (``KeyboardInterrupt``): "interrupted; OUT is unchanged" (or "complete" when the output was already
-  in place), exit 130.
+  in place), exit 130. SIGTERM (``kill``, a scheduler's time limit) is handled the same way: it raises
+  ``Terminated``, a ``KeyboardInterrupt``, so every clean-up that runs on Ctrl-C runs; "terminated; ...", exit 143.
 
 Outputs appear atomically (``guardrails.atomic_files``, ``guardrails.atomic_folder``), so the line can say
 what each claimed output (``guardrails.output_paths.claimed_outputs``) holds: unchanged or complete, never
@@ -26,22 +27,54 @@ Library module, no command line.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from guardrails.output_paths import OutputRefused, claimed_outputs, final_name
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 # how libraries that do not raise OSError report a full disk or a write refused by the file system
 _NO_SPACE_TEXT = ("No space left on device", "os error 28", "PytorchStreamWriter failed writing file",
                   "unexpected pos", "file write failed", "iostream error")
 _NOT_WRITABLE_TEXT = {"os error 30": errno.EROFS, "os error 13": errno.EACCES, "Read-only file system": errno.EROFS}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C, so temporaries are removed and outputs stay as they were."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive in the block act once it ends. For code where the exception a handler raises
+    would be lost: the at-fork hooks that run while a process pool starts its workers print such an exception
+    as "ignored" and go on, and the command would run to its end as if never interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:  # delivered again, now to the command's own handlers
+            os.kill(os.getpid(), pending[0])
 
 
 def outputs_state() -> str:
@@ -70,9 +103,12 @@ def _classify(exc: BaseException) -> tuple[int, str | None] | None:
     """(errno, path) for an error the user can fix, else None. A temporary's name is shown as its final name."""
     if isinstance(exc, OSError) and exc.errno in (*_NO_SPACE, *_NOT_WRITABLE, errno.ENOENT, errno.ENOTDIR,
                                                   errno.EISDIR, errno.ENAMETOOLONG):
-        if exc.filename is None:
+        # a copy that fails writing (shutil: filename = the source, filename2 = the destination) names the
+        # file being written, not the one read
+        written = exc.filename2 if exc.errno in (*_NO_SPACE, errno.EROFS) and exc.filename2 else exc.filename
+        if written is None:
             return exc.errno, _pending_output()
-        return exc.errno, _shown(final_name(Path(os.fsdecode(exc.filename))).absolute())
+        return exc.errno, _shown(final_name(Path(os.fsdecode(written))).absolute())
     text = str(exc)
     if isinstance(exc, OSError) or type(exc).__module__ in ("builtins", "safetensors_rust", "tokenizers"):
         if any(marker in text for marker in _NO_SPACE_TEXT):
@@ -116,10 +152,15 @@ def command_name(main: Callable[..., int]) -> str:
 
 
 def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run ``main(argv)``; user errors and interrupts become one line and exit 2 / 130, bugs propagate."""
+    """Run ``main(argv)``; user errors and interrupts become one line and exit 2 / 130 / 143, bugs propagate."""
     prog = command_name(main)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return main(argv)
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM); {outputs_state()}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {outputs_state()}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -129,3 +170,6 @@ def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None 
             raise
         print(line, file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

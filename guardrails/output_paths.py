@@ -1,38 +1,42 @@
 """Whether an output path may be written or replaced: the one rule every command that writes goes through.
 
-A command writes a file, a folder it replaces whole, or files into a folder; a user file must never be lost to
-it. The rule: a path that does not exist (or an empty folder) may be written; an existing one may be replaced
-only when it provably holds an output of the same kind of command, as the kind's recogniser says (an HF model
-folder: a model's ``config.json``, weights in a layout the reader knows, nothing else but files a conversion
-writes). Anything else is refused with ``OutputRefused``, whose one-line message names the path, lists what is
-there and says how to go on. The recognisers live beside the formats they know (``conversion``, ``dataset``,
-``training``); this module only applies them, so it imports none of the project's other packages.
+The rule: a path that does not exist (or an empty folder) may be written; an existing one may be replaced only
+when a record the same command wrote proves it is that command's output (``guardrails.output_records``: the
+record names every file the command wrote with its size and hash, and each is still as written). Names and
+shapes prove nothing: a user's ``results.json``, a ``save_pretrained`` folder or the fork's own dataset files
+look like our outputs and are refused with ``OutputRefused``, whose one-line message names the path, says why
+and how to go on. The kinds (``OutputKind``: what, which command, where its record lives) are defined beside
+the formats they write; this module only applies them, so it imports none of the project's other packages.
 
-Claiming an output also removes what earlier killed or interrupted runs left beside it: hidden ``.NAME.tmp-PID``
-and ``.NAME.old-PID`` siblings (and ``NAME.tmp-PID``) of processes that are no longer alive. Claimed paths are
-remembered with their state (``unchanged`` until the command puts the finished output in place, then
+Leftovers are only the hidden temporaries ``guardrails`` itself names, with the project's marker:
+``.NAME.codeft.tmp-PID-HEX`` (being written) and ``.NAME.codeft.old-PID-HEX`` (set aside while replaced). Those of
+processes no longer alive are removed when a command claims ``NAME`` or the folder holding them; nothing else is
+ever a leftover (a user's ``train.txt.old-1999`` is theirs, and a folder holding it is not empty). Claimed paths
+are remembered with their state (``unchanged`` until the command puts the finished output in place, then
 ``complete``) so that ``guardrails.command_errors`` can say what an interrupt left.
 
-    from guardrails.output_paths import claim_file, claim_folder, check_output_prefix
-    claim_folder(out, "a Hugging Face model folder", hf_folder_problem)   # problem(folder) -> reason or None
-    claim_file(path, "a split file", split_file_problem)
-    check_output_prefix("out/data/pairs")                                  # refuses "out/data/"
+    claim_folder(out, HF_MODEL, "--out", inputs=[megatron_dir])   # missing, empty, or proven by its record
+    claim_file(path, SPLIT_FILE, "--out")                         # record: PATH.manifest.json
+    stale = claim_prefix(record, PREPROCESS, files_to_write)      # files of the old run this one does not rewrite
+    check_run_folder(save, TRAINING_RUN, "training.save")         # a folder written into: its record names it
 
 Library module, no command line.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
+import secrets
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Iterable
 
-# problem(path) -> None when the existing path is an output of this kind, else a short reason why it is not
-KindProblem = Callable[[Path], "str | None"]
+from guardrails.output_records import (
+    OutputKind, files_under, proof_problem, read_record, record_problem, sidecar_record,
+)
 
-_LEFTOVER = re.compile(r"^\.?(?P<name>.+?)\.(?:tmp|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
+MARKER = "codeft"
+_LEFTOVER = re.compile(rf"^\.(?P<name>.+)\.{MARKER}\.(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]{{8}}$")
 _STATES: dict[Path, str] = {}  # claimed output -> "unchanged" | "complete" | "intact (...)": for the handler
 LISTED = 8  # entries named in a refusal; the rest are counted
 
@@ -74,15 +78,20 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def temporary_name(path: Path, what: str = "tmp") -> Path:
+    """A fresh hidden ``.NAME.codeft.{what}-PID-HEX`` beside ``path`` (``what``: ``tmp`` or ``old``)."""
+    return path.with_name(f".{path.name}.{MARKER}.{what}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def is_leftover(name: str) -> bool:
+    """Whether ``name`` is a temporary or set-aside copy ``guardrails`` made (of any process)."""
+    return _LEFTOVER.match(name) is not None
+
+
 def final_name(path: Path) -> Path:
-    """The output a temporary or set-aside copy stands for (``.x.json.tmp-12-ab`` -> ``x.json``), else ``path``."""
-    match = _LEFTOVER.match(path.name)
-    return path.with_name(match.group("name")) if match else path
-
-
-def output_entries(folder: Path) -> list[Path]:
-    """The entries of ``folder`` that are not temporaries or set-aside copies (what the recognisers judge)."""
-    return [entry for entry in folder.iterdir() if not _LEFTOVER.match(entry.name)]
+    """The output a temporary or set-aside copy stands for (``.x.json.codeft.tmp-12-ab01cd23`` -> ``x.json``),
+    also for a file inside a temporary folder (``.hf.codeft.tmp-12-ab01cd23/config.json`` -> ``hf/config.json``)."""
+    return Path(*(match.group("name") if (match := _LEFTOVER.match(part)) else part for part in Path(path).parts))
 
 
 def _remove_if_dead(entry: Path) -> bool:
@@ -100,11 +109,8 @@ def _remove_if_dead(entry: Path) -> bool:
 
 
 def remove_stale_leftovers(path: str | os.PathLike) -> list[Path]:
-    """Delete the temporaries and set-aside old copies of ``path`` that dead processes left beside it.
-
-    Matches ``.NAME.tmp-PID[-HEX]``, ``.NAME.old-PID`` and ``NAME.tmp-PID`` for this ``NAME`` only, and only
-    when process PID is gone, so a concurrent run's work in progress is never touched.
-    """
+    """Delete the temporaries and set-aside copies of ``path`` that dead processes left beside it (only
+    ``.NAME.codeft.{tmp,old}-PID-HEX`` for this ``NAME``, and only when process PID is gone)."""
     path = Path(path)
     if not path.parent.is_dir():
         return []
@@ -112,65 +118,144 @@ def remove_stale_leftovers(path: str | os.PathLike) -> list[Path]:
             and match.group("name") == path.name and _remove_if_dead(entry)]
 
 
-def _refuse(path: Path, what: str, reason: str, fix: str) -> OutputRefused:
-    return OutputRefused(f"{path}: {reason}; it is not {what}, so this command will not write over it. {fix}")
+def _refuse(path: Path, kind: OutputKind, reason: str, fix: str) -> OutputRefused:
+    return OutputRefused(f"{path}: {reason}; it is not provably {kind.what} written by {kind.command}, so this"
+                         f" command will not write over it. {fix}")
 
 
-def claim_folder(out: str | os.PathLike, what: str, problem: KindProblem, flag: str = "--out") -> Path:
-    """Check that the folder ``out`` may be (re)written by a command whose outputs are ``what``; returns it.
+def _refuse_inputs(out: Path, inputs: Iterable[str | os.PathLike | None], flag: str) -> None:
+    """An output that is one of the command's inputs, or a folder holding one, would destroy what it reads."""
+    target = out.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if source == target or target in source.parents:
+            raise OutputRefused(f"{out}: {'is' if source == target else 'holds'} {given}, an input of this command;"
+                                f" writing there would destroy it. Choose another {flag}")
 
-    Allowed: a missing path, an empty folder, or a folder ``problem`` accepts (returns None for; recognisers
-    judge ``output_entries``, so leftovers of killed runs never count). Refused: a file, or anything else, with
-    its listing. Once allowed, the leftovers of dead processes inside the folder are removed.
+
+def _holds_something(folder: Path, kind: OutputKind, flag: str) -> bool:
+    """Whether ``folder`` holds anything but our own leftovers (those of dead processes are removed); a file at
+    ``folder`` is refused."""
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise _refuse(folder, kind, "exists and is a file", f"Give {flag} a folder path.")
+    if not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        _remove_if_dead(entry)
+    return any(not is_leftover(entry.name) for entry in folder.iterdir())
+
+
+def claim_folder(out: str | os.PathLike, kind: OutputKind, flag: str = "--out",
+                 inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Check that the folder ``out`` may be replaced by ``kind``'s command; returns it.
+
+    Allowed: a missing path, an empty folder (our own dead leftovers aside), or a folder whose record
+    (``out/kind.record``) was written by the same command and lists every file in it as it is now. Refused: a
+    file, an input of the command, anything else, with its listing.
     """
     out = Path(out)
-    fix = f"Move it away or choose another {flag}."
+    _refuse_inputs(out, inputs, flag)
     remove_stale_leftovers(out.resolve())
-    if out.exists() and not out.is_dir():
-        raise _refuse(out, what, "exists and is a file", f"Give {flag} a folder path.")
-    if out.is_dir() and output_entries(out):
-        reason = problem(out)
-        if reason is not None:
-            raise _refuse(out, what, f"{reason} (it holds: {describe_entries(out)})", fix)
-    if out.is_dir():  # provably this command's folder: what its killed runs left inside it goes too
-        for entry in out.iterdir():
-            _remove_if_dead(entry)
+    if _holds_something(out, kind, flag):
+        problem = proof_problem(out / kind.record, kind, out, files_under(out, skip=(kind.record,)))
+        if problem is not None:
+            raise _refuse(out, kind, f"{problem} (it holds: {describe_entries(out)})",
+                          f"Move it away or choose another {flag}.")
     _STATES.setdefault(out.resolve(), "unchanged")
     return out
 
 
-def claim_file(path: str | os.PathLike, what: str, problem: KindProblem | None, flag: str = "--output") -> Path:
-    """Check that the file ``path`` may be (re)written as ``what``; returns it.
+def claim_file(path: str | os.PathLike, kind: OutputKind, flag: str = "--output",
+               inputs: Iterable[str | os.PathLike | None] = (), record: str | os.PathLike | None = None,
+               track: bool = True) -> Path:
+    """Check that the file ``path`` may be (re)written by ``kind``'s command; returns it.
 
-    Allowed: a missing path, or an existing regular file ``problem`` accepts. ``problem=None`` means the
-    command never replaces an existing file (it must not exist).
+    Allowed: a missing path, or a regular file that ``record`` (default ``PATH.manifest.json``) lists with the
+    fingerprint it has now, the record written by the same command. The record's own path must be missing or
+    such a record (it is rewritten too). Refused: a folder, an input of the command, anything else.
+    ``track=False``: not one of the outputs an interrupt message names (a cache file).
     """
     text = os.fspath(path)
     path = Path(path)
     if text.endswith(("/", os.sep)) or path.is_dir():
         raise OutputRefused(f"{text}: is a folder; give {flag} a file name (e.g. {Path(text) / 'out.json'})")
+    _refuse_inputs(path, inputs, flag)
+    record = Path(record) if record is not None else sidecar_record(path)
     remove_stale_leftovers(path.resolve())
     if path.exists() or path.is_symlink():
-        if not path.is_file():
-            raise _refuse(path, what, "exists and is not a regular file", f"Choose another {flag}.")
-        reason = "exists" if problem is None else problem(path)
-        if reason is not None:
-            raise _refuse(path, what, reason, f"Move it away or choose another {flag}.")
-    _STATES.setdefault(path.resolve(), "unchanged")
+        if path.is_symlink() or not path.is_file():
+            raise _refuse(path, kind, "exists and is not a regular file", f"Choose another {flag}.")
+        problem = proof_problem(record, kind, record.parent, [path])
+        if problem is not None:
+            raise _refuse(path, kind, f"exists and {problem}", f"Move it away or choose another {flag}.")
+    problem = record_problem(record, kind)
+    if problem is not None:
+        raise _refuse(record, kind, f"exists and {problem}", f"Move it away or choose another {flag}.")
+    if track:
+        _STATES.setdefault(path.resolve(), "unchanged")
     return path
 
 
-def json_object_with(*keys: str) -> KindProblem:
-    """A recogniser of the JSON reports a command writes: a JSON object holding at least one of ``keys``."""
-    def problem(path: Path) -> str | None:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return "exists and is not JSON"
-        if not isinstance(data, dict) or (keys and not any(key in data for key in keys)):
-            return f"exists and is not a JSON object with {' or '.join(map(repr, keys)) or 'keys'}"
-        return None
-    return problem
+def claim_prefix(record: str | os.PathLike, kind: OutputKind, writes: Iterable[Path],
+                 flag: str = "--output-prefix") -> list[Path]:
+    """Check that the files ``writes`` (the datasets of one prefix) may be written; returns the stale ones.
+
+    Each existing file among ``writes`` must be listed, as it is now, by ``record`` (the prefix's manifest)
+    written by the same command. Stale: files the old record lists, still as recorded, that this run does not
+    write (a hold-out the new run has not); the caller deletes them when it puts its files in place. Anything the
+    record does not prove is never touched: a separately made ``PREFIX_valid`` dataset, the fork's files.
+    """
+    record, writes = Path(record), [Path(p) for p in writes]
+    problem = record_problem(record, kind)
+    if problem is not None:
+        raise _refuse(record, kind, f"exists and {problem}", f"Move it away or choose another {flag}.")
+    for path in writes:
+        remove_stale_leftovers(path.resolve())
+        if path.exists() or path.is_symlink():
+            problem = proof_problem(record, kind, record.parent, [path])
+            if problem is not None:
+                raise _refuse(path, kind, f"exists and {problem}", f"Move it away or choose another {flag}.")
+    section = read_record(record)
+    if section is None:
+        return []
+    written = {p.resolve() for p in writes}
+    old = [record.parent / name for name in section["files"]]
+    return [p for p in old if p.resolve() not in written and p.exists()
+            and proof_problem(record, kind, record.parent, [p]) is None]
+
+
+def check_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str) -> Path:
+    """Check that ``folder``, which a command writes into over time (a training run's save folder), is its own.
+
+    Allowed: a missing or empty folder, or one holding a record (``folder/kind.record``) of the same command,
+    which ``own_run_folder`` wrote when the folder was first used. Such a record names the folder, not each file:
+    the files of a run in progress change as it goes.
+    """
+    folder = Path(folder)
+    if _holds_something(folder, kind, flag):
+        section = read_record(folder / kind.record)
+        if section is None or section["command"] != kind.command:
+            reason = (f"no {kind.record} of {kind.command} proves it is one" if section is None
+                      else f"it is an output of {section['command']} (says {kind.record})")
+            raise _refuse(folder, kind, f"{reason} (it holds: {describe_entries(folder)})",
+                          f"Move it away or choose another {flag}.")
+    _STATES.setdefault(folder.resolve(), "unchanged")
+    return folder
+
+
+def own_run_folder(folder: str | os.PathLike, kind: OutputKind) -> str:
+    """Create ``folder`` and its record when missing (after :func:`check_run_folder`); returns the record's nonce."""
+    from guardrails.output_records import write_record
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    section = read_record(folder / kind.record)
+    if section is None:
+        section = write_record(folder / kind.record, kind, folder, files=[],
+                               facts={"folder": f"written into by {kind.command}"})
+    return str(section["nonce"])
 
 
 def check_output_prefix(prefix: str, flag: str = "--output-prefix") -> str:

@@ -106,4 +106,21 @@ def _build(path: str | Path | None, raw: dict[str, Any], lines: dict[tuple[str, 
             where[dotted] = f"{path}:{line}"
     if (name,) in lines:
         where[""] = f"{path}:{lines[(name,)]}"
-    return build_dataclass(cls, values, f"{path or '<defaults>'}:{name}", where)
+    label = f"{path or '<defaults>'}:{name}"
+    try:
+        return build_dataclass(cls, values, label, where)
+    except ConfigError:
+        # a rule across keys, broken only once the command line's values are in: say so, not the file's line
+        if not given or "" not in where or not _builds(cls, dict(raw.get(name) or {}), label, where):
+            raise
+    mine = [item for item in overrides if item.split("=", 1)[0].split(".", 1)[0] == name]
+    where[""] = f"the command line ({' '.join(mine)}) over {where['']}"
+    return build_dataclass(cls, values, label, where)
+
+
+def _builds(cls: type[T], values: dict[str, Any], label: str, where: dict[str, str]) -> bool:
+    try:
+        build_dataclass(cls, values, label, where)
+    except ConfigError:
+        return False
+    return True

@@ -35,11 +35,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from guardrails.command_errors import run_command
-from guardrails.output_paths import KindProblem, claim_folder, output_entries
+from guardrails.output_ledger import OutputLedger
+from guardrails.output_paths import OutputRefused
+from guardrails.output_records import OutputKind
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import RunConfig, load_run_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
+DEMO = OutputKind("the demo's output", "scripts/demo.py")
+LEDGER_NAME = "demo.manifest.json"  # beside the checkpoints: the folders this demo made (guardrails.output_ledger)
 
 
 def _shown(path: Path) -> str:
@@ -62,7 +66,8 @@ class DemoSettings:
     model_layers: int = 2  # the tiny GPT-BigCode the demo fine-tunes (MQA, learned positions)
     model_hidden: int = 64
     model_heads: int = 4
-    fresh: bool = True  # start training from the base model, discarding an earlier demo run's checkpoints
+    fresh: bool = True  # start training from the base model, discarding an earlier demo run's checkpoints (only ever
+    # a run this demo made: guardrails.output_ledger)
     pretrain_iters: int = 20  # continued pretraining on raw code with FIM before the fine-tune; 0 = skip it
     pretrain_files: int = 200
     eval_problems: int = 10  # HumanEval problems each model generates for (demo-sized; the harness takes 164)
@@ -78,6 +83,11 @@ class DemoRun:
     config_path: str
     overrides: tuple[str, ...] = ()  # the run-config overrides, as given on the command line
     outputs: dict[str, list[Path]] = field(default_factory=dict)
+
+    @property
+    def ledger(self) -> OutputLedger:
+        """``demo.manifest.json`` next to the checkpoints: the nonces of the folders this demo made."""
+        return OutputLedger(Path(self.config.training.save).parent / LEDGER_NAME, DEMO)
 
     def overrides_for(self, section: str) -> list[str]:
         """The ``section.key=value`` overrides, for a stage that reads the run config itself."""
@@ -161,11 +171,13 @@ def base_model(run: DemoRun) -> list[Path]:
             "--layers", str(run.settings.model_layers), "--hidden", str(run.settings.model_hidden),
             "--heads", str(run.settings.model_heads), "--max-positions", str(run.config.training.seq_length),
             "--seed", str(run.settings.seed)]
-    from conversion.output_kinds import release_root_problem
+    from conversion.output_kinds import RELEASE_RECORD
+    from guardrails.output_records import read_record
 
-    # the demo's own base model, rebuilt from the same seed
-    _discard_earlier(out, run, "the demo's base model (a release root)", release_root_problem, "training.load")
+    # the demo's own base model, rebuilt from the same seed (never a release root anyone else made)
+    _discard_earlier(out, run, RELEASE_RECORD, "training.load")
     _run_stage("training.model_init", model_init.main, argv)
+    run.ledger.remember(out, str((read_record(out / RELEASE_RECORD) or {}).get("nonce")))
     return [out]
 
 
@@ -181,17 +193,30 @@ def fine_tune_start(run: DemoRun) -> str:
     return str(pretrained) if (pretrained / "latest_checkpointed_iteration.txt").exists() else run.config.training.load
 
 
-def _discard_earlier(folder: Path, run: DemoRun, what: str, problem: KindProblem, key: str) -> None:
-    """With ``demo.fresh``, remove an earlier demo run's ``folder``, once ``problem`` proves it one (else refuse)."""
-    if folder.exists() and run.settings.fresh:
-        claim_folder(folder, what, problem, key)
-        shutil.rmtree(folder)
+def _discard_earlier(folder: Path, run: DemoRun, record: str, key: str, extra: Sequence[str] = ()) -> None:
+    """With ``demo.fresh``, remove ``folder`` when the ledger proves an earlier run of this demo made it and it
+    holds nothing ``extra`` (names no run writes); anything else is refused, never deleted."""
+    if not (run.settings.fresh and (folder.exists() or folder.is_symlink())):
+        return
+    problem = run.ledger.problem(folder, record)
+    if problem is None and extra:
+        problem = f"it also holds {', '.join(extra[:5])}, which no run writes"
+    if problem is not None:
+        raise OutputRefused(f"{key} {folder}: {problem}; demo.fresh deletes only what an earlier demo run made."
+                            f" Choose another {key}, or move it away (demo.fresh=false resumes a run instead)")
+    shutil.rmtree(folder)
 
 
-def _discard_save_folder(save: Path, run: DemoRun) -> None:
-    from training.checkpointing import save_folder_problem
+def _fresh_save_folder(save: Path, run: DemoRun) -> None:
+    """Discard the demo's earlier run at ``save`` (demo.fresh), then make the folder the demo's own: its record's
+    nonce goes into the ledger before training starts, so an interrupted run is still the demo's to discard."""
+    from guardrails.output_paths import check_run_folder, own_run_folder
+    from training.checkpointing import TRAINING_RUN, foreign_entries
 
-    _discard_earlier(save, run, "a training run's save folder", save_folder_problem, "training.save")
+    _discard_earlier(save, run, TRAINING_RUN.record, "training.save",
+                     foreign_entries(save) if save.is_dir() else [])
+    check_run_folder(save, TRAINING_RUN, "training.save")
+    run.ledger.remember(save, own_run_folder(save, TRAINING_RUN))
 
 
 def pretrain(run: DemoRun) -> list[Path]:
@@ -216,7 +241,7 @@ def pretrain(run: DemoRun) -> list[Path]:
                               train_iters=iters, save_interval=iters, eval_interval=iters, lr_warmup_samples=0,
                               pretrain=dataclasses.replace(t.pretrain, data_path=f"{prefix}_content_document",
                                                            fim_split_sample="<filename>"))
-    _discard_save_folder(Path(cfg.save), run)
+    _fresh_save_folder(Path(cfg.save), run)
     result = train(cfg)
     print(f"continued pretraining with FIM: validation loss {result.valid_losses[0][1]:.4f} ->"
           f" {result.valid_losses[-1][1]:.4f}; the fine-tune starts from {cfg.save}")
@@ -230,7 +255,7 @@ def finetune(run: DemoRun) -> list[Path]:
     cfg = dataclasses.replace(run.config.training, tokenizer=run.config.training.tokenizer or run.config.data.tokenizer)
     cfg = dataclasses.replace(cfg, load=fine_tune_start(run))
     save = Path(cfg.save)
-    _discard_save_folder(save, run)  # otherwise the engine would resume the earlier demo run (nothing left to do)
+    _fresh_save_folder(save, run)  # otherwise the engine would resume the earlier demo run (nothing left to do)
     filled_in = [] if run.config.training.tokenizer else [f"training.tokenizer={cfg.tokenizer}"]
     _announce(f"$ python -m training.finetune --engine local --config {run.config_path}"
               f" {' '.join([*run.overrides_for('training'), *filled_in])}")  # the command that reproduces it
@@ -267,6 +292,8 @@ def evaluate(run: DemoRun) -> list[Path]:
 
     from conversion import megatron_to_hf
     from guardrails.atomic_files import write_text_atomic
+    from guardrails.output_paths import claim_file
+    from guardrails.output_records import record_file_output
     from dataset.preprocess_manifest import manifest_path
     from dataset.preprocess_outputs import valid_output_prefix
     from evaluation import commands as evaluation
@@ -277,14 +304,8 @@ def evaluate(run: DemoRun) -> list[Path]:
     plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
                           ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
     commands = comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan)
-    outputs = {Path(argv[argv.index("--out") + 1]).name for argv in commands}
-
-    def not_evaluation_outputs(folder: Path) -> str | None:
-        foreign = sorted(p.name for p in output_entries(folder) if p.name not in outputs)
-        return f"holds {', '.join(foreign)}, which the evaluation does not write" if foreign else None
-
-    # the demo's own evaluation outputs, all rebuilt below (a stale one would reach the report)
-    _discard_earlier(eval_dir, run, "the demo's evaluation outputs", not_evaluation_outputs, "training.save")
+    # every evaluation output below is rewritten by its own command, which replaces only its own earlier output
+    report_path = claim_file(demo_dir / "report.md", DEMO, "training.save")  # refused before the evaluation
     _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
                ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
                 "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
@@ -294,7 +315,8 @@ def evaluate(run: DemoRun) -> list[Path]:
                             manifest_path(run.config.data.output_prefix),
                             Path(run.config.splits.out_dir) / "split_plan.json",
                             os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir))
-    report = write_text_atomic(demo_dir / "report.md", render_report(eval_dir, context))
+    report = write_text_atomic(report_path, render_report(eval_dir, context))
+    record_file_output(report, DEMO)
     return [base, eval_dir, report]
 
 
@@ -360,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         run_steps(run, names)
-    except (DemoStepError, ConfigError) as exc:
+    except (DemoStepError, ConfigError, OutputRefused) as exc:
         print_summary(run)
         print(f"\ndemo stopped: {exc}", file=sys.stderr)
         return 1

@@ -19,6 +19,14 @@ def fork_dir() -> Path:
     return FORK_FIXTURES
 
 
+@pytest.fixture(scope="session")
+def attack_world(tmp_path_factory) -> Path:
+    """Tiny inputs for every command and the look-alikes of other tools, built once (``tests.attack_world``)."""
+    from tests.attack_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
 @pytest.fixture(autouse=True)
 def fresh_claims():
     """Each test starts, like a fresh command process, with no claimed outputs (the claims are module state)."""

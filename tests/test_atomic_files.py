@@ -34,7 +34,7 @@ def test_temporary_is_a_hidden_sibling_until_the_block_ends(tmp_path):
     with atomic_write(target) as handle:
         handle.write(b"new")
         (tmp,) = _leftovers(tmp_path)
-        assert tmp.startswith(f".out.json.tmp-{os.getpid()}-")
+        assert tmp.startswith(f".out.json.codeft.tmp-{os.getpid()}-")
         assert target.read_text() == "old"
     assert target.read_text() == "new" and _leftovers(tmp_path) == []
 

@@ -1,6 +1,8 @@
 """guardrails.atomic_folder: the output folder is replaced only when complete; failures leave the old one."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from guardrails.atomic_folder import atomic_output_dir
@@ -11,7 +13,7 @@ def test_success_replaces_the_old_folder_and_leaves_no_temporaries(tmp_path):
     out.mkdir()
     (out / "stale.txt").write_text("old")
     with atomic_output_dir(out) as tmp:
-        assert tmp.parent == tmp_path and tmp.name.startswith(".out.tmp-") and list(tmp.iterdir()) == []
+        assert tmp.parent == tmp_path and tmp.name.startswith(f".out.codeft.tmp-{os.getpid()}-") and list(tmp.iterdir()) == []
         (tmp / "new.txt").write_text("new")
         assert (out / "stale.txt").read_text() == "old"  # untouched while the new one is being written
     assert [p.name for p in out.iterdir()] == ["new.txt"]

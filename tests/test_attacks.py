@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FORK_FIXTURES, REPO_ROOT
-from tests.local_engine_fixtures import run_overrides, split_files, subprocess_env, tiny_release
+from tests.local_engine_fixtures import run_overrides, subprocess_env
 from tests.small_mounts import mount_skip_reason, small_tmpfs
 
 TOKENIZER = FORK_FIXTURES / "tokenizer.json"
@@ -32,30 +31,9 @@ FOREIGN = b"not an output of this toolkit\n"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
-    """Tiny inputs for every command, built once: jsonl, git repo, sources, checkpoints, HF folder, split files."""
-    from conversion.megatron_checkpoint import read_megatron_checkpoint, write_megatron_checkpoint
-    from conversion.megatron_to_hf import convert
-
-    w = tmp_path_factory.mktemp("world")
-    shutil.copyfile(FORK_FIXTURES / "sample.jsonl", w / "pairs.jsonl")
-    (w / "prompts.jsonl").write_text('{"prompt": "def add(a, b):"}\n')
-    (w / "src").mkdir()
-    (w / "src" / "mod.py").write_text('def add(a, b):\n    """Add two numbers."""\n    return a + b\n')
-    repo = w / "repo"
-    repo.mkdir()
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    for text in ("a = 1\n", "a = 2\n"):
-        (repo / "f.py").write_text(text)
-        subprocess.run([*git, "add", "f.py"], check=True)
-        subprocess.run([*git, "commit", "-qm", f"set {text.strip()}"], check=True)
-    base = tiny_release(w)
-    convert(base, w / "hf", tokenizer=TOKENIZER, progress=False)
-    ckpt = read_megatron_checkpoint(base)
-    write_megatron_checkpoint(w / "run", 5, ckpt.hf_state_dict, ckpt.hf_config)
-    split_files(w)
-    return w
+def world(attack_world) -> Path:
+    """Tiny inputs for every command (``tests.attack_world``, built once per session)."""
+    return attack_world
 
 
 def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
@@ -226,7 +204,7 @@ def test_ctrl_c_while_megatron_to_hf_removes_the_old_folder_and_the_leftover_is_
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 130 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.strip().splitlines()[-1] == f"megatron_to_hf: interrupted; {out} is complete", run.stderr
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".hf.old-")]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".hf.codeft.old-")]
     assert leftovers and (out / "config.json").is_file()  # the new folder is in place, the old one set aside
     assert main(argv) == 0  # a later run (another process: the interrupted one is gone)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # the dead run's leftover is gone

@@ -41,7 +41,7 @@ def test_filters_are_counted_and_the_output_is_deterministic(tmp_path, capsys):
     args = ["--source", str(src), "--max-file-bytes", "300", "--no-shuffle"]
     assert main([*args, "--output", str(tmp_path / "a.jsonl")]) == 0
     assert _lines(tmp_path / "a.jsonl") == [{"content": "def a():\n    return 'é'\n"}, {"content": "import os\n"}]
-    manifest = json.loads((tmp_path / "a.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "a.jsonl.manifest.json").read_text())
     assert manifest["skipped"] == {"binary_file": 1, "duplicate": 1, "empty_file": 1, "excluded_dir": 1,
                                    "not_regular_file": 1, "other_extension": 1, "oversized_file": 1,
                                    "special_token_in_text": 1, "undecodable_utf8": 1}
@@ -91,7 +91,7 @@ def test_git_revision_reads_tracked_files_only(tmp_path):
     assert main(["--source", str(repo), "--revision", "HEAD", "--output", str(tmp_path / "g.jsonl"),
                  "--max-file-bytes", "300", "--no-shuffle"]) == 0
     assert _lines(tmp_path / "g.jsonl") == [{"content": "def a():\n    return 'é'\n"}, {"content": "import os\n"}]
-    manifest = json.loads((tmp_path / "g.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "g.jsonl.manifest.json").read_text())
     assert manifest["skipped"]["not_regular_file"] == 1 and manifest["skipped"]["excluded_dir"] == 1
     assert len(manifest["head"]) == 40
 

@@ -90,12 +90,12 @@ def test_first_parent_walk_keeps_the_modified_text_file_and_counts_every_skip(hi
     lines = out.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [FIX_PAIR]
     assert list(json.loads(lines[0])) == ["inputs", "targets"]
-    manifest = json.loads((tmp_path / "out" / "commits.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "commits.jsonl.manifest.json").read_text())
     assert manifest["skipped"] == FIRST_PARENT_SKIPS
     assert manifest["records"] == 1 and manifest["commits"] == 11
     assert manifest["head"] == history.git("rev-parse", "HEAD").strip()
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["commits.jsonl", "commits.manifest.json"], "no temporaries left behind"
+    assert names == ["commits.jsonl", "commits.jsonl.manifest.json"], "no temporaries left behind"
 
 
 def test_walk_all_adds_side_branch_commits_and_coin_can_drop_the_filename(history):

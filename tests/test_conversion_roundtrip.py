@@ -103,11 +103,11 @@ def test_non_divisible_tp_is_refused(hf_model_dir: Path, tmp_path: Path) -> None
     assert not (tmp_path / "m" / "release").exists()
 
 
-def test_source_inside_the_replaced_release_is_refused(hf_model_dir: Path, tmp_path: Path) -> None:
-    # A Hugging Face folder kept in ROOT/release would be deleted when release/ is swapped for the new one.
+def test_source_inside_the_replaced_root_is_refused(hf_model_dir: Path, tmp_path: Path) -> None:
+    # A Hugging Face folder kept in ROOT would be deleted when ROOT is swapped for the new one.
     shutil.copytree(hf_model_dir, tmp_path / "root" / "release" / "hf")
     for source in (tmp_path / "root" / "release", tmp_path / "root" / "release" / "hf"):
-        with pytest.raises(ValueError, match="lies inside .*release, which the conversion replaces"):
+        with pytest.raises(ValueError, match="holds .*, an input of this command; writing there would destroy it"):
             hf_to_megatron.convert(source, tmp_path / "root")
     assert (tmp_path / "root" / "release" / "hf" / "config.json").is_file()
 
@@ -148,7 +148,7 @@ def test_a_training_save_folder_is_never_repointed_to_release(hf_model_dir: Path
     before = _files(save)
     assert hf_to_megatron.main(["--hf", str(hf_model_dir), "--out", str(save)]) == 2
     err = capsys.readouterr().err
-    assert "names iteration 12" in err and err.count("\n") == 1
+    assert "no record proves it is an output of conversion.hf_to_megatron" in err and err.count("\n") == 1
     assert _files(save) == before and not (save / "release").exists()
 
 
@@ -162,7 +162,8 @@ def test_an_out_holding_something_else_is_refused(hf_model_dir: Path, tmp_path: 
         (out / "notes.txt").write_text("mine")
     before = _files(out)
     assert hf_to_megatron.main(["--hf", str(hf_model_dir), "--out", str(out)]) == 2
-    assert "not a Megatron release checkpoint root" in capsys.readouterr().err
+    assert "not provably a Megatron release checkpoint root written by conversion.hf_to_megatron" in \
+        capsys.readouterr().err
     assert _files(out) == before
 
 

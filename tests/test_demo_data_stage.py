@@ -104,18 +104,51 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "eval" / "humaneval_fine-tuned" / "samples.jsonl").exists()
 
 
-def test_fresh_evaluate_keeps_a_folder_it_did_not_write(tmp_path):
-    """demo.fresh removes an earlier run's eval/ folder only when everything in it is an evaluation output."""
-    from guardrails.output_paths import OutputRefused
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_fresh_never_deletes_a_training_run_or_base_model_the_demo_did_not_make(tmp_path, capsys):
+    """Issue 16 item 2: demo.fresh deleted any training run at training.save; only the demo's own may go."""
+    from guardrails.output_paths import own_run_folder
+    from tests.local_engine_fixtures import TOKENIZER, tiny_release
+    from training.checkpointing import TRAINING_RUN
 
     demo = _demo_module()
-    notes = tmp_path / "eval" / "notes.txt"
-    notes.parent.mkdir()
-    notes.write_text("mine")
-    (tmp_path / "eval" / "heldout_loss.json").write_text("{}")
-    with pytest.raises(OutputRefused, match="notes.txt, which the evaluation does not write"):
-        demo.main(["--steps", "evaluate", f"training.save={tmp_path / 'ckpt'}"])
-    assert notes.read_text() == "mine" and (tmp_path / "eval" / "heldout_loss.json").exists()
-    notes.unlink()  # only an earlier run's output is left: removed; the step goes on and stops at the missing model
-    assert demo.main(["--steps", "evaluate", f"training.save={tmp_path / 'ckpt'}"]) == 1
-    assert not (tmp_path / "eval").exists()
+    real = tmp_path / "real_run"  # a training run of the user's, made by the engine (its record is there)
+    own_run_folder(real, TRAINING_RUN)
+    (real / "iter_0000005").mkdir()
+    (real / "iter_0000005" / "model_optim_rng.pt").write_bytes(b"weeks of training")
+    forks = tmp_path / "fork_run"  # one the fork wrote on the cluster: no record at all
+    (forks / "iter_0000009").mkdir(parents=True)
+    (forks / "latest_checkpointed_iteration.txt").write_text("9")
+    base = tiny_release(tmp_path, name="their_base")  # a release root made by model_init, but not by this demo
+    before = {p: _files(p) for p in (real, forks, base)}
+    for step, key, folder in (("finetune", "training.save", real), ("finetune", "training.save", forks),
+                              ("base_model", "training.load", base)):
+        assert demo.main(["--steps", step, f"{key}={folder}", f"data.tokenizer={TOKENIZER}"]) == 1
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{key} {folder}: " in last and "demo.fresh deletes only what an earlier demo run made" in last, last
+    assert {p: _files(p) for p in (real, forks, base)} == before
+
+
+def test_fresh_discards_the_demos_own_earlier_runs_only(tmp_path, capsys):
+    from guardrails.output_paths import OutputRefused
+    from runconfig.run_config import load_run_config
+    from tests.local_engine_fixtures import TOKENIZER
+
+    demo = _demo_module()
+    save, base = tmp_path / "ckpt", tmp_path / "base"
+    argv = ["--steps", "base_model", f"training.load={base}", f"training.save={save}", f"data.tokenizer={TOKENIZER}",
+            "demo.model_layers=1", "demo.model_hidden=32"]
+    assert demo.main(argv) == 0 and demo.main(argv) == 0  # the second run replaces the first's base model
+    run = demo.DemoRun(load_run_config(demo.DEFAULT_CONFIG, [f"training.save={save}"]), demo.DemoSettings(),
+                       str(demo.DEFAULT_CONFIG))
+    demo._fresh_save_folder(save, run)
+    (save / "iter_0000001").mkdir()
+    demo._fresh_save_folder(save, run)  # its own earlier run: discarded, the folder made afresh
+    assert sorted(p.name for p in save.iterdir()) == ["run_manifest.json"]
+    (save / "notes.txt").write_text("mine")  # put into the demo's own run folder by the user: kept
+    with pytest.raises(OutputRefused, match="it also holds notes.txt, which no run writes"):
+        demo._fresh_save_folder(save, run)
+    assert (save / "notes.txt").read_text() == "mine"

@@ -102,7 +102,7 @@ def test_seeded_selection_coin_and_cli_output(tmp_path):
     assert out.read_bytes() == first
     records = [json.loads(line) for line in first.decode("utf-8").split("\n") if line]
     assert len(records) == 3 and all(list(r) == ["inputs", "targets"] for r in records)
-    manifest = json.loads((tmp_path / "out" / "pairs.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "pairs.jsonl.manifest.json").read_text())
     assert manifest["records"] == 3 and manifest["skipped"]["not_selected"] == 3
     none = build_docstring_pairs([tmp_path / "src"], DocstringPairSettings(filename_probability=0.0))
     # all 6 usable pairs (the 3 written + 3 not selected): EXPECTED, cafe, and big under the default length limit

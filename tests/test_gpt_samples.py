@@ -11,6 +11,8 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from dataset.text_tokenizer import TextTokenizer
+from guardrails.command_errors import run_command
+from guardrails.output_paths import forget_claims
 from training.fim import FimTokenError, lookup_fim_tokens
 from training.gpt_samples import main
 
@@ -61,7 +63,12 @@ def test_cache_is_reused_then_rebuilt_when_the_split_changes(tmp_path, capsys):
     assert "index maps built" in capsys.readouterr().out
     doc_idx = np.load(cache / _map_names(case)[0])
     assert len(doc_idx) == 270 and doc_idx.max() == 269  # round(0.9 * 300) documents
-    (cache / _map_names(case)[2]).write_bytes(b"garbage")  # a damaged map is rebuilt, not trusted
+    (cache / _map_names(case)[2]).write_bytes(b"garbage")  # changed since written: no longer provably a map of ours
+    assert run_command(main, _argv(case, cache, tmp_path / "d.npy")) == 2
+    assert f"{cache / _map_names(case)[2]}: exists and {_map_names(case)[2]} changed since" in capsys.readouterr().err
+    assert (cache / _map_names(case)[2]).read_bytes() == b"garbage"  # refused, never written over
+    (cache / _map_names(case)[2]).unlink()  # the user removes it: rebuilt
+    forget_claims()
     assert main(_argv(case, cache, tmp_path / "d.npy")) == 0
     assert "index maps built" in capsys.readouterr().out
     assert filecmp.cmp(cache / _map_names(case)[2], FIM_DIR / _map_names(case)[2], shallow=False)

@@ -59,5 +59,5 @@ def test_plan_config_in_pretrain_mode_reads_the_training_section(tmp_path, capsy
     train = json.loads((tmp_path / "p.json").read_text())["ranges"][0]
     assert train["num_samples"] == 240 and train["epochs"] == 1 and train["documents"] == [0, 291]
     config.write_text("training:\n  mode: pretrain\n")
-    assert splits_main(["plan", "--config", str(config)]) == 1
+    assert splits_main(["plan", "--config", str(config)]) == 2
     assert "training.pretrain.data_path is empty" in capsys.readouterr().err

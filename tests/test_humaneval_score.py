@@ -90,11 +90,15 @@ def test_never_overwrites_a_file_it_did_not_write(tmp_path, capsys):
     samples = write_samples(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": "    return True\n"}])
     before = samples.read_text()
     assert commands.main(["humaneval", "--samples", str(samples), "--out", str(samples)]) == 2
-    assert samples.read_text() == before and "is also an input" in capsys.readouterr().err
+    assert samples.read_text() == before and "an input of this command" in capsys.readouterr().err
     mine = tmp_path / "notes.json"
     mine.write_text('{"my": "notes"}')
     assert commands.main(["humaneval", "--samples", str(samples), "--out", str(mine), "--no-progress"]) == 2
-    assert mine.read_text() == '{"my": "notes"}' and "was not written by" in capsys.readouterr().err
+    assert mine.read_text() == '{"my": "notes"}' and "no record proves it" in capsys.readouterr().err
+    signed = tmp_path / "signed.json"  # what earlier versions took as proof: a "written_by" of this tool
+    signed.write_text('{"written_by": "python -m evaluation humaneval", "mine": true}')
+    assert commands.main(["humaneval", "--samples", str(samples), "--out", str(signed), "--no-progress"]) == 2
+    assert json.loads(signed.read_text())["mine"] is True
     out = tmp_path / "results.json"
     for _ in range(2):  # a rerun replaces its own earlier output
         assert commands.main(["humaneval", "--samples", str(samples), "--out", str(out), "--no-progress"]) == 0

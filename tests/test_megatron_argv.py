@@ -120,7 +120,8 @@ def _tiny_run(tmp_path, save, **extra):
 
 
 def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
-    from training.checkpointing import save_checkpoint
+    from guardrails.output_paths import own_run_folder
+    from training.checkpointing import TRAINING_RUN, save_checkpoint
     from training.model_init import load_start_model
     from training.optim_setup import build_adamw
 
@@ -137,6 +138,7 @@ def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
     weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     # a real engine optimizer state: the save writes it in the fork's FP32Optimizer form
     optimizer = build_adamw(model, load_run_config(config).training, fused=False)
+    own_run_folder(save, TRAINING_RUN)  # as the engine makes its save folder its own before the first checkpoint
     save_checkpoint(save, 3, weights, model.config, optimizer.state_dict(), None, {}, [{}],
                     {"seq_length": 256, "global_batch_size": 8, "seed": 1234, "consumed_train_samples": 24})
     # the engine wrote the fork's FP32Optimizer state: an fp32 fork run loads it, a bf16 or

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,11 +98,11 @@ def test_bfloat16_output(megatron_root, tmp_path: Path) -> None:
 
 def test_stale_files_are_gone_and_failures_keep_the_old_folder(megatron_root, tmp_path: Path) -> None:
     root, _ = megatron_root
-    out = convert(root, tmp_path / "hf", progress=False)  # an earlier conversion's folder, with stale files
-    (out / "model-00001-of-00009.safetensors").write_bytes(b"old")
-    (out / "pytorch_model.bin").write_bytes(b"old")
-    convert(root, out, progress=False)
-    assert not (out / "model-00001-of-00009.safetensors").exists() and not (out / "pytorch_model.bin").exists()
+    out = convert(root, tmp_path / "hf", fmt="bin", max_shard_size="30KB", progress=False)  # many .bin shards
+    shards = sorted(p.name for p in out.glob("pytorch_model-*.bin"))
+    assert len(shards) > 1
+    convert(root, out, progress=False)  # replaced whole: none of the earlier conversion's files stays
+    assert not list(out.glob("pytorch_model*")) and list(out.glob("model*.safetensors"))
     before = sorted(p.name for p in out.iterdir())
     # A corrupt source (one parameter missing from a TP shard) fails and leaves the previous output as it was.
     broken = tmp_path / "broken"
@@ -114,14 +115,14 @@ def test_stale_files_are_gone_and_failures_keep_the_old_folder(megatron_root, tm
     with pytest.raises(ValueError, match=r"mp_rank_01/model_optim_rng.pt: parameter .*layers\.1\.mlp\.dense_4h_to_h\.bias.* missing"):
         convert(broken, out, progress=False)
     assert sorted(p.name for p in out.iterdir()) == before
-    assert not list(tmp_path.glob("*hf.tmp-*")) and not list(tmp_path.glob("*hf.old-*"))
+    assert not list(tmp_path.glob(".hf.codeft.*"))
 
 
 def test_out_dir_that_replacing_would_destroy_is_refused(megatron_root, tmp_path: Path) -> None:
     root, _ = megatron_root
     before = sorted(str(p) for p in root.rglob("*"))
     for out in (root, root.parent, root / ".." / root.name):  # the checkpoint itself or a folder holding it
-        with pytest.raises(ValueError, match="holds the Megatron checkpoint"):
+        with pytest.raises(ValueError, match="an input of this command; writing there would destroy it"):
             convert(root, out, progress=False)
     unrelated = tmp_path / "notes"
     unrelated.mkdir()
@@ -158,7 +159,7 @@ def test_out_dir_that_is_not_provably_a_model_folder_is_never_replaced(megatron_
     before = _snapshot(out)
     assert main(["--megatron", str(root), "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a Hugging Face model folder" in err
+    assert err.count("\n") == 1 and "not provably a Hugging Face model folder written by conversion.megatron_to_hf" in err
     assert all(name in err for name in sorted(files)[:5])  # the refusal lists what is there
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left beside it
@@ -168,9 +169,37 @@ def test_a_model_folder_written_by_a_conversion_is_replaced(megatron_root, tmp_p
     root, _ = megatron_root
     out = tmp_path / "hf"
     convert(root, out, tokenizer=FORK_TOKENIZER, progress=False)
-    (out / "model-00007-of-00009.safetensors").write_bytes(b"stale shard of an older conversion")
+    record = json.loads((out / "conversion_manifest.json").read_text())["codeft_output"]
+    assert record["command"] == "conversion.megatron_to_hf"
+    assert sorted(record["files"]) == sorted(p.name for p in out.iterdir() if p.name != "conversion_manifest.json")
     assert main(["--megatron", str(root), "--out", str(out), "--no-progress"]) == 0
-    assert not (out / "model-00007-of-00009.safetensors").exists()
+
+
+@pytest.mark.parametrize("change", ["save_pretrained", "edited_config", "added_file", "copied_record"])
+def test_a_model_folder_not_proven_by_its_record_is_never_replaced(megatron_root, tmp_path, capsys, change):
+    # Issue 16 item 1: a folder save_pretrained wrote (config, weights, tokenizer) looks just like an export
+    root, _ = megatron_root
+    out = tmp_path / "hf"
+    if change == "save_pretrained":
+        model = load_hf_model_from_megatron(root)
+        model.save_pretrained(out)
+        shutil.copy(FORK_TOKENIZER, out / "tokenizer.json")
+    else:
+        convert(root, out, tokenizer=FORK_TOKENIZER, progress=False)
+        if change == "edited_config":
+            config = json.loads((out / "config.json").read_text())
+            (out / "config.json").write_text(json.dumps({**config, "my_note": "tuned by hand"}))
+        elif change == "added_file":
+            (out / "README.md").write_text("my model card")
+        else:  # a record copied next to another model's files proves nothing about them
+            model = load_hf_model_from_megatron(root)
+            model.config.n_positions += 1
+            model.config.save_pretrained(out)
+    before = _snapshot(out)
+    assert main(["--megatron", str(root), "--out", str(out), "--no-progress"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"megatron_to_hf: error: {out}: ") and "will not write over it" in last, last
+    assert _snapshot(out) == before
 
 
 def test_args_without_a_gpt_bigcode_equivalent_name_the_file_and_field(megatron_root, tmp_path: Path, capsys) -> None:

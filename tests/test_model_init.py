@@ -35,13 +35,16 @@ def test_outputs_holding_something_else_are_refused_untouched(fork_dir: Path, tm
     (notes / "todo.txt").write_text("keep me")
     args = ["--tokenizer", str(fork_dir / "tokenizer.json"), "--layers", "1", "--hidden", "32", "--heads", "4"]
     assert main([*args, "--out", str(run)]) == 2
-    assert "names iteration 12" in capsys.readouterr().err
+    assert "no record proves it is an output of training.model_init" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(notes)]) == 2
-    assert "not a Hugging Face model folder" in capsys.readouterr().err
+    assert "not provably a Hugging Face model folder written by training.model_init" in capsys.readouterr().err
     assert (run / "latest_checkpointed_iteration.txt").read_text() == "12" and not (run / "release").exists()
     assert [p.name for p in notes.iterdir()] == ["todo.txt"] and not (tmp_path / "base").exists()
     assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(tmp_path / "hf")]) == 0
     assert main([*args, "--out", str(tmp_path / "base"), "--hf-out", str(tmp_path / "hf")]) == 0  # its own: replaced
+    assert main([*args, "--out", str(tmp_path / "hf"), "--hf-out", str(tmp_path / "base")]) == 2  # not each other's
+    assert main([*args, "--out", str(tmp_path / "b2"), "--hf-out", str(tmp_path / "b2")]) == 2
+    assert "the same folder as --out" in capsys.readouterr().err and not (tmp_path / "b2").exists()
 
 
 def test_hf_out_is_a_folder_auto_tokenizer_and_auto_model_load(fork_dir: Path, tmp_path: Path, capsys) -> None:

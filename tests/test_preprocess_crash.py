@@ -14,6 +14,7 @@ import dataset.preprocess as preprocess
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess import main
 from guardrails.command_errors import run_command
+from guardrails.output_paths import forget_claims
 from dataset.preprocess_manifest import manifest_path
 from tests.conftest import REPO_ROOT
 
@@ -88,7 +89,7 @@ def test_sigkill_mid_run_leaves_no_dataset_and_rerun_is_identical(fork_dir, tmp_
     assert not [p for p in out.iterdir() if ".tmp-" in p.name], "the rerun removes the dead run's temporaries"
 
 
-def test_interrupt_mid_run_removes_every_temporary(fork_dir, tmp_path, monkeypatch):
+def test_interrupt_mid_run_removes_every_temporary(fork_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(preprocess, "CHUNK_BYTES", 8192)  # many chunks from the small fixture
     real, calls = preprocess._write_chunk, []
 
@@ -100,9 +101,22 @@ def test_interrupt_mid_run_removes_every_temporary(fork_dir, tmp_path, monkeypat
 
     monkeypatch.setattr(preprocess, "_write_chunk", interrupted)
     out = tmp_path / "out"
-    assert main(_args(fork_dir, fork_dir / "sample.jsonl", out / "ds", "--valid-count", 10)) == 130
+    assert run_command(main, _args(fork_dir, fork_dir / "sample.jsonl", out / "ds", "--valid-count", 10)) == 130
     assert len(calls) == 3
     assert not out.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"preprocess: interrupted; {out / 'ds'}_* is unchanged"
+
+
+def test_interrupt_over_an_earlier_output_says_it_is_unchanged_and_keeps_it(fork_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert run_command(main, _args(fork_dir, fork_dir / "sample.jsonl", out / "ds")) == 0
+    forget_claims()  # the second run, as a new process
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(preprocess, "_write_chunk", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    capsys.readouterr()
+    assert run_command(main, _args(fork_dir, fork_dir / "sample.jsonl", out / "ds")) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"preprocess: interrupted; {out / 'ds'}_* is unchanged"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_failed_rename_takes_back_the_renamed_files(fork_dir, tmp_path, monkeypatch):
@@ -142,13 +156,14 @@ def test_a_failed_run_keeps_the_previous_outputs(fork_dir, tmp_path):
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    stale = tmp_path / f"ds_inputs_document.bin.tmp-{pid}"
-    alive = tmp_path / f"ds_inputs_document.bin.tmp-{os.getppid()}"
-    other = tmp_path / f"ds_inputs_document_x.bin.tmp-{pid}"
-    for p in (stale, alive, other):
+    stale = tmp_path / f".ds_inputs_document.bin.codeft.tmp-{pid}-0123abcd"
+    alive = tmp_path / f".ds_inputs_document.bin.codeft.tmp-{os.getppid()}-0123abcd"
+    other = tmp_path / f".ds_inputs_document_x.bin.codeft.tmp-{pid}-0123abcd"
+    users = tmp_path / f"ds_inputs_document.bin.tmp-{pid}"  # named like the temporaries of old versions: a user's
+    for p in (stale, alive, other, users):
         p.write_bytes(b"x")
     assert indexed_dataset.remove_stale_temporaries(tmp_path / "ds_inputs_document") == [stale]
-    assert alive.exists() and other.exists() and not stale.exists()
+    assert alive.exists() and other.exists() and users.exists() and not stale.exists()
 
 
 def test_a_rerun_without_holdout_removes_the_old_valid_files(fork_dir, tmp_path):

@@ -89,7 +89,7 @@ def test_write_cli_several_groups_round_trip(tmp_path):
     groups = parse_split_file(out)
     assert [g.name for g in groups] == ["valid", "other"]
     assert fork_accepts(out.read_text())
-    assert splits_main(["write", "--out", str(tmp_path / "bad.txt"), "--name", "train", "1.0 0.5:0.2 a"]) == 1
+    assert splits_main(["write", "--out", str(tmp_path / "bad.txt"), "--name", "train", "1.0 0.5:0.2 a"]) == 2
     assert not (tmp_path / "bad.txt").exists()
 
 

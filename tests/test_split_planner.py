@@ -64,7 +64,7 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
     saved = json.loads(out.read_text())
     assert saved["row_length"] == 257 and saved["datasets"][0]["epochs_needed"] == 1
     for bad in (["--seq-length", "-3"], ["--seq-length", "256", "--train-iters", "-2"], []):
-        assert splits_main(["plan", "--train", str(fork_dir / "train_data_paths.txt"), *bad]) == 1
+        assert splits_main(["plan", "--train", str(fork_dir / "train_data_paths.txt"), *bad]) == 2
     assert "seq_length must be positive" in capsys.readouterr().err
     data = tmp_path / "data"
     data.mkdir()
@@ -80,10 +80,10 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
     assert (data / "train_data_paths.txt").read_bytes() == (fork_dir / "train_blend_data_paths.txt").read_bytes()
     assert splits_main(["write", "--config", str(config)]) == 0  # by default, absolute: next to out_dir
     assert (data / "train_data_paths.txt").read_text() == f'"train: 0.7 0:1 {data}/sample, 0.3 0:1 {data}/sample2"\n'
-    assert splits_main(["plan", "--config", str(config), "training.seq_length=0"]) == 1
+    assert splits_main(["plan", "--config", str(config), "training.seq_length=0"]) == 2
     capsys.readouterr()
     # the run parameters live in training: only; splits: has no such key
-    assert splits_main(["plan", "--config", str(config), "splits.seq_length=256"]) == 1
+    assert splits_main(["plan", "--config", str(config), "splits.seq_length=256"]) == 2
     assert "unknown key 'seq_length' in section 'splits'" in capsys.readouterr().err
 
 

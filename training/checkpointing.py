@@ -23,23 +23,30 @@ without ``--finetune``, TP=1 PP=1, fp32):
 Where a run starts (``plan_start``): a save folder with a tracker resumes from it (everything restored);
 otherwise the weights come from ``training.load`` (a release checkpoint or an HF folder) and optimizer,
 schedule, RNG and data position start fresh. A run never writes into the folder it loaded from, nor into a
-folder holding anything a run does not write (``save_folder_problem``; ``guardrails.output_paths``).
+folder that is not its own: a save folder holds ``run_manifest.json``, the record a run (or ``training.launch
+submit``) wrote when it first used the folder (``TRAINING_RUN``; ``guardrails.output_paths.check_run_folder``);
+anything else that is not empty is refused. While a run writes, it holds a lock on the folder
+(``hold_save_folder``, ``guardrails.folder_lock``): a second run on the same folder is refused, not raced.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file
+from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file, tag_dir_name
 from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
-from guardrails.output_paths import claim_folder, output_entries
+from guardrails.folder_lock import LOCK_NAME, hold_run_folder
+from guardrails.output_paths import check_run_folder, is_leftover
+from guardrails.output_records import OutputKind
 from training.recorded_args import vocab_divisor_from_args
 
+TRAINING_RUN = OutputKind("a training run's save folder", "training.finetune", "run_manifest.json")
 LOCAL_ENGINE_KEY = "local_engine"
 LOCAL_ENGINE_FORMAT = "codeft.local_engine.v2"
 LORA_NOT_FOR_FORK = ("LoRA run: the optimizer state covers the adapters only, which the fork's model does not"
@@ -68,7 +75,7 @@ def plan_start(load: str, save: str) -> StartPlan:
         )
     tracker = save_dir / TRACKER_NAME
     if not tracker.exists() or tracker.read_text(encoding="utf-8").strip() != "release":  # release: refused below
-        claim_folder(save_dir, "a training run's save folder", save_folder_problem, "training.save")
+        check_run_folder(save_dir, TRAINING_RUN, "training.save")
     if tracker.exists():
         tag = tracker.read_text(encoding="utf-8").strip()
         if tag == "release":
@@ -84,20 +91,32 @@ def plan_start(load: str, save: str) -> StartPlan:
     return StartPlan(False, Path(load))
 
 
+@contextlib.contextmanager
+def hold_save_folder(load: str, save: str, is_main: bool) -> Iterator[None]:
+    """Check the start (``plan_start``), then own and lock ``save`` for the run (main process only: the other
+    ranks of a run write into it under the main one's lock)."""
+    plan_start(load, save)
+    if not is_main:
+        yield
+        return
+    with hold_run_folder(save, TRAINING_RUN, "training.save"):
+        yield
+
+
 # What a run writes into training.save (engine, metrics, train_data; the fork: tracker, iter_*, tensorboard/ and
-# the per-rank logs of --structured-logs-dir SAVE/logs): anything else there is the user's.
+# the per-rank logs of --structured-logs-dir SAVE/logs); the demo deletes an earlier run of its own only when
+# nothing else is there (the record proves the folder, these names that nothing was added).
 JOB_FOLDER_NAME = "slurm"  # training.launch's default run folder inside the save folder (job scripts, logs)
 FORK_LOGS_NAME = "logs"  # the fork's logs_rank_N.txt (training.megatron_argv passes --structured-logs-dir here)
 SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
-                     "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME)
+                     "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME, TRAINING_RUN.record, LOCK_NAME)
 _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
 
 
-def save_folder_problem(save_dir: Path) -> str | None:
-    """None when ``save_dir`` holds only what a training run writes there, else why it is not a save folder."""
-    others = sorted(entry.name for entry in output_entries(save_dir) if entry.name not in SAVE_FOLDER_NAMES
-                    and not _ITERATION_FOLDER.match(entry.name))
-    return f"holds files a training run does not write ({', '.join(others[:5])})" if others else None
+def foreign_entries(save_dir: Path) -> list[str]:
+    """The entries of a save folder that no run writes (a user's notes put there), sorted."""
+    return sorted(entry.name for entry in save_dir.iterdir() if entry.name not in SAVE_FOLDER_NAMES
+                  and not _ITERATION_FOLDER.match(entry.name) and not is_leftover(entry.name))
 
 
 def save_checkpoint(
@@ -171,7 +190,7 @@ def load_resume_state(save_dir: Path, global_batch_size: int, run_cfg: Any = Non
     from training.run_identity import check_resume_identity  # it imports ResumeError from here
 
     ckpt = read_megatron_checkpoint(Path(save_dir))
-    where = f"{save_dir}/{ckpt.tag}"
+    where = Path(save_dir) / tag_dir_name(ckpt.tag)  # the folder that exists: SAVE/iter_0000006
     local = ckpt.extra.get(LOCAL_ENGINE_KEY)
     if not isinstance(local, dict) or local.get("format") != LOCAL_ENGINE_FORMAT:
         raise ResumeError(

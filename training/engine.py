@@ -179,7 +179,8 @@ def train(cfg: Any, say: Callable[[str], None] = print) -> TrainResult:
     # process-wide torch settings, put back afterwards so that an in-process caller is left as it was
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(cfg, env, say if env.is_main else (lambda _msg: None))
+        with checkpointing.hold_save_folder(cfg.load, cfg.save, env.is_main):  # one run per save folder at a time
+            return _train(cfg, env, say if env.is_main else (lambda _msg: None))
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)

@@ -7,7 +7,8 @@ three files (``np.save`` format 1.0: int32, int32, uint32; the fork can read our
 written into a cache folder under the fork's names, with a sidecar ``..._key.json`` holding a SHA-256 of the
 ``.idx`` file and every parameter (document range included). They are reused only when the key matches;
 otherwise rebuilt. The sidecar is removed first and written last, so an interrupted build never looks
-complete. Library module (used by ``training.gpt_samples``); no command line.
+complete; it is also the maps' record, so that only maps it proves are ever replaced (``training.index_cache``).
+Library module (used by ``training.gpt_samples``); no command line.
 """
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from guardrails.atomic_files import write_json_atomic
 from dataset.gpt_index import EpochPlan, GPTIndex, GPTIndexError, build_gpt_index
 from dataset.indexed_dataset import index_file_path
-from training.index_cache import content_key, save_npy_atomic
+from training.index_cache import content_key, store_maps
 
 KEY_TAG = "gpt-index v1"
 KINDS = ("doc", "sample", "shuffle")
@@ -66,13 +66,9 @@ def load_or_build_gpt_index(files: GPTIndexFiles, prefix: str | os.PathLike, siz
         raise GPTIndexError(f"{folder}: exists and is not a folder; give the index maps a folder (--cache-dir)")
     index = build_gpt_index(np.arange(documents.start, documents.stop, dtype=np.int32), sizes, num_samples,
                             seq_length, seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    files.key_path.unlink(missing_ok=True)  # invalidate first: a crash below leaves no matching key behind
-    for kind in KINDS:
-        save_npy_atomic(files.map_path(kind), getattr(index, f"{kind}_idx"))
     meta = {"key": key, "params": params, "plan": asdict(index.plan),
             "shapes": {kind: list(getattr(index, f"{kind}_idx").shape) for kind in KINDS}}
-    write_json_atomic(files.key_path, meta, indent=1)
+    store_maps(files.key_path, {files.map_path(kind): getattr(index, f"{kind}_idx") for kind in KINDS}, meta)
     return CachedGPTIndex(index, rebuilt=True)
 
 

@@ -11,11 +11,12 @@ writes ``PREFIX_content_document``). The three index maps go into ``--cache-dir`
 reused only while a key of the data and parameters matches (``training.gpt_index_cache``). ``--out`` gets an
 int64 array ``[num_samples, seq_length + 1]``: items ``0 .. N-1`` of one dataset read in order, exactly what
 the fork's ``GPTDataset`` yields (``training.gpt_dataset``, ``training.fim``). Use it to inspect what the
-model will see, or to check a toolkit or fork upgrade against goldens. Exit status 2 on bad input (the
-reason on stderr, nothing written to ``--out``): a ``--tokenizer`` other than the one the data's preprocess
-manifest records (a warning when there is no manifest to check against), and sizes the data or memory cannot
-hold: a sample longer than the split, or rows and index maps larger than the memory available (the message
-gives both numbers).
+model will see, or to check a toolkit or fork upgrade against goldens; ``SAMPLES.npy.manifest.json`` beside it
+is its record, and an existing ``--out`` is replaced only when that record proves it an earlier output of this
+command (never the data, the tokenizer or anyone's file). Exit status 2 on bad input (the reason on stderr,
+nothing written to ``--out``): a ``--tokenizer`` other than the one the data's preprocess manifest records (a
+warning when there is no manifest to check against), and sizes the data or memory cannot hold: a sample longer
+than the split, or rows and index maps larger than the memory available (the message gives both numbers).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ import sys
 import numpy as np
 
 from guardrails.command_errors import run_command
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 from dataset.gpt_index import GPTIndexError
 from dataset.indexed_dataset import IndexFormatError, index_file_path
 from dataset.memory_budget import check_fits
@@ -34,6 +37,8 @@ from runconfig.value_rules import SEED, check_flags
 from training.fim import FimSettings, FimTokenError
 from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
 from training.index_cache import save_npy_atomic
+
+SAMPLES = OutputKind("a samples file", "training.gpt_samples")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    inputs = [f"{args.data_prefix}.bin", f"{args.data_prefix}.idx", args.tokenizer]
+    claim_file(args.out, SAMPLES, "--out", inputs=inputs)  # refused before any work
     try:
         check_flags(args, {"seed": SEED})  # numpy's RandomState takes 0 .. 2**32 - 1 only
         fim = FimSettings(args.fim_rate, args.fim_spm_rate, args.fim_split_sample, args.fragment_fim_rate)
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.filename}: no such file; check --data-prefix and --tokenizer", file=sys.stderr)
         return 2
     save_npy_atomic(args.out, rows)
+    record_file_output(args.out, SAMPLES)
     plan = built.samples.index.plan
     print(f"{built.name}: documents [{built.documents.start}, {built.documents.stop}), "
           f"{plan.tokens_per_epoch} tokens/epoch, {plan.samples_per_epoch} samples/epoch, {plan.epochs} epoch(s)"

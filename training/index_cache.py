@@ -7,7 +7,10 @@ names, int64, ``np.save`` format, so the fork can read ours and vice versa) get 
 ``..._decoder_packed_key.json`` holding a SHA-256 over the ``.idx`` files of both indexed datasets and
 every parameter. The maps are reused only when the sidecar's key matches; otherwise they are rebuilt.
 Files are written under temporary names and renamed into place, the sidecar last, so an interrupted
-build never looks complete. The sidecar also keeps what the fork only logs (skipped over-long pairs).
+build never looks complete. The sidecar also keeps what the fork only logs (skipped over-long pairs), and is the
+record of both maps (sizes and hashes, ``guardrails.output_records``): a file in the cache folder named like a
+map is replaced only when its sidecar proves it one this cache wrote (the fork's own maps, or a user's file of
+that name, are refused, never overwritten).
 """
 from __future__ import annotations
 
@@ -20,11 +23,31 @@ from typing import Callable
 
 import numpy as np
 
-from guardrails.atomic_files import atomic_write, write_json_atomic
+from guardrails.atomic_files import atomic_write
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, write_record
 from dataset.indexed_dataset import index_file_path
 from dataset.packed_index import PackedIndex, SkippedPair
 
 KEY_VERSION = 1
+# one writer for every command that builds maps (training.packing, the engine): a cache is shared by design
+INDEX_MAPS = OutputKind("an index map of this toolkit's cache", "training.index_cache")
+
+
+def claim_maps(maps: list[Path], key: Path) -> None:
+    """Refuse, before a map is written, a file at a map's name that ``key`` (its sidecar) does not prove."""
+    for path in maps:
+        claim_file(path, INDEX_MAPS, "--cache-dir", record=key, track=False)
+
+
+def store_maps(key: Path, arrays: dict[Path, np.ndarray], meta: dict) -> None:
+    """Write ``arrays`` (path -> map) and their sidecar ``key`` (``meta`` + the record), the sidecar last."""
+    key.parent.mkdir(parents=True, exist_ok=True)
+    claim_maps(list(arrays), key)
+    key.unlink(missing_ok=True)  # invalidate first: a crash below leaves no matching key behind
+    for path, array in arrays.items():
+        save_npy_atomic(path, array)
+    write_record(key, INDEX_MAPS, key.parent, files=list(arrays), facts=meta, indent=1)
 
 
 @dataclass(frozen=True)
@@ -102,10 +125,6 @@ def _load(files: IndexMapFiles, key: str) -> PackedIndex | None:
 
 
 def _store(files: IndexMapFiles, key: str, index: PackedIndex) -> None:
-    files.key.parent.mkdir(parents=True, exist_ok=True)
-    files.key.unlink(missing_ok=True)  # invalidate first: a crash below leaves no matching key behind
-    _save_npy(files.shuffle_idx, index.shuffle_idx)
-    _save_npy(files.batch_idx, index.batch_idx)
     meta = {
         "key": key,
         "rows": index.num_rows,
@@ -113,11 +132,8 @@ def _store(files: IndexMapFiles, key: str, index: PackedIndex) -> None:
         "epochs": index.epochs,
         "skipped": [[s.document, s.length, s.epoch] for s in index.skipped],
     }
-    write_json_atomic(files.key, meta, indent=1)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    save_npy_atomic(path, np.asarray(array, dtype=np.int64))
+    store_maps(files.key, {files.shuffle_idx: np.asarray(index.shuffle_idx, dtype=np.int64),
+                           files.batch_idx: np.asarray(index.batch_idx, dtype=np.int64)}, meta)
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:

@@ -9,7 +9,9 @@
 ``argv`` prints one JSON object and nothing else on stdout with ``--json``
 (``{"script", "nodes", "gpus_per_node", "argv"}``), else one shell-quoted command; the start/resume
 decision goes to stderr. It needs no cluster and no checkpoint (preflight checks those). ``--write``
-also saves the JSON atomically (the job script does this once per job, so every node runs the same argv).
+also saves the JSON atomically (the job script does this once per job, so every node runs the same argv),
+with its record ``FILE.manifest.json``; an existing FILE is replaced only when that record proves it an earlier
+``argv --write`` (never the run config or anyone's file).
 Exit status 2 on a bad config or failed preflight, with every problem listed.
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from guardrails.command_errors import run_command
 from conversion.checkpoint_format import CheckpointFormatError
 from guardrails.atomic_files import write_json_atomic
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 from dataset.split_files import SplitFileError
 from runconfig import ConfigError
 from runconfig.run_config import load_run_config
@@ -47,14 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ARGV_FILE = OutputKind("a job's argv file", "training.launch argv")
+
+
 def command_argv(args: argparse.Namespace) -> int:
     from training.fork_job import plan_job
 
+    if args.write is not None:
+        claim_file(args.write, ARGV_FILE, "--write", inputs=[args.config])
     run = load_run_config(args.config, args.overrides)
     job = plan_job(run, args.config, args.overrides)
     print(job.decision, file=sys.stderr)
     if args.write is not None:
         write_json_atomic(args.write, job.to_json(), indent=1)
+        record_file_output(args.write, ARGV_FILE)
     if args.json:
         print(json.dumps(job.to_json()))
     elif job.script.endswith(".py") and "MEGATRON_DIR" not in os.environ:  # left for the shell to fill in

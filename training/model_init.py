@@ -7,8 +7,8 @@ request, as a Hugging Face folder)::
     python -m training.model_init --tokenizer out/demo/data/tokenizer.json --out out/demo/base_release \
         --layers 2 --hidden 64 --heads 4 --max-positions 512 [--hf-out out/demo/base_hf]
 
-An existing ``--out`` must hold only a release checkpoint and an existing ``--hf-out`` only a model folder
-(``conversion.output_kinds``); both appear atomically. ``load_start_model(path)`` reads either kind of folder back into a ``GPTBigCodeForCausalLM``: a folder
+Both appear atomically, each with its record written last; an existing ``--out`` or ``--hf-out`` is replaced only
+when that record proves it an earlier output of this command (``conversion.output_kinds``). ``load_start_model(path)`` reads either kind of folder back into a ``GPTBigCodeForCausalLM``: a folder
 with ``latest_checkpointed_iteration.txt`` is a Megatron checkpoint (weights only, through the key
 maps), a folder with ``config.json`` is a Hugging Face model.
 """
@@ -28,7 +28,8 @@ from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, TRUE_VOCAB_ARG, padde
 from dataset.text_tokenizer import EOD_TOKEN
 from guardrails.atomic_folder import atomic_output_dir
 from guardrails.command_errors import run_command
-from guardrails.output_paths import claim_folder
+from guardrails.output_paths import OutputRefused, claim_folder
+from guardrails.output_records import write_record
 from runconfig.value_rules import POSITIVE, SEED, Bound, check_flags
 
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
@@ -101,20 +102,25 @@ def write_tiny_release(
     """Create a tiny random GPT-BigCode, save it as a Megatron release checkpoint (and an HF folder), return it."""
     from conversion.megatron_checkpoint import write_megatron_checkpoint
 
-    from conversion.output_kinds import hf_model_folder_problem, release_root_problem
+    from conversion.output_kinds import hf_model_kind, release_root_kind
 
-    claim_folder(out_dir, "a Megatron release checkpoint root", release_root_problem)
+    release_kind, hf_kind = release_root_kind("training.model_init"), hf_model_kind("training.model_init")
+    claim_folder(out_dir, release_kind, "--out", inputs=[tokenizer_json])
     if hf_out is not None:
-        claim_folder(hf_out, "a Hugging Face model folder", hf_model_folder_problem, "--hf-out")
+        if Path(hf_out).resolve() == Path(out_dir).resolve():
+            raise OutputRefused(f"--hf-out {hf_out}: the same folder as --out; give the HF folder another path")
+        claim_folder(hf_out, hf_kind, "--hf-out", inputs=[tokenizer_json, out_dir])
     ids = tokenizer_ids(tokenizer_json)
     config = tiny_config(ids["vocab_size"], ids["eod"], ids["pad"], spec)
     model = random_model(config, spec.seed)
     # recording the tokenizer lets conversion find it later without --tokenizer (the fork records it too); the
     # real vocab is the tokenizer's, not the padded embedding's, so that every export of this model (and of the
     # runs that start from it, in either engine) keeps the tokenizer's rows, as hf_to_megatron's releases do
-    write_megatron_checkpoint(Path(out_dir), None, plain_state_dict(model), config,
-                              extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve()),
-                                          TRUE_VOCAB_ARG: ids["vocab_size"]})
+    with atomic_output_dir(out_dir) as tmp:
+        write_megatron_checkpoint(tmp, None, plain_state_dict(model), config,
+                                  extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve()),
+                                              TRUE_VOCAB_ARG: ids["vocab_size"]})
+        write_record(tmp / release_kind.record, release_kind, tmp, facts={"model": "tiny random GPT-BigCode"})
     if hf_out is not None:
         from conversion.tokenizer_files import write_tokenizer_files
 
@@ -122,6 +128,7 @@ def write_tiny_release(
             model.save_pretrained(str(tmp))
             # with the tokenizer beside the weights, AutoTokenizer.from_pretrained(hf_out) works as for an export
             write_tokenizer_files(tokenizer_json, Path(tmp), config.n_positions)
+            write_record(tmp / hf_kind.record, hf_kind, tmp, facts={"model": "tiny random GPT-BigCode"})
     return model
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
-from guardrails.output_paths import claim_file, json_object_with
+from guardrails.output_paths import claim_file
+from guardrails.output_records import OutputKind, record_file_output
 from runconfig.value_rules import SEED, check_flags
 from dataset.packed_index import PackingError
 from dataset.split_files import SplitFileError, parse_split_file
@@ -54,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+REPORT = OutputKind("a packing report", "training.packing")
+
 # This command builds index maps only; it never reads a row, and the maps do not depend on the pad id.
 _ROWS_NOT_READ_PAD_ID = 4
 
@@ -61,7 +64,7 @@ _ROWS_NOT_READ_PAD_ID = 4
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report is not None:  # refused before any map is built
-        claim_file(args.report, "a packing report", json_object_with("row_length", "groups"), "--report")
+        claim_file(args.report, REPORT, "--report", inputs=[args.split_file])
     reports: list[PackingReport] = []
     try:
         names = [args.group] if args.group else [g.name for g in parse_split_file(args.split_file)]
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         payload = reports[0].to_dict() if len(reports) == 1 else {"groups": [r.to_dict() for r in reports]}
         write_json_atomic(args.report, payload, indent=1)
+        record_file_output(args.report, REPORT)
     return 0
 
 
