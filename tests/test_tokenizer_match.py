@@ -94,10 +94,10 @@ def test_pretraining_data_beyond_the_models_vocabulary_is_refused_up_front(tmp_p
 
     tiny = tmp_path / "tiny_tokenizer.json"
     Tokenizer(models.WordLevel({"<|endoftext|>": 0, "a": 1}, unk_token="a")).save(str(tiny))
-    small = tmp_path / "small"  # 128 embeddings; the fork's raw code holds ids up to the thousands
+    small = tmp_path / "small"  # a 2-token model (model_init records the tokenizer's size); ids up to the thousands
     write_tiny_release(tiny, small, TinyModelSpec(layers=1, hidden=16, heads=2, max_positions=64))
     with pytest.raises(ValueError, match=r"code_content_document \(in training.pretrain.data_path\) .*\(the largest"
-                                         r" token id in .*code_content_document.bin\).* has 128 token embeddings"):
+                                         r" token id in .*code_content_document.bin\).* has 2 token embeddings"):
         train(_pretrain(tmp_path, FIM_DIR / "code_content_document", tiny, small, pad_id=1))  # was an IndexError
     assert not (tmp_path / "run").exists()
 
