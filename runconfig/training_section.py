@@ -79,6 +79,7 @@ class TrainingConfig:
     peak_flops: float = 0.0  # 0 = look up the device in the table
     cpu_threads: int = 0  # local engine: torch threads per process; 0 = torch's default
     fsdp: bool = False  # local engine under torchrun: shard the model with FSDP2 instead of DDP
+    activation_checkpointing: bool = False  # local engine: recompute each decoder layer in the backward pass
     tensorboard: bool = True  # local engine: also write TensorBoard event files under SAVE/tensorboard
     progress_bar: bool = True  # local engine: a tqdm bar on rank 0
     lora: LoraConfig = field(default_factory=LoraConfig)

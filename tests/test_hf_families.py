@@ -12,19 +12,19 @@ import torch
 from tests.conftest import FORK_FIXTURES
 from training.hf_family.attention import model_attention_mask
 from training.hf_family.families import decoder_layers, family_of
-from training.hf_family.tiny_models import TinyShape, random_hf_model, tiny_hf_config
+from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
+from training.model_init import TinyModelSpec
 from training.packed_attention import PackedLossModel, packed_logits, sdpa_attend_mask
 
 FAMILIES = ["llama", "mistral", "qwen2", "starcoder2", "gpt_bigcode"]
-SHAPE = TinyShape(layers=2, hidden=32, heads=4, max_positions=256, dropout=0.0)  # windows of 64 positions
+SHAPE = TinyModelSpec(layers=2, hidden=32, heads=4, max_positions=256, dropout=0.0)  # windows of 64 positions
 
 
 def _model(family):
     if family == "gpt_bigcode":
-        from training.model_init import TinyModelSpec, random_model, tiny_config
+        from training.model_init import random_model, tiny_config
 
-        spec = TinyModelSpec(layers=2, hidden=32, heads=4, max_positions=256, dropout=0.0)
-        return random_model(tiny_config(8192, 0, 4, spec), 3).eval()
+        return random_model(tiny_config(8192, 0, 4, SHAPE), 3).eval()
     return random_hf_model(tiny_hf_config(family, 8192, 0, 4, SHAPE), 3).eval()
 
 

@@ -29,11 +29,15 @@ from guardrails.atomic_files import write_json_atomic
 from training import checkpointing, lora
 from training.distributed import (
     DistEnv, barrier, close_distributed, full_model_state, full_optimizer_state, init_distributed,
-    load_optimizer_state, mean_across_ranks, no_grad_sync, wrap_model,
+    mean_across_ranks, no_grad_sync, wrap_model,
 )
 from training.lr_schedule import SampleLRSchedule
 from training.metrics import MetricsLogger, flops_per_token, peak_flops_for, write_loss_curve
-from training.model_init import load_start_model, model_from_state
+from training.hf_family import checkpoint as hf_checkpoint
+from training.hf_family.families import (
+    decoder_layers, enable_activation_checkpointing, max_positions, uses_megatron_layout,
+)
+from training.model_init import load_start_model
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
@@ -102,15 +106,18 @@ def _validate(runner: torch.nn.Module, data: Any, cfg: Any, env: DistEnv, pad_id
 def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.ResumeState | None,
                  env: DistEnv, say: Callable[[str], None]) -> torch.nn.Module:
     if resume is not None and not cfg.lora.enabled:
-        model = model_from_state(resume.hf_config, resume.hf_state_dict)
+        model = resume.build_model()
         say(f"restored: model weights from {plan.source / tag_dir_name(resume.iteration)}")
     else:
         # LoRA resumes on the untouched base weights of training.load plus the saved adapters
         model, where = load_start_model(Path(cfg.load))
         say(f"loaded: {where}")
-    if cfg.seq_length > model.config.n_positions:
-        raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {model.config.n_positions} positions")
+    if cfg.seq_length > max_positions(model.config):
+        raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {max_positions(model.config)} positions")
     if cfg.lora.enabled:
+        if not uses_megatron_layout(model.config):
+            raise ValueError(f"training.lora trains GPT-BigCode models only; train the {model.config.model_type}"
+                             " model fully (training.lora.enabled=false)")
         if cfg.fsdp:
             raise ValueError("training.lora with training.fsdp is not supported; LoRA trains with DDP (fsdp=false)")
         model = lora.apply_lora(model, cfg.lora, env.device)
@@ -120,7 +127,28 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
             lora.load_adapter_state(model, resume.lora_adapters)
             say("restored: LoRA adapter weights")
     require_sdpa(model)
+    if cfg.activation_checkpointing:  # recompute each decoder layer in the backward pass (the same RNG draws)
+        enable_activation_checkpointing(causal_lm(model))
     return model.to(env.device)
+
+
+def _run_args(cfg: Any, env: DistEnv, schedule: SampleLRSchedule, consumed: int) -> dict[str, Any]:
+    """The run's settings under the fork's names (``conversion.fork_arg_defaults`` gives the rest)."""
+    run_args = {"consumed_train_samples": consumed, "consumed_valid_samples": 0,
+                "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size,
+                "seq_length": cfg.seq_length, "train_iters": cfg.train_iters, "seed": cfg.seed,
+                "lr": cfg.lr, "min_lr": cfg.min_lr, "lr_decay_style": cfg.lr_decay_style,
+                "lr_warmup_samples": cfg.lr_warmup_samples, "lr_decay_samples": schedule.decay_samples,
+                "weight_decay": cfg.weight_decay, "adam_beta1": cfg.adam_beta1, "adam_beta2": cfg.adam_beta2,
+                "adam_eps": cfg.adam_eps, "clip_grad": cfg.clip_grad, "optimizer": "adam",
+                "data_parallel_size": env.world_size, "save": str(cfg.save), "load": str(cfg.load) or None,
+                "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
+                "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
+                "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
+                "local_engine": True}
+    if cfg.tokenizer:
+        run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
+    return run_args
 
 
 def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -131,6 +159,10 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
         gathered: list[Any] = [None] * env.world_size
         dist.all_gather_object(gathered, rng[0])
         rng = gathered
+    if not uses_megatron_layout(causal_lm(model).config):  # Hugging Face weights (training.hf_family.checkpoint)
+        state = {"consumed_train_samples": consumed, "opt_param_scheduler": schedule.state_dict(consumed),
+                 "rng_state": rng, "args": {**_run_args(cfg, env, schedule, consumed), "iteration": iteration}}
+        return hf_checkpoint.save_checkpoint(Path(cfg.save), iteration, model, optimizer, env, fsdp, state)
     # under FSDP2 every rank takes part in gathering the full tensors; without it only rank 0 needs them
     optimizer_state = full_optimizer_state(model, optimizer, fsdp) if (fsdp or env.is_main) else None
     is_lora = lora.is_lora(model)
@@ -142,21 +174,7 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
     path = None
     if env.is_main:
         config = causal_lm(model).config
-        # the fork's names for the run's settings (conversion.fork_arg_defaults gives the rest)
-        run_args = {"consumed_train_samples": consumed, "consumed_valid_samples": 0,
-                    "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size,
-                    "seq_length": cfg.seq_length, "train_iters": cfg.train_iters, "seed": cfg.seed,
-                    "lr": cfg.lr, "min_lr": cfg.min_lr, "lr_decay_style": cfg.lr_decay_style,
-                    "lr_warmup_samples": cfg.lr_warmup_samples, "lr_decay_samples": schedule.decay_samples,
-                    "weight_decay": cfg.weight_decay, "adam_beta1": cfg.adam_beta1, "adam_beta2": cfg.adam_beta2,
-                    "adam_eps": cfg.adam_eps, "clip_grad": cfg.clip_grad, "optimizer": "adam",
-                    "data_parallel_size": env.world_size, "save": str(cfg.save), "load": str(cfg.load) or None,
-                    "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
-                    "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
-                    "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
-                    "local_engine": True}
-        if cfg.tokenizer:
-            run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
+        run_args = _run_args(cfg, env, schedule, consumed)
         path = checkpointing.save_checkpoint(
             Path(cfg.save), iteration, weights, config, optimizer_state,
             lora.adapter_state_dict(model) if is_lora else None, schedule.state_dict(consumed), rng, run_args,
@@ -206,14 +224,14 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
             " ((train_iters // eval_interval + 1) x eval_iters x global_batch_size, as splits plan counts them)")
     if data.skipped_pairs:
         say(f"data: {data.skipped_pairs} pairs longer than {cfg.seq_length + 1} tokens were skipped (as the fork does)")
-    runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, causal_lm(model).transformer.h)
+    runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, decoder_layers(causal_lm(model)),
+                        bf16=_compute_dtype(env, cfg) == "bfloat16")
     # after FSDP sharding, which replaces the parameters
     optimizer = build_adamw(model, cfg, fused=not (cfg.fsdp and env.distributed))
     schedule = SampleLRSchedule.from_config(cfg)
     iteration, consumed = 0, 0
     if resume is not None:
-        load_optimizer_state(model, optimizer, resume.optimizer_state_for(optimizer.state_dict()),
-                             cfg.fsdp and env.distributed)
+        resume.restore_optimizer(model, optimizer, cfg.fsdp and env.distributed)
         for problem in schedule.check_matches(resume.scheduler_state):
             say(f"warning: LR schedule differs from the checkpoint's ({problem}); the config wins")
         if env.world_size > len(resume.rng_states):  # said once, by the main rank
@@ -229,7 +247,7 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     else:
         say(f"reset: optimizer state, LR schedule, RNG (seed {cfg.seed}), data position (iteration 0)")
     n_params = sum(p.numel() for p in model.parameters())
-    per_token = flops_per_token(n_params, inner_config.n_layer, inner_config.n_embd, cfg.seq_length)
+    per_token = flops_per_token(n_params, inner_config.num_hidden_layers, inner_config.hidden_size, cfg.seq_length)
     peak = peak_flops_for(env.device, cfg.peak_flops)
     keep_through = iteration if resume is not None else -1
     logger = None

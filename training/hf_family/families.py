@@ -83,3 +83,13 @@ def max_positions(config: Any) -> int:
 
 def default_lora_targets(config: Any) -> tuple[str, ...]:
     return family_of(config).lora_targets
+
+
+def enable_activation_checkpointing(lm: torch.nn.Module) -> None:
+    """Recompute every decoder layer in the backward pass (non-reentrant: the RNG state is replayed, so dropout
+    draws the same masks and the result is the run's without it)."""
+    options = {"use_reentrant": False}
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x; the older name is deprecated
+        lm.activation_checkpointing_enable(options)
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)

@@ -7,11 +7,10 @@ tied head), GPT-BigCode (multi-query attention, learned positions; ``training.mo
 Megatron release). Vocabulary, EOD and pad ids come from a ``tokenizer.json`` as for GPT-BigCode.
 
     python -m training.model_init --family llama --tokenizer tokenizer.json --out out/tiny_llama
-    config = tiny_hf_config("llama", vocab_size=8192, eod_id=0, pad_id=4, spec=TinyModelSpec())
+    config = tiny_hf_config("llama", vocab_size=8192, eod_id=0, pad_id=4, shape=TinyModelSpec())
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,20 +18,9 @@ import torch
 TINY_FAMILIES = ("llama", "mistral", "qwen2", "starcoder2")
 
 
-@dataclass(frozen=True)
-class TinyShape:
-    """The shape of a tiny model (``training.model_init.TinyModelSpec`` carries the same fields)."""
-
-    layers: int = 2
-    hidden: int = 64
-    heads: int = 4
-    ffn_hidden: int = 0  # 0 = the family's usual ratio
-    max_positions: int = 512
-    dropout: float = 0.1
-
-
 def tiny_hf_config(family: str, vocab_size: int, eod_id: int | None, pad_id: int | None, shape: Any) -> Any:
-    """A ``transformers`` config of ``family`` (one of :data:`TINY_FAMILIES`) with the given shape."""
+    """A ``transformers`` config of ``family`` (one of :data:`TINY_FAMILIES`); ``shape`` a
+    ``training.model_init.TinyModelSpec`` (layers, hidden, heads, ffn_hidden, max_positions, dropout)."""
     from transformers import AutoConfig
 
     if family not in TINY_FAMILIES:

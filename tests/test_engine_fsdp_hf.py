@@ -1,0 +1,87 @@
+"""FSDP2 on two CPU processes (gloo) trains a Llama as one process does, and its sharded checkpoints (torch's
+distributed checkpoint, one file per rank) resume exactly, under FSDP2 again or in one process."""
+import json
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from tests.local_engine_fixtures import PYTHON, run_overrides, subprocess_env, tiny_hf
+from training.hf_family.checkpoint import full_weights, read_train_state
+
+EXTRA = {"train_iters": 6, "save_interval": 3, "eval_interval": 3, "lr_decay_samples": 24, "tensorboard": False}
+
+
+def _run(tmp, base, save, processes, **extra):
+    launcher = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node",
+                str(processes)] if processes > 1 else [PYTHON]
+    done = subprocess.run([*launcher, "-m", "training.finetune", *run_overrides(tmp, base, save, **{**EXTRA, **extra})],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _losses(save):
+    records = [json.loads(x) for x in (save / "metrics.jsonl").read_text().splitlines()]
+    return [(r["iteration"], r["loss"]) for r in records if r["kind"] == "train"]
+
+
+def _weights(folder):
+    return full_weights(folder, read_train_state(folder))
+
+
+def _rewind(src, dst, iteration):
+    """A copy of the save folder as if the run had stopped after ``iteration``."""
+    shutil.copytree(src, dst)
+    for folder in dst.glob("iter_*"):
+        if int(folder.name[5:]) > iteration:
+            shutil.rmtree(folder)
+    (dst / "latest_checkpointed_iteration.txt").write_text(str(iteration))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fsdp_hf")
+    base = tiny_hf(tmp, "llama", dropout=0.0)  # dropout masks differ by process layout; the maths must not
+    _run(tmp, base, tmp / "one", 1)
+    _run(tmp, base, tmp / "fsdp", 2, fsdp="true")
+    return tmp, base
+
+
+def test_two_fsdp2_processes_match_one(runs):
+    tmp, _ = runs
+    one, two = _losses(tmp / "one"), _losses(tmp / "fsdp")
+    assert [i for i, _ in one] == [i for i, _ in two] == list(range(1, 7))
+    for (_, a), (_, b) in zip(one, two):
+        assert abs(a - b) <= 1e-4 * abs(a)
+    folder = tmp / "fsdp" / "iter_0000006"
+    assert sorted(p.name for p in (folder / "distributed").iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    state = read_train_state(folder)
+    assert state["layout"] == "distributed" and state["optimizer"] is None and len(state["rng_state"]) == 2
+    reference, sharded = _weights(tmp / "one" / "iter_0000006"), _weights(folder)
+    assert sharded.keys() == reference.keys()
+    for name, tensor in reference.items():
+        torch.testing.assert_close(sharded[name], tensor, rtol=1e-4, atol=1e-5, msg=name)  # 1% of a step (lr 1e-3)
+
+
+def test_sharded_checkpoint_resumes_exactly_under_fsdp2(runs):
+    tmp, base = runs
+    _rewind(tmp / "fsdp", tmp / "fsdp_resumed", 3)
+    done = _run(tmp, base, tmp / "fsdp_resumed", 2, fsdp="true")
+    assert "data position iteration 3 / 12 samples" in done.stdout
+    assert _losses(tmp / "fsdp_resumed") == _losses(tmp / "fsdp")
+    a, b = _weights(tmp / "fsdp" / "iter_0000006"), _weights(tmp / "fsdp_resumed" / "iter_0000006")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sharded_checkpoint_resumes_in_one_process(runs):
+    tmp, base = runs
+    _rewind(tmp / "fsdp", tmp / "fsdp_then_one", 3)
+    done = _run(tmp, base, tmp / "fsdp_then_one", 1)
+    assert "this run has 1" not in done.stdout  # fewer processes than RNG entries: nothing is borrowed
+    reference = _weights(tmp / "one" / "iter_0000006")
+    resumed = _weights(tmp / "fsdp_then_one" / "iter_0000006")  # a single process writes safetensors again
+    assert read_train_state(tmp / "fsdp_then_one" / "iter_0000006")["layout"] == "safetensors"
+    for name, tensor in reference.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
