@@ -94,7 +94,7 @@ def plan_start(load: str, save: str) -> StartPlan:
 # What a run writes into training.save (engine, metrics, train_data): anything else there is the user's.
 JOB_FOLDER_NAME = "slurm"  # training.launch's default run folder inside the save folder (job scripts, logs)
 SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
-                     "index_maps", JOB_FOLDER_NAME)
+                     "index_maps", JOB_FOLDER_NAME, "wandb")
 _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
 
 

@@ -41,6 +41,7 @@ from training.model_init import load_start_model
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
+from training.wandb_tracker import open_wandb
 from training.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
 )
@@ -253,7 +254,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     logger = None
     if env.is_main:  # only now that the start has been checked: a refused resume leaves the folder's record alone
         write_json_atomic(Path(cfg.save) / CONFIG_NAME, asdict(cfg), indent=2)
-        logger = MetricsLogger(Path(cfg.save), keep_through, cfg.tensorboard)
+        logger = MetricsLogger(Path(cfg.save), keep_through, cfg.tensorboard,
+                               open_wandb(cfg.wandb, Path(cfg.save), asdict(cfg)))
     result = TrainResult(iteration, consumed)
     n_micro = cfg.global_batch_size // (cfg.micro_batch_size * env.world_size)
     bar = tqdm(total=cfg.train_iters, initial=iteration, disable=not (env.is_main and cfg.progress_bar),

@@ -1,6 +1,7 @@
 """Training metrics of the local engine: JSON lines, TensorBoard, throughput, TFLOP/s, MFU, loss-curve PNG.
 
-Everything lands in the save folder: ``metrics.jsonl`` (one JSON object per logged iteration or
+Everything lands in the save folder (and, with ``training.wandb``, in Weights & Biases: ``training.wandb_tracker``):
+``metrics.jsonl`` (one JSON object per logged iteration or
 evaluation, ``{"kind": "train"|"valid", "iteration": ..., "time": unix seconds, ...}``),
 ``tensorboard/`` and, at the end, ``loss_curve.png``. On resume the lines after the restored
 iteration (written by the killed run) are dropped (all of them when a run starts afresh), so the
@@ -59,13 +60,15 @@ def flops_per_token(n_params: int, n_layer: int, hidden: int, seq_length: int) -
 class MetricsLogger:
     """Appends metrics to ``metrics.jsonl`` and TensorBoard; only rank 0 should create one."""
 
-    def __init__(self, save_dir: Path, keep_through: int, tensorboard: bool = True) -> None:
-        """``keep_through``: the resumed checkpoint's iteration (-1 for a fresh run: nothing is kept)."""
+    def __init__(self, save_dir: Path, keep_through: int, tensorboard: bool = True, tracker: Any = None) -> None:
+        """``keep_through``: the resumed checkpoint's iteration (-1 for a fresh run: nothing is kept);
+        ``tracker``: another sink with ``log(kind, iteration, values)`` and ``close()`` (W&B)."""
         self.path = Path(save_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_after(self.path, keep_through)
         self._file = self.path.open("a", encoding="utf-8")
         self._writer = None
+        self._tracker = tracker
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -80,11 +83,15 @@ class MetricsLogger:
             for key, value in values.items():
                 if isinstance(value, (int, float)):  # None (e.g. MFU without a known peak) is skipped
                     self._writer.add_scalar(f"{kind}/{key}", value, iteration)
+        if self._tracker is not None:
+            self._tracker.log(kind, iteration, values)
 
     def close(self) -> None:
         self._file.close()
         if self._writer is not None:
             self._writer.close()
+        if self._tracker is not None:
+            self._tracker.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
