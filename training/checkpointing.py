@@ -38,7 +38,9 @@ from typing import Any
 
 import torch
 
-from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file, read_tracker, tag_dir_name
+from conversion.checkpoint_format import (
+    TRACKER_NAME, CheckpointFormatError, discover_layout, load_checkpoint_file, read_tracker, tag_dir_name,
+)
 from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from guardrails.output_paths import claim_folder, output_entries
@@ -141,12 +143,19 @@ def save_checkpoint(
     )
 
 
+def holds_hf_family_checkpoint(root: Path) -> bool:
+    """True when the tracker of ``root`` points at an iteration in the Hugging Face layout (not the fork's)."""
+    try:
+        return is_hf_family_checkpoint(Path(root) / tag_dir_name(read_tracker(root)))
+    except CheckpointFormatError:
+        return False
+
+
 def vocab_divisor(source: Path) -> int:
     """``make_vocab_size_divisible_by`` recorded in the Megatron checkpoint ``source`` (the fork's default for
     a Hugging Face folder or a save folder of Hugging Face checkpoints), so the run's checkpoints pad the vocab
     as its start did."""
-    if not (Path(source) / TRACKER_NAME).is_file() or is_hf_family_checkpoint(Path(source) / tag_dir_name(
-            read_tracker(source))):
+    if not (Path(source) / TRACKER_NAME).is_file() or holds_hf_family_checkpoint(Path(source)):
         return DEFAULT_DIVISIBLE_BY
     args = load_checkpoint_file(discover_layout(source).model_file(0, 0), meta=True).get("args")
     return vocab_divisor_from_args(vars(args) if args is not None else None)

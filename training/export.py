@@ -9,8 +9,8 @@ conversion.megatron_to_hf --megatron SAVE --tag N`` converts it. A run of anothe
 is gathered in this one process (the model's weights only, never the optimizer state) and written the same
 way: ``model-0000i-of-0000n.safetensors`` + index, ``config.json``, ``generation_config.json`` (bos/eos from the
 config), the tokenizer files and ``conversion_manifest.json``. The tokenizer is ``--tokenizer``, else the
-run's ``training.tokenizer``, else the tokenizer files of the folder the run started from (``training.load``,
-e.g. the Llama-2 folder). ``OUT`` appears atomically and replaces only an earlier model folder
+tokenizer files of the folder the run started from (``training.load``, e.g. the Llama-2 folder), else the
+run's ``training.tokenizer``. ``OUT`` appears atomically and replaces only an earlier model folder
 (``conversion.output_kinds``); the result loads with ``AutoModelForCausalLM`` / ``AutoTokenizer``.
 """
 from __future__ import annotations
@@ -30,12 +30,14 @@ DEFAULT_SHARD_SIZE = "2GB"
 
 
 def _tokenizer_source(given: str | None, args: dict[str, Any]) -> Path | None:
+    """``--tokenizer``, else the start folder's tokenizer files (the model's own, its special tokens named in
+    its ``tokenizer_config.json``), else the run's ``training.tokenizer``."""
     if given:
         return Path(given)
-    if args.get("tokenizer_file"):
-        return Path(args["tokenizer_file"])
     start = Path(str(args.get("load") or ""))
-    return start if args.get("load") and (start / "tokenizer.json").is_file() else None
+    if args.get("load") and (start / "tokenizer.json").is_file():
+        return start
+    return Path(args["tokenizer_file"]) if args.get("tokenizer_file") else None
 
 
 def export_hf_family(save: Path, folder: Path, out: Path, tokenizer: str | None, dtype: torch.dtype,
