@@ -110,3 +110,41 @@ def test_fresh_evaluate_keeps_a_folder_it_did_not_write(tmp_path):
     notes.unlink()  # only an earlier run's output is left: removed; the step goes on and stops at the missing model
     assert demo.main(["--steps", "evaluate", f"training.save={tmp_path / 'ckpt'}"]) == 1
     assert not (tmp_path / "eval").exists()
+
+
+def test_whole_demo_with_a_tiny_llama(tmp_path, capsys, monkeypatch):
+    """demo.model_family=llama: the same stages on a tiny random Llama (Hugging Face checkpoints, training.export),
+    evaluated base vs fine-tuned on the Python, Go and Rust prompts."""
+    import functools
+
+    from evaluation import report
+
+    monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=1))
+    demo = _demo_module()
+    data = tmp_path / "data"
+    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
+    rc = demo.main([
+        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
+        f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
+        f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
+        f"training.train_split_file={data / 'train_data_paths.txt'}",
+        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
+        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
+        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150",
+        "demo.max_record_chars=500", "demo.pretrain_iters=4", "demo.pretrain_files=20", "demo.eval_problems=1",
+        "demo.eval_samples=2", "demo.model_family=llama",
+    ])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed[-3000:]
+    assert "validation loss went down" in printed and "continued pretraining with FIM" in printed
+    assert f"$ python -m training.model_init --tokenizer {data / 'tokenizer.json'} --out {tmp_path / 'base_llama_hf'}" \
+        in printed
+    assert (tmp_path / "pretrain" / "checkpoints" / "iter_0000004" / "model.safetensors").is_file()
+    assert (tmp_path / "ckpt" / "iter_0000016" / "train_state.pt").is_file()
+    assert f"$ python -m training.export --save {tmp_path / 'ckpt'} --out {tmp_path / 'hf'}" in printed
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["model_type"] == "llama"
+    assert json.loads((tmp_path / "base_hf" / "conversion_manifest.json").read_text())["iteration"] == 4
+    text = (tmp_path / "report.md").read_text()
+    assert "## Prompts side by side" in text and "## Held-out loss" in text
+    side = (tmp_path / "eval" / "side_by_side.md").read_text()
+    assert "| go |" in side and "| rust |" in side and "| python |" in side  # the language column

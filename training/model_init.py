@@ -146,7 +146,14 @@ def load_start_model(path: Path) -> tuple[torch.nn.Module, str]:
     """The starting weights (fp32, CPU, SDPA attention) and a line saying where they came from."""
     path = Path(path)
     if (path / TRACKER_NAME).exists():
+        from conversion.checkpoint_format import read_tracker, tag_dir_name
         from conversion.megatron_checkpoint import read_megatron_checkpoint
+        from training.hf_family.checkpoint import is_hf_family_checkpoint, weights_only
+
+        folder = path / tag_dir_name(read_tracker(path))
+        if is_hf_family_checkpoint(folder):  # another run's save folder, in the Hugging Face layout
+            model = weights_only(folder)
+            return model, f"checkpoint {folder} ({model.config.model_type}): weights only"
 
         ckpt = read_megatron_checkpoint(path)
         model = model_from_state(ckpt.hf_config, ckpt.hf_state_dict)

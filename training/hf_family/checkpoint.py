@@ -118,6 +118,16 @@ def model_from_checkpoint(folder: Path, state: dict[str, Any]) -> torch.nn.Modul
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
 
 
+def weights_only(folder: Path) -> torch.nn.Module:
+    """The model of an iteration folder with its weights, whatever the layout (a start from another run's save
+    folder: ``training.load``)."""
+    state = read_train_state(folder)
+    model = model_from_checkpoint(folder, state)
+    if state["layout"] == DISTRIBUTED:
+        model.load_state_dict(full_weights(folder, state), strict=False)  # a tied head is the embedding
+    return model
+
+
 def restore_checkpoint(folder: Path, state: dict[str, Any], model: torch.nn.Module,
                        optimizer: torch.optim.Optimizer) -> None:
     """Put the optimizer state (and, for the distributed layout, the weights) into the (sharded) run; every
