@@ -32,7 +32,9 @@ from training.distributed import (
     mean_across_ranks, no_grad_sync, wrap_model,
 )
 from training.lr_schedule import SampleLRSchedule
-from training.metrics import MetricsLogger, flops_per_token, peak_flops_for, write_loss_curve
+from training.metrics import (
+    MetricsLogger, flops_per_token, model_state_gb, peak_flops_for, peak_memory_gb, write_loss_curve,
+)
 from training.hf_family import checkpoint as hf_checkpoint
 from training.hf_family.families import (
     decoder_layers, enable_activation_checkpointing, max_positions, uses_megatron_layout,
@@ -293,7 +295,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
             values = {"loss": train_loss, "lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else None,
                       "consumed_samples": consumed, "tokens_per_s": tokens_per_s, "iteration_s": elapsed,
                       "tflops_per_device": tflops, "mfu": (tflops * 1e12 / peak) if peak else None,
-                      "target_tokens_rank0": float(target_tokens)}
+                      "target_tokens_rank0": float(target_tokens), "peak_memory_gb_rank0": peak_memory_gb(env.device),
+                      "model_state_gb_rank0": model_state_gb(model, optimizer)}
             logger.log("train", iteration, values)
         if data.valid and (iteration % cfg.eval_interval == 0 or iteration == cfg.train_iters):
             _validate(runner, data, cfg, env, pad_id, iteration, result, logger, log)

@@ -52,6 +52,31 @@ def peak_flops_for(device: torch.device, configured: float = 0.0) -> float | Non
     return None
 
 
+def peak_memory_gb(device: torch.device) -> float:
+    """This process's peak memory so far: the CUDA allocator's peak on a GPU, else the peak resident set (RSS)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports kibibytes
+
+
+def _local_bytes(tensor: torch.Tensor) -> int:
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor  # an FSDP2 shard (DTensor): this rank's
+    return local.numel() * local.element_size()
+
+
+def model_state_gb(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
+    """What this process holds of the model state: its weights, gradients and optimizer moments (all of them
+    under DDP, its shards under FSDP2), counted tensor by tensor (activations and buffers not included)."""
+    total = 0
+    for param in model.parameters():
+        total += _local_bytes(param) + (_local_bytes(param.grad) if param.grad is not None else 0)
+    for state in optimizer.state.values():
+        total += sum(_local_bytes(v) for v in state.values() if isinstance(v, torch.Tensor) and v.dim() > 0)
+    return total / 1e9
+
+
 def flops_per_token(n_params: int, n_layer: int, hidden: int, seq_length: int) -> float:
     """Training FLOPs (forward + backward) per token of a dense decoder."""
     return 6.0 * n_params + 12.0 * n_layer * hidden * seq_length
