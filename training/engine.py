@@ -132,6 +132,8 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
     require_sdpa(model)
     if cfg.activation_checkpointing:  # recompute each decoder layer in the backward pass (the same RNG draws)
         enable_activation_checkpointing(causal_lm(model))
+    if cfg.fsdp and env.distributed:  # fully_shard moves each unit to the device as it shards it: one whole
+        return model                  # layer on the GPU at a time, never the whole model
     return model.to(env.device)
 
 
