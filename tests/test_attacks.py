@@ -55,7 +55,23 @@ def world(tmp_path_factory) -> Path:
     ckpt = read_megatron_checkpoint(base)
     write_megatron_checkpoint(w / "run", 5, ckpt.hf_state_dict, ckpt.hf_config)
     split_files(w)
+    _hf_layout_run(w / "llama_run")
     return w
+
+
+def _hf_layout_run(save: Path) -> None:
+    """A save folder in the Hugging Face layout (a tiny Llama's first checkpoint), for training.export."""
+    import torch
+
+    from training.distributed import DistEnv
+    from training.hf_family.checkpoint import save_checkpoint
+    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.model_init import TinyModelSpec
+
+    model = random_hf_model(tiny_hf_config("llama", 8192, 0, 4, TinyModelSpec(1, 32, 4, 0, 64, 0.0)), 1)
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_checkpoint(save, 1, model, optimizer, DistEnv(0, 1, 0, torch.device("cpu")), False,
+                    {"consumed_train_samples": 4, "opt_param_scheduler": {}, "rng_state": [{}], "args": {}})
 
 
 def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
@@ -85,6 +101,13 @@ def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
         # no warmup: one iteration of 4 samples could not decay after a warmup of 4 (a config error, found first)
         "finetune": ("training.finetune", run_overrides(w, w / "base", out / "run", train_iters=1, save_interval=1,
                                                         eval_interval=1, lr_warmup_samples=0), "run"),
+        "model_init_llama": ("training.model_init", ["--family", "llama", "--tokenizer", str(TOKENIZER), "--out",
+                                                     o("llama"), "--layers", "1", "--hidden", "32", "--heads", "4",
+                                                     "--max-positions", "64"], "llama"),
+        "export": ("training.export", ["--save", str(w / "run"), "--out", o("export"), "--tokenizer", str(TOKENIZER)],
+                   "export"),
+        "export_llama": ("training.export", ["--save", str(w / "llama_run"), "--out", o("export_llama")],
+                         "export_llama"),
         "hf_to_megatron": ("conversion.hf_to_megatron", ["--hf", str(w / "hf"), "--out", o("ckpt")], "ckpt"),
         "prepare_release": ("conversion.prepare_release", ["--megatron", str(w / "run"), "--out", o("rel")], "rel"),
         "megatron_to_hf": ("conversion.megatron_to_hf", ["--megatron", str(w / "base"), "--out", o("hf"),
