@@ -53,6 +53,23 @@ def test_bad_override_is_a_clear_error(capsys):
     assert "unknown key 'max_recordz'" in capsys.readouterr().err
 
 
+def _whole_demo_argv(tmp_path):
+    """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package)."""
+    data = tmp_path / "data"
+    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
+    return [
+        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
+        f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
+        f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
+        f"training.train_split_file={data / 'train_data_paths.txt'}",
+        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
+        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
+        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150",
+        "demo.max_record_chars=500", "demo.pretrain_iters=4", "demo.pretrain_files=20",
+        "demo.eval_problems=1", "demo.eval_samples=2",
+    ]
+
+
 def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     """Every demo step, tiny: data -> base model -> fine-tune (validation loss must fall) -> HF, verified by logits
     -> evaluation report."""
@@ -63,18 +80,7 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=2))
     demo = _demo_module()
     data = tmp_path / "data"
-    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
-    rc = demo.main([
-        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
-        f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
-        f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
-        f"training.train_split_file={data / 'train_data_paths.txt'}",
-        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
-        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
-        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150", "demo.max_record_chars=500",
-        "demo.pretrain_iters=4", "demo.pretrain_files=20",
-        "demo.eval_problems=1", "demo.eval_samples=2",
-    ])
+    rc = demo.main(_whole_demo_argv(tmp_path))
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
     assert "validation loss went down" in printed
@@ -122,18 +128,7 @@ def test_whole_demo_with_a_tiny_llama(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=1))
     demo = _demo_module()
     data = tmp_path / "data"
-    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
-    rc = demo.main([
-        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
-        f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
-        f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
-        f"training.train_split_file={data / 'train_data_paths.txt'}",
-        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
-        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
-        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150",
-        "demo.max_record_chars=500", "demo.pretrain_iters=4", "demo.pretrain_files=20", "demo.eval_problems=1",
-        "demo.eval_samples=2", "demo.model_family=llama",
-    ])
+    rc = demo.main([*_whole_demo_argv(tmp_path), "demo.model_family=llama"])
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
     assert "validation loss went down" in printed and "continued pretraining with FIM" in printed

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from tests.conftest import FORK_FIXTURES
+from tests.test_packed_attention import assert_packed_loss_matches_full_logits
 from training.hf_family.attention import model_attention_mask
 from training.hf_family.families import decoder_layers, family_of
 from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
 from training.model_init import TinyModelSpec
-from training.packed_attention import PackedLossModel, packed_logits, sdpa_attend_mask
+from training.packed_attention import packed_logits, sdpa_attend_mask
 
 FAMILIES = ["llama", "mistral", "qwen2", "starcoder2", "gpt_bigcode"]
 SHAPE = TinyModelSpec(layers=2, hidden=32, heads=4, max_positions=256, dropout=0.0)  # windows of 64 positions
@@ -96,18 +97,7 @@ def test_qwen2_gets_one_mask_per_layer_type(models):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_head_only_where_the_loss_looks_equals_the_full_logits_loss(models, fork_batch, family):
-    model = models[family]
-    batch, _ = fork_batch
-    micro = 2
-    tokens, labels = torch.from_numpy(batch["tokens"][micro]), torch.from_numpy(batch["labels"][micro])
-    mask, positions = torch.from_numpy(batch["attention_mask"][micro]), torch.from_numpy(batch["position_ids"][micro])
-    weights = torch.from_numpy(batch["loss_mask"][micro]).reshape(labels.shape)
-    with torch.no_grad():
-        logits = packed_logits(model, tokens, mask, positions)
-        per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
-        expected = (per_token * weights.flatten()).sum() / weights.sum()
-        got = PackedLossModel(model)(tokens, mask, positions, labels, weights)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert_packed_loss_matches_full_logits(models[family], fork_batch[0])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
