@@ -85,3 +85,27 @@ def test_sharded_checkpoint_resumes_in_one_process(runs):
     assert read_train_state(tmp / "fsdp_then_one" / "iter_0000006")["layout"] == "safetensors"
     for name, tensor in reference.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_tied_head_survives_sharded_checkpoints(tmp_path):
+    """StarCoder2 ties its head to the embeddings: a distributed checkpoint's model is built on the meta device,
+    sharded, given storage and read back, and resumes exactly, under FSDP2 or in one process."""
+    from training.model_init import load_start_model
+
+    base = tiny_hf(tmp_path, "starcoder2", dropout=0.0)
+    extra = {"train_iters": 2, "save_interval": 1, "eval_interval": 2, "lr_decay_samples": 8}
+    _run(tmp_path, base, tmp_path / "fsdp", 2, fsdp="true", **extra)
+    _rewind(tmp_path / "fsdp", tmp_path / "again", 1)
+    _run(tmp_path, base, tmp_path / "again", 2, fsdp="true", **extra)
+    assert _losses(tmp_path / "again") == _losses(tmp_path / "fsdp")
+    a, b = _weights(tmp_path / "fsdp" / "iter_0000002"), _weights(tmp_path / "again" / "iter_0000002")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    _rewind(tmp_path / "fsdp", tmp_path / "single", 1)
+    _run(tmp_path, base, tmp_path / "single", 1, **extra)
+    model, where = load_start_model(tmp_path / "single")  # a safetensors checkpoint again, loaded weights-only
+    assert model.lm_head.weight is model.model.embed_tokens.weight and "starcoder2" in where
+    for name, tensor in a.items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    sharded, _ = load_start_model(tmp_path / "fsdp")  # a distributed checkpoint, loaded weights-only
+    assert sharded.lm_head.weight is sharded.model.embed_tokens.weight
+    assert all(torch.equal(sharded.state_dict()[k], v) for k, v in a.items())

@@ -134,6 +134,9 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
         enable_activation_checkpointing(causal_lm(model))
     if cfg.fsdp and env.distributed:  # fully_shard moves each unit to the device as it shards it: one whole
         return model                  # layer on the GPU at a time, never the whole model
+    if hf_checkpoint.on_meta(model):  # a distributed checkpoint's model: its weights are read after wrapping
+        hf_checkpoint.materialize(model, env.device)
+        return model
     return model.to(env.device)
 
 
@@ -231,6 +234,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
         say(f"data: {data.skipped_pairs} pairs longer than {cfg.seq_length + 1} tokens were skipped (as the fork does)")
     runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, decoder_layers(causal_lm(model)),
                         bf16=_compute_dtype(env, cfg) == "bfloat16")
+    if hf_checkpoint.on_meta(model):  # each rank allocates its own shards only (read from the checkpoint below)
+        hf_checkpoint.materialize(runner, env.device)
     # after FSDP sharding, which replaces the parameters
     optimizer = build_adamw(model, cfg, fused=not (cfg.fsdp and env.distributed))
     schedule = SampleLRSchedule.from_config(cfg)

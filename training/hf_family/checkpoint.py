@@ -114,8 +114,31 @@ def model_from_checkpoint(folder: Path, state: dict[str, Any]) -> torch.nn.Modul
 
     if state["layout"] == SAFETENSORS:
         return AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="sdpa")
+    from conversion.megatron_to_hf import parameters_on_meta
+
     config = AutoConfig.from_pretrained(str(folder))
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    with parameters_on_meta():  # no process ever holds (or initialises) the whole model: see materialize()
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    model.tie_weights()  # inside, each registration made a parameter of its own: a tied head is one again
+    return model
+
+
+def on_meta(model: torch.nn.Module) -> bool:
+    """True while the weights have no storage yet (a distributed checkpoint's model before its shards are read)."""
+    return any(p.device.type == "meta" for p in model.parameters())
+
+
+def materialize(model: torch.nn.Module, device: torch.device) -> None:
+    """Give meta weights (whole, or this rank's FSDP2 shards) storage on ``device``; the values come from the
+    checkpoint (:func:`restore_checkpoint`). The buffers, which the model's code computed (RoPE's frequencies),
+    are kept: ``to_empty`` would leave them as garbage."""
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    model.to_empty(device=device)
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            buffer.copy_(buffers[name])
+    if hasattr(model, "tie_weights"):  # a whole model: to_empty gave a tied head storage of its own; FSDP2's
+        model.tie_weights()            # shards (the engine's wrapper, which has no tie_weights) keep the tie
 
 
 def weights_only(folder: Path) -> torch.nn.Module:
@@ -123,8 +146,11 @@ def weights_only(folder: Path) -> torch.nn.Module:
     folder: ``training.load``)."""
     state = read_train_state(folder)
     model = model_from_checkpoint(folder, state)
-    if state["layout"] == DISTRIBUTED:
-        model.load_state_dict(full_weights(folder, state), strict=False)  # a tied head is the embedding
+    if state["layout"] == DISTRIBUTED:  # the weights were on the meta device: take the read tensors as they are
+        model.load_state_dict(full_weights(folder, state), strict=False, assign=True)
+        model.tie_weights()  # a tied head is the embedding again
+        if on_meta(model):
+            raise CheckpointFormatError(f"{folder}/{DISTRIBUTED}: some weights of the model are missing")
     return model
 
 
