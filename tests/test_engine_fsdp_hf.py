@@ -109,3 +109,29 @@ def test_a_tied_head_survives_sharded_checkpoints(tmp_path):
     sharded, _ = load_start_model(tmp_path / "fsdp")  # a distributed checkpoint, loaded weights-only
     assert sharded.lm_head.weight is sharded.model.embed_tokens.weight
     assert all(torch.equal(sharded.state_dict()[k], v) for k, v in a.items())
+
+
+def test_bf16_policy_computes_in_bfloat16_over_float32_master_weights(tmp_path):
+    """The GPU default (bf16): each FSDP2 unit is gathered in bfloat16 for its forward pass, while the shards the
+    optimizer updates stay float32 (a one-process gloo group stands in for the cluster)."""
+    import torch.distributed as dist
+
+    from training.distributed import DistEnv, wrap_model
+    from training.hf_family.families import decoder_layers
+    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.model_init import TinyModelSpec
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        seen = {}
+        for bf16 in (False, True):
+            model = random_hf_model(tiny_hf_config("llama", 256, 0, 4, TinyModelSpec(2, 32, 4, 0, 64, 0.0)), 1)
+            projection = model.model.layers[0].self_attn.q_proj
+            projection.register_forward_pre_hook(lambda module, _args, key=bf16: seen.__setitem__(key, module.weight.dtype))
+            runner = wrap_model(model, DistEnv(0, 2, 0, torch.device("cpu")), True, decoder_layers(model), bf16=bf16)
+            runner(input_ids=torch.tensor([[1, 2, 3, 4]]), use_cache=False).logits.float().sum().backward()
+            assert all(p.dtype == torch.float32 for p in model.parameters())  # the sharded master weights
+            assert all(p.grad.dtype == torch.float32 for p in model.parameters())
+        assert seen == {False: torch.float32, True: torch.bfloat16}
+    finally:
+        dist.destroy_process_group()
