@@ -10,7 +10,7 @@ import torch
 from tests.local_engine_fixtures import PYTHON, run_overrides, subprocess_env, tiny_hf
 from training.hf_family.checkpoint import full_weights, read_train_state
 
-EXTRA = {"train_iters": 6, "save_interval": 3, "eval_interval": 3, "lr_decay_samples": 24, "tensorboard": False}
+EXTRA = {"train_iters": 4, "save_interval": 2, "eval_interval": 2, "lr_decay_samples": 16, "tensorboard": False}
 
 
 def _run(tmp, base, save, processes, **extra):
@@ -52,14 +52,14 @@ def runs(tmp_path_factory):
 def test_two_fsdp2_processes_match_one(runs):
     tmp, _ = runs
     one, two = _losses(tmp / "one"), _losses(tmp / "fsdp")
-    assert [i for i, _ in one] == [i for i, _ in two] == list(range(1, 7))
+    assert [i for i, _ in one] == [i for i, _ in two] == list(range(1, 5))
     for (_, a), (_, b) in zip(one, two):
         assert abs(a - b) <= 1e-4 * abs(a)
-    folder = tmp / "fsdp" / "iter_0000006"
+    folder = tmp / "fsdp" / "iter_0000004"
     assert sorted(p.name for p in (folder / "distributed").iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
     state = read_train_state(folder)
     assert state["layout"] == "distributed" and state["optimizer"] is None and len(state["rng_state"]) == 2
-    reference, sharded = _weights(tmp / "one" / "iter_0000006"), _weights(folder)
+    reference, sharded = _weights(tmp / "one" / "iter_0000004"), _weights(folder)
     assert sharded.keys() == reference.keys()
     for name, tensor in reference.items():
         torch.testing.assert_close(sharded[name], tensor, rtol=1e-4, atol=1e-5, msg=name)  # 1% of a step (lr 1e-3)
@@ -67,22 +67,22 @@ def test_two_fsdp2_processes_match_one(runs):
 
 def test_sharded_checkpoint_resumes_exactly_under_fsdp2(runs):
     tmp, base = runs
-    _rewind(tmp / "fsdp", tmp / "fsdp_resumed", 3)
+    _rewind(tmp / "fsdp", tmp / "fsdp_resumed", 2)
     done = _run(tmp, base, tmp / "fsdp_resumed", 2, fsdp="true")
-    assert "data position iteration 3 / 12 samples" in done.stdout
+    assert "data position iteration 2 / 8 samples" in done.stdout
     assert _losses(tmp / "fsdp_resumed") == _losses(tmp / "fsdp")
-    a, b = _weights(tmp / "fsdp" / "iter_0000006"), _weights(tmp / "fsdp_resumed" / "iter_0000006")
+    a, b = _weights(tmp / "fsdp" / "iter_0000004"), _weights(tmp / "fsdp_resumed" / "iter_0000004")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_sharded_checkpoint_resumes_in_one_process(runs):
     tmp, base = runs
-    _rewind(tmp / "fsdp", tmp / "fsdp_then_one", 3)
+    _rewind(tmp / "fsdp", tmp / "fsdp_then_one", 2)
     done = _run(tmp, base, tmp / "fsdp_then_one", 1)
     assert "this run has 1" not in done.stdout  # fewer processes than RNG entries: nothing is borrowed
-    reference = _weights(tmp / "one" / "iter_0000006")
-    resumed = _weights(tmp / "fsdp_then_one" / "iter_0000006")  # a single process writes safetensors again
-    assert read_train_state(tmp / "fsdp_then_one" / "iter_0000006")["layout"] == "safetensors"
+    reference = _weights(tmp / "one" / "iter_0000004")
+    resumed = _weights(tmp / "fsdp_then_one" / "iter_0000004")  # a single process writes safetensors again
+    assert read_train_state(tmp / "fsdp_then_one" / "iter_0000004")["layout"] == "safetensors"
     for name, tensor in reference.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
 
