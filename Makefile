@@ -53,6 +53,7 @@ bench: $(STAMP) system-packages
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_check_shards.py
 	$(BIN)/python scripts/bench_train.py
+	$(BIN)/python scripts/bench_fsdp_memory.py
 	$(BIN)/python scripts/bench_eval.py
 
 clean:

@@ -117,7 +117,7 @@ def load_hf_model_from_megatron(megatron_dir: str | Path, dtype: torch.dtype = t
     config.dtype = dtype
     state = {name: tensor.to(dtype) for name, tensor in reader.iter_hf_tensors(config.vocab_size)}
     state[HF_TIED_HEAD] = state["transformer.wte.weight"]
-    with _parameters_on_meta():
+    with parameters_on_meta():
         model = GPTBigCodeForCausalLM(config)
     model.load_state_dict(state, strict=True, assign=True)
     model.tie_weights()
@@ -125,7 +125,7 @@ def load_hf_model_from_megatron(megatron_dir: str | Path, dtype: torch.dtype = t
 
 
 @contextlib.contextmanager
-def _parameters_on_meta() -> Iterator[None]:
+def parameters_on_meta() -> Iterator[None]:
     """Modules built inside get their parameters on the meta device and their buffers as ``__init__`` makes them.
 
     Parameters are replaced by the checkpoint's tensors (``load_state_dict(assign=True)``), so allocating and

@@ -41,6 +41,8 @@ from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, record_file_output
 from guardrails.command_errors import run_command
+from dataset.input_files import expand_inputs
+from dataset.jsonl_records import InputFileError
 from dataset.preprocess_manifest import manifest_path, read_manifest
 from dataset.shard_jobs import (
     ShardJob, parse_job_id, parse_squeue, sbatch_array_argv, sbatch_merge_argv, shards_in_flight, squeue_argv,
@@ -112,7 +114,7 @@ _STATE_FIX = ("check with squeue that no job of this run is queued or running, t
 
 def shard_facts(data: DataConfig) -> dict[str, Any]:
     """What a shard's manifest must say for it to count as this run's: settings, inputs, tokenizer."""
-    paths = [str(p) for p in data.inputs]
+    paths = expand_inputs(data.inputs, data.languages)
     facts = run_facts(output_settings(dataclasses.asdict(data)),
                       [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
                       hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest())
@@ -160,7 +162,7 @@ def progress_line(data: DataConfig, done: dict[int, dict[str, Any]], in_flight: 
                   now: float) -> str:
     """Shards done / in flight / to submit, input bytes done, records and bytes per second."""
     n = data.num_shards
-    total = sum(input_sizes([str(p) for p in data.inputs]))
+    total = sum(input_sizes(expand_inputs(data.inputs, data.languages)))
     records = sum(m["records_in"] for m in done.values())
     nbytes = sum(sum(p["end"] - p["start"] for p in m["shard"]["pieces"]) for m in done.values())
     seconds = sum(m["timings_s"].get("total", 0.0) for m in done.values())
@@ -196,7 +198,10 @@ def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob
     settings = load_section(args.config, "cluster", ClusterConfig, args.overrides)
     if not data.inputs or not data.tokenizer or not data.output_prefix:
         raise LaunchError(f"{args.config}: data: needs inputs, tokenizer and output_prefix")
-    missing = [str(p) for p in data.inputs if not Path(p).is_file()]
+    try:  # a folder of languages stands for its files
+        missing = [p for p in expand_inputs(data.inputs, data.languages) if not Path(p).is_file()]
+    except InputFileError as exc:
+        raise LaunchError(f"{exc} (data.inputs / data.languages in {args.config})") from None
     if missing:
         raise LaunchError(f"{missing[0]}: no such input file; check data.inputs in {args.config}")
     shard_config(data, ShardSpec(0, data.num_shards))  # what a shard cannot do is refused now, not on the nodes

@@ -2,10 +2,15 @@
 
 Run::
 
-    python -m dataset.preprocess --input data.jsonl [more.jsonl.gz ...] --tokenizer tokenizer.json \\
+    python -m dataset.preprocess --input data.jsonl [more.jsonl.gz data.parquet ...] --tokenizer tokenizer.json \\
         --output-prefix out/data/pairs [--keys inputs targets | --keys content] [--workers N] [--append-eod] \\
         [--skip-invalid] [--valid-fraction F | --valid-count N] [--valid-seed S] \\
         [--config run.yaml] [data.key=value ...] [--num-shards N --shard-index I]
+
+Parquet files (``pyarrow``; the StarCoder data and The Stack: one folder per language, ``--input ROOT
+--languages go,rust``) are read a row group at a time as the same JSON lines (``dataset.parquet_records``,
+``dataset.input_files``): the same keys, skips, held-out rule and shards (cut at row-group boundaries), and
+the same bytes out as the records given as jsonl.
 
 Each jsonl record (one line) becomes one document in the inputs file and one in the targets file, tokenized
 as the fork's ``tools/preprocess_data.py`` does (see ``dataset.text_tokenizer``). Unlike the fork, a record
@@ -47,9 +52,8 @@ from guardrails.output_paths import OutputRefused, check_output_prefix, note_com
 from dataset.byte_progress import byte_progress
 from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
 from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
-from dataset.jsonl_records import (
-    InputFileError, InvalidRecordError, LongLine, RecordIssue, count_records, iter_chunks,
-)
+from dataset.input_files import count_input_records, expand_inputs, iter_input_chunks
+from dataset.jsonl_records import InputFileError, InvalidRecordError, LongLine, RecordIssue
 from dataset.preprocess_manifest import (
     REMOVED_MAPS_KEY, RunCounts, build_manifest, manifest_path, summary_lines, write_manifest,
 )
@@ -93,7 +97,7 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
     if not config.inputs or not config.tokenizer or not config.output_prefix:
         raise PreprocessError("need --input, --tokenizer and --output-prefix (or data.inputs/tokenizer/output_prefix)")
     check_output_prefix(str(config.output_prefix))
-    paths = [str(p) for p in config.inputs]
+    paths = expand_inputs(config.inputs, config.languages)  # folders of languages -> their files
     for path in paths:
         if not Path(path).is_file():
             raise InputFileError(f"{path}: no such input file; check --input")
@@ -110,7 +114,8 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
 
     mask = None
     if config.valid_count:
-        mask = select_heldout(count_records(paths, config.max_line_bytes), config.valid_count, config.valid_seed)
+        mask = select_heldout(count_input_records(paths, config.max_line_bytes), config.valid_count,
+                              config.valid_seed)
         timings["count_records"] = time.perf_counter() - started
 
     state, digests = RunCounts(), []
@@ -137,7 +142,8 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
 
         keys = tuple(config.keys)
         for piece in pieces:
-            for chunk in iter_chunks(piece.path, config.max_line_bytes, CHUNK_BYTES, digests, piece.byte_range):
+            for chunk in iter_input_chunks(piece.path, keys, config.max_line_bytes, CHUNK_BYTES, digests,
+                                           piece.byte_range):
                 if isinstance(chunk, LongLine):
                     in_flight.append(chunk)
                     size = chunk.size + 1
@@ -232,14 +238,18 @@ def _write_chunk(chunk: EncodedChunk, state: RunCounts, tokenizer: TextTokenizer
 
 
 def _progress(paths: list[str], progress: bool) -> Any:
-    plain = all(not str(p).endswith(".gz") for p in paths)  # a .gz file's size says nothing about the text
+    # the size of a .gz file, or of a parquet file, says nothing about the bytes of text (JSON) read from it
+    plain = all(not str(p).endswith((".gz", ".parquet")) for p in paths)
     total = sum(Path(p).stat().st_size for p in paths) if plain else None
     return byte_progress(total, "preprocess", terminal=sys.stderr.isatty(), enabled=progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dataset.preprocess", description=__doc__.split("\n")[0])
-    p.add_argument("--input", nargs="+", dest="inputs", help="jsonl files (plain or .gz), read in order")
+    p.add_argument("--input", nargs="+", dest="inputs",
+                   help="jsonl (plain or .gz) or parquet files, read in order; or a folder of languages (--languages)")
+    p.add_argument("--languages", type=lambda text: tuple(x for x in text.split(",") if x),
+                   help="comma-separated language folders to read from a folder --input (e.g. go,rust)")
     p.add_argument("--tokenizer", help="tokenizer.json (Hugging Face tokenizers)")
     p.add_argument("--output-prefix", dest="output_prefix", help="writes PREFIX_{inputs,targets}_document.*")
     p.add_argument("--keys", nargs="+", metavar="KEY",

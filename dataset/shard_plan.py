@@ -5,7 +5,8 @@ The input files, taken in order, are one stream of ``B`` bytes (sizes as stored 
 bytes between boundaries ``b(i)`` and ``b(i+1)``, where ``b(k)`` is the position ``k * B // N`` moved forward
 to the next line start: in a plain file, by seeking just before it and reading up to the next newline; a
 ``.gz`` file cannot be entered in the middle, so a position inside one moves to its end (a gzip file is
-always read whole, by one shard). Every task computes the same boundaries from the file sizes alone, so the
+always read whole, by one shard); in a parquet file it moves to the next row group's start (a shard reads the
+row groups that start in its range). Every task computes the same boundaries from the file sizes alone, so the
 shards cover the input exactly once, in order, without any task reading the corpus: a task reads only its
 own range plus at most one line at each end. A shard may be empty (more shards than lines, or a big
 ``.gz``); it then writes an empty partial dataset.
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataset.jsonl_records import RecordIssue
+from dataset.parquet_records import is_parquet, next_row_group_start
 
 SEEK_BLOCK = 1 << 20
 SHARD_FOLDER_SUFFIX = ".shards"
@@ -112,6 +114,8 @@ def boundary(paths: list[str], sizes: list[int], position: int) -> int:
                 return position
             if is_gzip(path):
                 return start + size
+            if is_parquet(path):  # a parquet file is cut between row groups
+                return start + next_row_group_start(path, offset, size)
             return start + _next_line_start(path, offset, size)
         start += size
     return start
@@ -146,7 +150,8 @@ class LineNumbers:
 
     def __init__(self, pieces: list[InputPiece]) -> None:
         first = pieces[0] if pieces else None
-        self._piece = first if first is not None and first.start > 0 else None
+        # a parquet piece numbers its rows from the file's first row already
+        self._piece = first if first is not None and first.start > 0 and not is_parquet(first.path) else None
         self._lines_before: int | None = None
 
     def locate(self, issue: RecordIssue) -> RecordIssue:

@@ -12,6 +12,7 @@ import dataclasses
 import os
 from typing import Any
 
+from dataset.input_files import expand_inputs
 from dataset.shard_plan import InputPiece, ShardPlanError, ShardSpec, input_stats, shard_prefix
 from runconfig.data_section import DataConfig
 
@@ -51,7 +52,7 @@ def output_settings(config: dict[str, Any]) -> dict[str, Any]:
 def shard_manifest_section(config: DataConfig, shard: ShardSpec, pieces: list[InputPiece],
                            digests: list[str]) -> dict[str, Any]:
     """The ``shard`` section of a shard's manifest (``config`` is the run's, with the final prefix)."""
-    paths = [str(p) for p in config.inputs]
+    paths = expand_inputs(config.inputs, config.languages)  # the files, when the inputs are language folders
     return {
         "index": shard.index,
         "count": shard.count,

@@ -7,10 +7,16 @@ the text become single ids; the file's post-processor runs). Here the same is do
 spreads a batch over the Rayon thread pool (the preprocess workers keep it to one thread each).
 ``vocab_size`` is the fork's ``len(tokenizer)`` (added tokens included): it picks the token dtype (uint16
 below 65,500, else int32).
+
+A tokenizer that has no ``<|endoftext|>`` of its own but names an end-of-sequence token in the
+``tokenizer_config.json`` beside it (Llama, Mistral: ``</s>``) ends documents with that token instead: adding
+``<|endoftext|>`` as the fork does would give it an id past the model's embeddings. Every tokenizer that has
+``<|endoftext|>`` (StarCoder's, the fork's fixtures, the demo's) is read exactly as the fork reads it.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from itertools import chain
@@ -50,14 +56,26 @@ class TextTokenizer:
         except Exception as exc:  # the Rust loader raises plain Exception subclasses
             raise TokenizerFileError(f"{self.path}: not a Hugging Face tokenizer.json ({exc})") from exc
         self.sha256 = hashlib.sha256(data).hexdigest()
-        # The fork: add_special_tokens({"additional_special_tokens": [EOD]}), then vocab[EOD].
-        self._tokenizer.add_special_tokens([AddedToken(EOD_TOKEN, special=True, normalized=False)])
-        eod = self._tokenizer.token_to_id(EOD_TOKEN)
+        eod = None if self._tokenizer.token_to_id(EOD_TOKEN) is not None else self._configured_eos()
+        if eod is None:
+            # The fork: add_special_tokens({"additional_special_tokens": [EOD]}), then vocab[EOD].
+            self._tokenizer.add_special_tokens([AddedToken(EOD_TOKEN, special=True, normalized=False)])
+            eod = self._tokenizer.token_to_id(EOD_TOKEN)
         if eod is None:  # cannot happen after add_special_tokens; guard the invariant anyway
             raise TokenizerFileError(f"{self.path}: no id for {EOD_TOKEN}")
         self.eod_id: int = eod
         self.vocab_size: int = self._tokenizer.get_vocab_size(with_added_tokens=True)
         self.dtype: np.dtype = token_dtype(self.vocab_size)
+
+    def _configured_eos(self) -> int | None:
+        """The id of ``eos_token`` of the ``tokenizer_config.json`` beside the file, when it is in the vocabulary."""
+        config = self.path.with_name("tokenizer_config.json")
+        try:
+            eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token")
+        except (OSError, ValueError, AttributeError):
+            return None
+        eos = eos.get("content") if isinstance(eos, dict) else eos
+        return self._tokenizer.token_to_id(eos) if isinstance(eos, str) else None
 
     def encode_batch(self, texts: list[str]) -> EncodedBatch:
         """Many texts at once (GIL released while the Rust side works)."""

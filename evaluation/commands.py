@@ -148,7 +148,7 @@ def loss(args: argparse.Namespace) -> int:
     report: dict = {"written_by": f"{WRITTEN_BY} loss"}
     for label, path in (("base", args.base), ("fine-tuned", args.tuned)):
         model = load_hf_model(path, args.device)[0]
-        report[label] = {**heldout_loss(model, args.valid_prefix, args.max_tokens or model.config.n_positions,
+        report[label] = {**heldout_loss(model, args.valid_prefix, args.max_tokens or model.config.max_position_embeddings,
                                         args.max_pairs), "model": str(path)}
         print(f"{label}: held-out loss {report[label]['loss']:.4f} on {report[label]['tokens']} target tokens "
               f"({report[label]['pairs']} pairs, {report[label]['skipped_too_long']} too long, skipped)")

@@ -90,7 +90,7 @@ def pick_tokens(logits: torch.Tensor, settings: GenerationSettings, vocab_size: 
 def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: GenerationSettings, eos_id: int | None,
                    vocab_size: int, decode, generator: torch.Generator) -> list[Generation]:
     device = next(model.parameters()).device
-    context = model.config.n_positions
+    context = model.config.max_position_embeddings
     keep = max(1, context - settings.max_new_tokens)
     truncated = [len(ids) > keep for ids in prompt_ids]
     rows = [list(ids[-keep:]) if cut else list(ids) for ids, cut in zip(prompt_ids, truncated)]

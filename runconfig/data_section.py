@@ -16,7 +16,8 @@ class DataConfig:
     With ``valid_fraction`` or ``valid_count`` the held-out records go to ``PREFIX_valid_...`` only.
     """
 
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # jsonl (plain or .gz) or parquet files; a folder of languages with `languages`
+    languages: tuple[str, ...] = ()  # language subfolders read from a folder input (StarCoder data / The Stack)
     tokenizer: str = ""
     output_prefix: str = ""
     keys: tuple[str, ...] = ("inputs", "targets")

@@ -33,6 +33,15 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
+class WandbConfig:
+    """Weights & Biases tracking of the local engine (``training.wandb_tracker``); off by default."""
+
+    mode: Literal["disabled", "offline", "online"] = "disabled"
+    project: str = "codeft"
+    run_name: str = ""  # empty: the save folder's name
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     engine: Literal["local", "megatron"] = "local"
     # finetune: inputs/targets pairs from the split files (finetune_mtf.py); pretrain: raw documents of
@@ -82,9 +91,11 @@ class TrainingConfig:
     peak_flops: float = 0.0  # 0 = look up the device in the table
     cpu_threads: int = 0  # local engine: torch threads per process; 0 = torch's default
     fsdp: bool = False  # local engine under torchrun: shard the model with FSDP2 instead of DDP
+    activation_checkpointing: bool = False  # local engine: recompute each decoder layer in the backward pass
     tensorboard: bool = True  # local engine: also write TensorBoard event files under SAVE/tensorboard
     progress_bar: bool = True  # local engine: a tqdm bar on rank 0
     lora: LoraConfig = field(default_factory=LoraConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # local engine: Weights & Biases (disabled by default)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     # the fork only: parallel layout and kernels
     tensor_model_parallel_size: int = 1

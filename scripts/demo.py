@@ -22,6 +22,11 @@ the held-out validation loss goes down. Conversion stage: the last checkpoint ->
 (``conversion.megatron_to_hf``), verified by comparing logits with the Megatron side (``conversion.verify``).
 Evaluation stage: the base model too is exported, both are evaluated with small limits (``python -m evaluation``:
 held-out loss, HumanEval pass@k, infilling, commit fixes, prompts side by side) and ``out/demo/report.md`` is written.
+
+``demo.model_family=llama`` (or mistral, qwen2, starcoder2) runs the same stages with a tiny random model of that
+family written as a Hugging Face folder (``training.model_init --family``): the local engine trains it with
+checkpoints in the Hugging Face layout (``training.hf_family``), ``training.export`` makes the Hugging Face folders,
+and the report compares base and fine-tuned on the same prompts (Python, Go and Rust side by side).
 """
 from __future__ import annotations
 
@@ -63,7 +68,8 @@ class DemoSettings:
     seed: int = 1234
     vocab_size: int = 8192
     roots: tuple[str, ...] = ()  # source folders for the pairs; empty = the installed stdlib
-    model_layers: int = 2  # the tiny GPT-BigCode the demo fine-tunes (MQA, learned positions)
+    model_family: str = "gpt_bigcode"  # or llama, mistral, qwen2, starcoder2 (Hugging Face checkpoints)
+    model_layers: int = 2  # the tiny model the demo fine-tunes (GPT-BigCode: MQA, learned positions)
     model_hidden: int = 64
     model_heads: int = 4
     fresh: bool = True  # start training from the base model, discarding an earlier demo run's checkpoints (only ever
@@ -163,21 +169,36 @@ def split_files(run: DemoRun) -> list[Path]:
     return [*written, out_dir / stage.PLAN_FILE_NAME]
 
 
+def hf_family(run: DemoRun) -> bool:
+    """True when the demo trains a family the fork cannot load (Hugging Face checkpoints and exports)."""
+    return run.settings.model_family != "gpt_bigcode"
+
+
+def start_model(run: DemoRun) -> Path:
+    """The tiny base model: ``training.load`` (a release), or ``base_FAMILY_hf`` beside it for another family."""
+    load = Path(run.config.training.load)
+    return load.with_name(f"base_{run.settings.model_family}_hf") if hf_family(run) else load
+
+
 def base_model(run: DemoRun) -> list[Path]:
     from training import model_init
 
-    out = Path(run.config.training.load)
+    out = start_model(run)
     argv = ["--tokenizer", run.config.data.tokenizer, "--out", str(out),
             "--layers", str(run.settings.model_layers), "--hidden", str(run.settings.model_hidden),
             "--heads", str(run.settings.model_heads), "--max-positions", str(run.config.training.seq_length),
             "--seed", str(run.settings.seed)]
-    from conversion.output_kinds import RELEASE_RECORD
+    from conversion.output_kinds import HF_RECORD, RELEASE_RECORD
     from guardrails.output_records import read_record
 
-    # the demo's own base model, rebuilt from the same seed (never a release root anyone else made)
-    _discard_earlier(out, run, RELEASE_RECORD, "training.load")
+    # the demo's own base model, rebuilt from the same seed (never a model anyone else made): a release root, or
+    # for another family a Hugging Face folder
+    record = HF_RECORD if hf_family(run) else RELEASE_RECORD
+    if hf_family(run):
+        argv += ["--family", run.settings.model_family]
+    _discard_earlier(out, run, record, "training.load")
     _run_stage("training.model_init", model_init.main, argv)
-    run.ledger.remember(out, str((read_record(out / RELEASE_RECORD) or {}).get("nonce")))
+    run.ledger.remember(out, str((read_record(out / record) or {}).get("nonce")))
     return [out]
 
 
@@ -190,7 +211,7 @@ def fine_tune_start(run: DemoRun) -> str:
     """What the fine-tune starts from (and the evaluation's base): the continued-pretrained model when the
     pretrain step ran, else ``training.load``."""
     pretrained = pretrain_dir(run) / "checkpoints"
-    return str(pretrained) if (pretrained / "latest_checkpointed_iteration.txt").exists() else run.config.training.load
+    return str(pretrained) if (pretrained / "latest_checkpointed_iteration.txt").exists() else str(start_model(run))
 
 
 def _discard_earlier(folder: Path, run: DemoRun, record: str, key: str, extra: Sequence[str] = ()) -> None:
@@ -237,7 +258,7 @@ def pretrain(run: DemoRun) -> list[Path]:
     _run_stage("dataset.preprocess", stage.main, ["--input", str(code), "--tokenizer", run.config.data.tokenizer,
                                                   "--output-prefix", str(prefix), "--keys", "content", "--append-eod"])
     t = run.config.training
-    cfg = dataclasses.replace(t, mode="pretrain", save=str(out / "checkpoints"), tokenizer=t.tokenizer or run.config.data.tokenizer,
+    cfg = dataclasses.replace(t, mode="pretrain", save=str(out / "checkpoints"), load=str(start_model(run)), tokenizer=t.tokenizer or run.config.data.tokenizer,
                               train_iters=iters, save_interval=iters, eval_interval=iters, lr_warmup_samples=0,
                               pretrain=dataclasses.replace(t.pretrain, data_path=f"{prefix}_content_document",
                                                            fim_split_sample="<filename>"))
@@ -275,6 +296,11 @@ def to_hugging_face(run: DemoRun) -> list[Path]:
 
     out = hf_output_dir(run)
     save = run.config.training.save
+    if hf_family(run):  # the fork's converter reads its own layout only; training.export reads both
+        from training import export
+
+        _run_stage("training.export", export.main, ["--save", save, "--out", str(out)])
+        return [out]
     _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
                ["--megatron", save, "--out", str(out), "--tokenizer", run.config.data.tokenizer,
                 "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
@@ -301,14 +327,21 @@ def evaluate(run: DemoRun) -> list[Path]:
 
     demo_dir, tuned = hf_output_dir(run).parent, hf_output_dir(run)
     base, eval_dir = demo_dir / "base_hf", demo_dir / "eval"
+    if hf_family(run) and fine_tune_start(run) == str(start_model(run)):
+        base = start_model(run)  # already a Hugging Face folder (no continued pretraining to export)
     plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
                           ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
     commands = comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan)
     # every evaluation output below is rewritten by its own command, which replaces only its own earlier output
     report_path = claim_file(demo_dir / "report.md", DEMO, "training.save")  # refused before the evaluation
-    _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
-               ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
-                "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
+    if not hf_family(run):
+        _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
+                   ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
+                    "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
+    elif base != start_model(run):  # the continued-pretrained model is the base
+        from training import export
+
+        _run_stage("training.export", export.main, ["--save", fine_tune_start(run), "--out", str(base)])
     for argv in commands:
         _run_stage("evaluation", evaluation.main, argv)
     context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
@@ -375,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--steps: unknown step {unknown[0]!r} (steps: {', '.join(n for n, _ in STEPS)})")
         config = load_run_config(args.config, overrides)
         settings = build_dataclass(DemoSettings, parse_overrides(demo_overrides, "demo"), "overrides:demo")
+        from training.hf_family.tiny_models import TINY_FAMILIES
+
+        if settings.model_family not in ("gpt_bigcode", *TINY_FAMILIES):
+            raise ConfigError(f"demo.model_family {settings.model_family!r}: one of gpt_bigcode, {', '.join(TINY_FAMILIES)}")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -58,7 +58,23 @@ def build_world(w: Path) -> Path:
     (w / "run.yaml").write_text(f"training:\n  model: starcoderbase-1b\n  load: {base}\n  save: {w / 'run_save'}\n")
     for name in ("code_content_document.bin", "code_content_document.idx", "tokenizer.json"):
         shutil.copy(FIM_FIXTURES / name, w / f"fim_{name}")
+    hf_layout_run(w / "llama_run")
     return w
+
+
+def hf_layout_run(save: Path) -> None:
+    """A save folder in the Hugging Face layout (a tiny Llama's first checkpoint), for training.export."""
+    import torch
+
+    from training.distributed import DistEnv
+    from training.hf_family.checkpoint import save_checkpoint
+    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.model_init import TinyModelSpec
+
+    model = random_hf_model(tiny_hf_config("llama", 8192, 0, 4, TinyModelSpec(1, 32, 4, 0, 64, 0.0)), 1)
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_checkpoint(save, 1, model, optimizer, DistEnv(0, 1, 0, torch.device("cpu")), False,
+                    {"consumed_train_samples": 4, "opt_param_scheduler": {}, "rng_state": [{}], "args": {}})
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,14 @@ def output_flags(w: Path) -> dict[str, OutputFlag]:
             "training.model_init", lambda out, i=TOKENIZER: [
                 "--tokenizer", s(i), "--out", s(Path(out).parent / "mi_base"), "--hf-out", s(out), "--layers", "1",
                 "--hidden", "32", "--heads", "4", "--max-positions", "64"], "folder", ".safetensors", TOKENIZER),
+        "model_init --family --out": OutputFlag(
+            "training.model_init", lambda out, i=TOKENIZER: ["--family", "llama", "--tokenizer", s(i), "--out", s(out),
+                                                             "--layers", "1", "--hidden", "32", "--heads", "4",
+                                                             "--max-positions", "64"],
+            "folder", ".safetensors", TOKENIZER),
+        "export --out": OutputFlag(
+            "training.export", lambda out, i=w / "llama_run": ["--save", s(i), "--out", s(out), "--tokenizer",
+                                                               s(TOKENIZER)], "folder", ".safetensors", w / "llama_run"),
         # no warmup: one iteration of 4 samples could not decay after a warmup of 4 (a config error, found first)
         "finetune training.save": OutputFlag(
             "training.finetune", lambda out, i=w / "base": run_overrides(

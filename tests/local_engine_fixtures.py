@@ -1,7 +1,8 @@
 """Shared set-up for the local-engine tests: a tiny release checkpoint and split files over the fork fixtures.
 
 ``tiny_release(tmp, dropout)`` writes a 2-layer, hidden-64 GPT-BigCode (vocab of the fixture tokenizer)
-as a Megatron release checkpoint; ``run_overrides(tmp, base, save, **extra)`` gives the
+as a Megatron release checkpoint; ``tiny_hf(tmp, family, dropout)`` the same shape of another family (Llama,
+Mistral, Qwen2, StarCoder2) as a Hugging Face folder; ``run_overrides(tmp, base, save, **extra)`` gives the
 ``training.key=value`` list of a short run on the fork's ``sample`` data (seq 256 as in the fixtures).
 """
 from __future__ import annotations
@@ -21,6 +22,15 @@ def tiny_release(tmp: Path, dropout: float = 0.1, name: str = "base") -> Path:
     out = tmp / name
     write_tiny_release(TOKENIZER, out, TinyModelSpec(layers=2, hidden=64, heads=4, max_positions=256,
                                                      dropout=dropout, seed=7))
+    return out
+
+
+def tiny_hf(tmp: Path, family: str, dropout: float = 0.1, name: str = "") -> Path:
+    from training.model_init import TinyModelSpec, write_tiny_hf_model
+
+    out = tmp / (name or f"base_{family}")
+    write_tiny_hf_model(TOKENIZER, out, family, TinyModelSpec(layers=2, hidden=64, heads=4, max_positions=256,
+                                                              dropout=dropout, seed=7))
     return out
 
 

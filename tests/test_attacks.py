@@ -36,6 +36,7 @@ def world(attack_world) -> Path:
     return attack_world
 
 
+
 def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
     """name -> (module, argv, the output path the command writes, relative to ``out``)."""
     def o(name: str) -> str:
@@ -63,6 +64,13 @@ def commands(w: Path, out: Path) -> dict[str, tuple[str, list[str], str]]:
         # no warmup: one iteration of 4 samples could not decay after a warmup of 4 (a config error, found first)
         "finetune": ("training.finetune", run_overrides(w, w / "base", out / "run", train_iters=1, save_interval=1,
                                                         eval_interval=1, lr_warmup_samples=0), "run"),
+        "model_init_llama": ("training.model_init", ["--family", "llama", "--tokenizer", str(TOKENIZER), "--out",
+                                                     o("llama"), "--layers", "1", "--hidden", "32", "--heads", "4",
+                                                     "--max-positions", "64"], "llama"),
+        "export": ("training.export", ["--save", str(w / "run"), "--out", o("export"), "--tokenizer", str(TOKENIZER)],
+                   "export"),
+        "export_llama": ("training.export", ["--save", str(w / "llama_run"), "--out", o("export_llama")],
+                         "export_llama"),
         "hf_to_megatron": ("conversion.hf_to_megatron", ["--hf", str(w / "hf"), "--out", o("ckpt")], "ckpt"),
         "prepare_release": ("conversion.prepare_release", ["--megatron", str(w / "run"), "--out", o("rel")], "rel"),
         "megatron_to_hf": ("conversion.megatron_to_hf", ["--megatron", str(w / "base"), "--out", o("hf"),

@@ -62,6 +62,23 @@ def test_bad_override_is_a_clear_error(capsys):
     assert "unknown key 'max_recordz'" in capsys.readouterr().err
 
 
+def _whole_demo_argv(tmp_path):
+    """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package)."""
+    data = tmp_path / "data"
+    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
+    return [
+        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
+        f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
+        f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
+        f"training.train_split_file={data / 'train_data_paths.txt'}",
+        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
+        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
+        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150",
+        "demo.max_record_chars=500", "demo.pretrain_iters=4", "demo.pretrain_files=20",
+        "demo.eval_problems=1", "demo.eval_samples=2",
+    ]
+
+
 def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     """Every demo step, tiny: data -> base model -> fine-tune (validation loss must fall) -> HF, verified by logits
     -> evaluation report."""
@@ -72,18 +89,7 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=2))
     demo = _demo_module()
     data = tmp_path / "data"
-    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
-    rc = demo.main([
-        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
-        f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
-        f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
-        f"training.train_split_file={data / 'train_data_paths.txt'}",
-        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
-        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
-        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150", "demo.max_record_chars=500",
-        "demo.pretrain_iters=4", "demo.pretrain_files=20",
-        "demo.eval_problems=1", "demo.eval_samples=2",
-    ])
+    rc = demo.main(_whole_demo_argv(tmp_path))
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
     assert "validation loss went down" in printed
@@ -152,3 +158,30 @@ def test_fresh_discards_the_demos_own_earlier_runs_only(tmp_path, capsys):
     with pytest.raises(OutputRefused, match="it also holds notes.txt, which no run writes"):
         demo._fresh_save_folder(save, run)
     assert (save / "notes.txt").read_text() == "mine"
+
+
+def test_whole_demo_with_a_tiny_llama(tmp_path, capsys, monkeypatch):
+    """demo.model_family=llama: the same stages on a tiny random Llama (Hugging Face checkpoints, training.export),
+    evaluated base vs fine-tuned on the Python, Go and Rust prompts."""
+    import functools
+
+    from evaluation import report
+
+    monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=1))
+    demo = _demo_module()
+    data = tmp_path / "data"
+    rc = demo.main([*_whole_demo_argv(tmp_path), "demo.model_family=llama"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed[-3000:]
+    assert "validation loss went down" in printed and "continued pretraining with FIM" in printed
+    assert f"$ python -m training.model_init --tokenizer {data / 'tokenizer.json'} --out {tmp_path / 'base_llama_hf'}" \
+        in printed
+    assert (tmp_path / "pretrain" / "checkpoints" / "iter_0000004" / "model.safetensors").is_file()
+    assert (tmp_path / "ckpt" / "iter_0000016" / "train_state.pt").is_file()
+    assert f"$ python -m training.export --save {tmp_path / 'ckpt'} --out {tmp_path / 'hf'}" in printed
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["model_type"] == "llama"
+    assert json.loads((tmp_path / "base_hf" / "conversion_manifest.json").read_text())["iteration"] == 4
+    text = (tmp_path / "report.md").read_text()
+    assert "## Prompts side by side" in text and "## Held-out loss" in text
+    side = (tmp_path / "eval" / "side_by_side.md").read_text()
+    assert "| go |" in side and "| rust |" in side and "| python |" in side  # the language column

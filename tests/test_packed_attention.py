@@ -96,16 +96,19 @@ def test_sdpa_mask_inverts_and_lets_empty_rows_see_themselves():
 @pytest.mark.parametrize("mask_key", ["loss_mask", "loss_mask_normalized"])
 def test_packed_loss_equals_full_logits_reference(tiny_model, fork_batch, mask_key):
     """The head-on-targets-only loss equals sum(CE * mask) / sum(mask) over all positions' logits."""
-    batch, _ = fork_batch
-    micro = 2
+    assert_packed_loss_matches_full_logits(tiny_model, fork_batch[0], mask_key)
+
+
+def assert_packed_loss_matches_full_logits(model, batch, mask_key="loss_mask", micro=2):
+    """``PackedLossModel`` on micro-batch ``micro`` of the fork's batch == the loss of every position's logits."""
     tokens = torch.from_numpy(batch["tokens"][micro])
     mask = torch.from_numpy(batch["attention_mask"][micro])
     positions = torch.from_numpy(batch["position_ids"][micro])
     labels = torch.from_numpy(batch["labels"][micro])
     weights = torch.from_numpy(batch[mask_key][micro]).reshape(labels.shape)
     with torch.no_grad():
-        logits = packed_logits(tiny_model, tokens, mask, positions)
+        logits = packed_logits(model, tokens, mask, positions)
         per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
         expected = (per_token * weights.flatten()).sum() / weights.sum()
-        got = PackedLossModel(tiny_model)(tokens, mask, positions, labels, weights)
+        got = PackedLossModel(model)(tokens, mask, positions, labels, weights)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -164,6 +164,21 @@ def prepare_inputs(work: Path) -> None:
     for name in ("textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "bisect.py", "heapq.py"):
         (project / name).write_bytes((stdlib / name).read_bytes())
     _tiny_models(work / "path" / "to" / "starcoderbase-1b", work / "downloaded")
+    _starcoder_data(work / "path" / "to" / "starcoderdata")
+
+
+def _starcoder_data(root: Path) -> None:
+    """A StarCoder-data-like tree: one folder of parquet files (a ``content`` column) per language."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [json.loads(x) for x in (FORK_FIXTURES / "sample.jsonl").read_text(encoding="utf-8").split("\n") if x]
+    for number, language in enumerate(("go", "rust", "python")):
+        (root / language).mkdir(parents=True)
+        texts = [r["targets"] for r in records[number * 40:(number + 1) * 40]]
+        pq.write_table(pa.table({"content": texts}), root / language / "train-00000-of-00001.parquet", row_group_size=16)
 
 
 def _humaneval_samples(path: Path) -> None:

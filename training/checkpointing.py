@@ -20,6 +20,10 @@ without ``--finetune``, TP=1 PP=1, fp32):
   cluster launcher adds ``--no-load-optim`` when it cannot);
 * ``local_engine``: what only this engine reads: LoRA adapters and their optimizer state.
 
+Models the fork cannot load (Llama, Mistral, Qwen2, StarCoder2) keep the same ``iter_XXXXXXX`` + tracker
+layout with Hugging Face weights and a ``train_state.pt`` instead (``training.hf_family.checkpoint``);
+``load_resume_state`` tells the two apart by that file and resumes either exactly.
+
 Where a run starts (``plan_start``): a save folder with a tracker resumes from it (everything restored);
 otherwise the weights come from ``training.load`` (a release checkpoint or an HF folder) and optimizer,
 schedule, RNG and data position start fresh. A run never writes into the folder it loaded from, nor into a
@@ -38,12 +42,17 @@ from typing import Any, Iterator
 
 import torch
 
-from conversion.checkpoint_format import TRACKER_NAME, discover_layout, load_checkpoint_file, tag_dir_name
+from conversion.checkpoint_format import (
+    TRACKER_NAME, CheckpointFormatError, discover_layout, load_checkpoint_file, read_tracker, tag_dir_name,
+)
 from conversion.fork_optimizer import FORK_RESUME_KEY, fork_resume_entry, from_fork_optimizer, to_fork_optimizer
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from guardrails.folder_lock import LOCK_NAME, hold_run_folder
 from guardrails.output_paths import check_run_folder, is_leftover
 from guardrails.output_records import OutputKind
+from training.hf_family.checkpoint import (
+    is_hf_family_checkpoint, model_from_checkpoint, read_train_state, restore_checkpoint,
+)
 from training.recorded_args import vocab_divisor_from_args
 
 TRAINING_RUN = OutputKind("a training run's save folder", "training.finetune", "run_manifest.json")
@@ -109,7 +118,7 @@ def hold_save_folder(load: str, save: str, is_main: bool) -> Iterator[None]:
 JOB_FOLDER_NAME = "slurm"  # training.launch's default run folder inside the save folder (job scripts, logs)
 FORK_LOGS_NAME = "logs"  # the fork's logs_rank_N.txt (training.megatron_argv passes --structured-logs-dir here)
 SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
-                     "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME, TRAINING_RUN.record, LOCK_NAME)
+                     "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME, TRAINING_RUN.record, LOCK_NAME, "wandb")
 _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
 
 
@@ -155,10 +164,19 @@ def save_checkpoint(
     )
 
 
+def holds_hf_family_checkpoint(root: Path) -> bool:
+    """True when the tracker of ``root`` points at an iteration in the Hugging Face layout (not the fork's)."""
+    try:
+        return is_hf_family_checkpoint(Path(root) / tag_dir_name(read_tracker(root)))
+    except CheckpointFormatError:
+        return False
+
+
 def vocab_divisor(source: Path) -> int:
     """``make_vocab_size_divisible_by`` recorded in the Megatron checkpoint ``source`` (the fork's default for
-    a Hugging Face folder), so the run's checkpoints pad the vocab as its start did."""
-    if not (Path(source) / TRACKER_NAME).is_file():
+    a Hugging Face folder or a save folder of Hugging Face checkpoints), so the run's checkpoints pad the vocab
+    as its start did."""
+    if not (Path(source) / TRACKER_NAME).is_file() or holds_hf_family_checkpoint(Path(source)):
         return DEFAULT_DIVISIBLE_BY
     args = load_checkpoint_file(discover_layout(source).model_file(0, 0), meta=True).get("args")
     return vocab_divisor_from_args(vars(args) if args is not None else None)
@@ -174,6 +192,25 @@ class ResumeState:
     lora_adapters: dict[str, torch.Tensor] | None
     scheduler_state: dict[str, Any]
     rng_states: list[dict[str, Any]]
+    hf_folder: Path | None = None  # an iteration folder of training.hf_family.checkpoint (else the fork's layout)
+    hf_train_state: dict[str, Any] | None = None
+
+    def build_model(self) -> torch.nn.Module:
+        """The model to resume (under the distributed layout its weights come with ``restore_optimizer``)."""
+        if self.hf_folder is not None:
+            return model_from_checkpoint(self.hf_folder, self.hf_train_state)
+        from training.model_init import model_from_state
+
+        return model_from_state(self.hf_config, self.hf_state_dict)
+
+    def restore_optimizer(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fsdp: bool) -> None:
+        """Load the optimizer state (and a distributed checkpoint's weights) once the model is wrapped."""
+        if self.hf_folder is not None:
+            restore_checkpoint(self.hf_folder, self.hf_train_state, model, optimizer)
+            return
+        from training.distributed import load_optimizer_state
+
+        load_optimizer_state(model, optimizer, self.optimizer_state_for(optimizer.state_dict()), fsdp)
 
     def optimizer_state_for(self, template: dict[str, Any]) -> dict[str, Any]:
         """The AdamW ``state_dict()`` to load into the optimizer whose own ``state_dict()`` is ``template``."""
@@ -189,6 +226,9 @@ def load_resume_state(save_dir: Path, global_batch_size: int, run_cfg: Any = Non
     from conversion.megatron_checkpoint import read_megatron_checkpoint
     from training.run_identity import check_resume_identity  # it imports ResumeError from here
 
+    folder = Path(save_dir) / tag_dir_name(read_tracker(save_dir))
+    if is_hf_family_checkpoint(folder):
+        return _hf_family_resume_state(folder, global_batch_size, run_cfg)
     ckpt = read_megatron_checkpoint(Path(save_dir))
     where = Path(save_dir) / tag_dir_name(ckpt.tag)  # the folder that exists: SAVE/iter_0000006
     local = ckpt.extra.get(LOCAL_ENGINE_KEY)
@@ -206,11 +246,7 @@ def load_resume_state(save_dir: Path, global_batch_size: int, run_cfg: Any = Non
     consumed = getattr(ckpt.args, "consumed_train_samples", None)
     if consumed is None:
         raise ResumeError(f"{where}: args.consumed_train_samples missing; cannot find the data position")
-    if int(consumed) != int(ckpt.iteration) * global_batch_size:
-        raise ResumeError(
-            f"{where}: {consumed} samples consumed in {ckpt.iteration} iterations does not match"
-            f" global_batch_size {global_batch_size}; resume with the batch size the run was started with"
-        )
+    _check_data_position(where, int(ckpt.iteration), consumed, global_batch_size)
     if run_cfg is not None:
         check_resume_identity(vars(ckpt.args), run_cfg)
     return ResumeState(
@@ -222,4 +258,36 @@ def load_resume_state(save_dir: Path, global_batch_size: int, run_cfg: Any = Non
         lora_adapters=lora_adapters,
         scheduler_state=ckpt.opt_param_scheduler,
         rng_states=list(ckpt.rng_state),
+    )
+
+
+def _check_data_position(where: str, iteration: int, consumed: Any, global_batch_size: int) -> None:
+    if int(consumed) != iteration * global_batch_size:
+        raise ResumeError(
+            f"{where}: {consumed} samples consumed in {iteration} iterations does not match"
+            f" global_batch_size {global_batch_size}; resume with the batch size the run was started with"
+        )
+
+
+def _hf_family_resume_state(folder: Path, global_batch_size: int, run_cfg: Any = None) -> ResumeState:
+    """The resume state of an iteration folder of ``training.hf_family.checkpoint`` (the same checks as the
+    Megatron layout's: complete, the data position, and, with ``run_cfg``, the same run)."""
+    from training.run_identity import check_resume_identity  # it imports ResumeError from here
+
+    state = read_train_state(folder)
+    if not state.get("rng_state") or state.get("opt_param_scheduler") is None:
+        raise ResumeError(f"{folder}: RNG or scheduler state missing; the checkpoint is incomplete")
+    consumed = state.get("consumed_train_samples")
+    if consumed is None:
+        raise ResumeError(f"{folder}: consumed_train_samples missing; cannot find the data position")
+    _check_data_position(str(folder), int(state["iteration"]), consumed, global_batch_size)
+    if run_cfg is not None:
+        check_resume_identity(state.get("args") or {}, run_cfg)
+    from transformers import AutoConfig
+
+    return ResumeState(
+        iteration=int(state["iteration"]), consumed_train_samples=int(consumed),
+        hf_config=AutoConfig.from_pretrained(str(folder)), hf_state_dict={}, optimizer_state=state.get("optimizer"),
+        lora_adapters=None, scheduler_state=state["opt_param_scheduler"], rng_states=list(state["rng_state"]),
+        hf_folder=folder, hf_train_state=state,
     )

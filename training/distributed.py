@@ -84,9 +84,14 @@ def mean_across_ranks(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
 
 
 def wrap_model(
-    model: torch.nn.Module, env: DistEnv, fsdp: bool = False, blocks: Iterable[torch.nn.Module] = ()
+    model: torch.nn.Module, env: DistEnv, fsdp: bool = False, blocks: Iterable[torch.nn.Module] = (),
+    bf16: bool = False,
 ) -> torch.nn.Module:
-    """DDP (or FSDP2, one shard group per block in ``blocks``) around ``model`` under torchrun; else ``model``."""
+    """DDP (or FSDP2, one shard group per block in ``blocks``) around ``model`` under torchrun; else ``model``.
+
+    ``bf16`` (the GPU default): FSDP2 gathers each unit's parameters in bfloat16 for compute and reduces the
+    gradients in float32 into the float32 shards the optimizer updates (the master weights).
+    """
     if not env.distributed:
         if fsdp:
             raise ValueError("training.fsdp needs several processes: launch with torchrun --nproc_per_node N")
@@ -94,14 +99,25 @@ def wrap_model(
     if fsdp:
         from torch.distributed.fsdp import fully_shard
 
+        policy = fsdp_mixed_precision(bf16)
+        options = {"mp_policy": policy} if policy is not None else {}
         for block in blocks:  # one shard group per transformer block, then the rest
-            fully_shard(block)
-        fully_shard(model)
+            fully_shard(block, **options)
+        fully_shard(model, **options)
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [env.device.index] if env.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def fsdp_mixed_precision(bf16: bool) -> object | None:
+    """FSDP2's policy: bfloat16 compute over float32 master weights, float32 gradient reduction; None = fp32."""
+    if not bf16:
+        return None
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
 
 
 def no_grad_sync(model: torch.nn.Module, sync: bool) -> contextlib.AbstractContextManager:

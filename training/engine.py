@@ -29,17 +29,24 @@ from guardrails.atomic_files import write_json_atomic
 from training import checkpointing, lora
 from training.distributed import (
     DistEnv, barrier, close_distributed, full_model_state, full_optimizer_state, init_distributed,
-    load_optimizer_state, mean_across_ranks, no_grad_sync, wrap_model,
+    mean_across_ranks, no_grad_sync, wrap_model,
 )
 from training.lr_schedule import SampleLRSchedule
-from training.metrics import MetricsLogger, flops_per_token, peak_flops_for, write_loss_curve
+from training.metrics import (
+    MetricsLogger, flops_per_token, model_state_gb, peak_flops_for, peak_memory_gb, write_loss_curve,
+)
+from training.hf_family import checkpoint as hf_checkpoint
+from training.hf_family.families import (
+    decoder_layers, enable_activation_checkpointing, max_positions, uses_megatron_layout,
+)
 from training.model_dropout import apply_run_dropout
-from training.model_init import load_start_model, model_from_state
+from training.model_init import load_start_model
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.run_identity import identity_values
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
 from training.schedule_resume import fresh_schedule, resume_schedule
+from training.wandb_tracker import open_wandb
 from training.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
 )
@@ -105,18 +112,21 @@ def _validate(runner: torch.nn.Module, data: Any, cfg: Any, env: DistEnv, pad_id
 def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.ResumeState | None,
                  env: DistEnv, say: Callable[[str], None]) -> torch.nn.Module:
     if resume is not None and not cfg.lora.enabled:
-        model = model_from_state(resume.hf_config, resume.hf_state_dict)
+        model = resume.build_model()
         say(f"restored: model weights from {plan.source / tag_dir_name(resume.iteration)}")
     else:
         # LoRA resumes on the untouched base weights of training.load plus the saved adapters
         model, where = load_start_model(Path(cfg.load))
         say(f"loaded: {where}")
-    if cfg.seq_length > model.config.n_positions:
-        raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {model.config.n_positions} positions")
+    if cfg.seq_length > max_positions(model.config):
+        raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {max_positions(model.config)} positions")
     dropout = apply_run_dropout(model, cfg)  # the config's, else the start checkpoint's; before LoRA's own
     if dropout is not None:
         say(f"dropout: hidden {dropout[0]}, attention {dropout[1]}")
     if cfg.lora.enabled:
+        if not uses_megatron_layout(model.config):
+            raise ValueError(f"training.lora trains GPT-BigCode models only; train the {model.config.model_type}"
+                             " model fully (training.lora.enabled=false)")
         if cfg.fsdp:
             raise ValueError("training.lora with training.fsdp is not supported; LoRA trains with DDP (fsdp=false)")
         model = lora.apply_lora(model, cfg.lora, env.device)
@@ -126,7 +136,33 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
             lora.load_adapter_state(model, resume.lora_adapters)
             say("restored: LoRA adapter weights")
     require_sdpa(model)
+    if cfg.activation_checkpointing:  # recompute each decoder layer in the backward pass (the same RNG draws)
+        enable_activation_checkpointing(causal_lm(model))
+    if cfg.fsdp and env.distributed:  # fully_shard moves each unit to the device as it shards it: one whole
+        return model                  # layer on the GPU at a time, never the whole model
+    if hf_checkpoint.on_meta(model):  # a distributed checkpoint's model: its weights are read after wrapping
+        hf_checkpoint.materialize(model, env.device)
+        return model
     return model.to(env.device)
+
+
+def _run_args(cfg: Any, env: DistEnv, schedule: SampleLRSchedule, consumed: int) -> dict[str, Any]:
+    """The run's settings under the fork's names (``conversion.fork_arg_defaults`` gives the rest)."""
+    run_args = {"consumed_train_samples": consumed, "consumed_valid_samples": 0,
+                "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size,
+                "seq_length": cfg.seq_length, "train_iters": cfg.train_iters, "seed": cfg.seed,
+                "lr": cfg.lr, "min_lr": cfg.min_lr, "lr_decay_style": cfg.lr_decay_style,
+                "lr_warmup_samples": cfg.lr_warmup_samples, "lr_decay_samples": schedule.decay_samples,
+                "weight_decay": cfg.weight_decay, "adam_beta1": cfg.adam_beta1, "adam_beta2": cfg.adam_beta2,
+                "adam_eps": cfg.adam_eps, "clip_grad": cfg.clip_grad, "optimizer": "adam",
+                "data_parallel_size": env.world_size, "save": str(cfg.save), "load": str(cfg.load) or None,
+                "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
+                "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
+                "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
+                "local_engine": True, **identity_values(cfg)}  # what a resume must share (the data files too)
+    if cfg.tokenizer:
+        run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
+    return run_args
 
 
 def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -137,6 +173,10 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
         gathered: list[Any] = [None] * env.world_size
         dist.all_gather_object(gathered, rng[0])
         rng = gathered
+    if not uses_megatron_layout(causal_lm(model).config):  # Hugging Face weights (training.hf_family.checkpoint)
+        state = {"consumed_train_samples": consumed, "opt_param_scheduler": schedule.state_dict(consumed),
+                 "rng_state": rng, "args": {**_run_args(cfg, env, schedule, consumed), "iteration": iteration}}
+        return hf_checkpoint.save_checkpoint(Path(cfg.save), iteration, model, optimizer, env, fsdp, state)
     # under FSDP2 every rank takes part in gathering the full tensors; without it only rank 0 needs them
     optimizer_state = full_optimizer_state(model, optimizer, fsdp) if (fsdp or env.is_main) else None
     is_lora = lora.is_lora(model)
@@ -148,21 +188,7 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
     path = None
     if env.is_main:
         config = causal_lm(model).config
-        # the fork's names for the run's settings (conversion.fork_arg_defaults gives the rest)
-        run_args = {"consumed_train_samples": consumed, "consumed_valid_samples": 0,
-                    "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size,
-                    "seq_length": cfg.seq_length, "train_iters": cfg.train_iters, "seed": cfg.seed,
-                    "lr": cfg.lr, "min_lr": cfg.min_lr, "lr_decay_style": cfg.lr_decay_style,
-                    "lr_warmup_samples": cfg.lr_warmup_samples, "lr_decay_samples": schedule.decay_samples,
-                    "weight_decay": cfg.weight_decay, "adam_beta1": cfg.adam_beta1, "adam_beta2": cfg.adam_beta2,
-                    "adam_eps": cfg.adam_eps, "clip_grad": cfg.clip_grad, "optimizer": "adam",
-                    "data_parallel_size": env.world_size, "save": str(cfg.save), "load": str(cfg.load) or None,
-                    "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
-                    "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
-                    "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
-                    "local_engine": True, **identity_values(cfg)}  # what a resume must share (the data files too)
-        if cfg.tokenizer:
-            run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
+        run_args = _run_args(cfg, env, schedule, consumed)
         path = checkpointing.save_checkpoint(
             Path(cfg.save), iteration, weights, config, optimizer_state,
             lora.adapter_state_dict(model) if is_lora else None, schedule.state_dict(consumed), rng, run_args,
@@ -216,7 +242,10 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
             " ((train_iters // eval_interval + 1) x eval_iters x global_batch_size, as splits plan counts them)")
     if data.skipped_pairs:
         say(f"data: {data.skipped_pairs} pairs longer than {cfg.seq_length + 1} tokens were skipped (as the fork does)")
-    runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, causal_lm(model).transformer.h)
+    runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, decoder_layers(causal_lm(model)),
+                        bf16=_compute_dtype(env, cfg) == "bfloat16")
+    if hf_checkpoint.on_meta(model):  # each rank allocates its own shards only (read from the checkpoint below)
+        hf_checkpoint.materialize(runner, env.device)
     # after FSDP sharding, which replaces the parameters
     optimizer = build_adamw(model, cfg, fused=not (cfg.fsdp and env.distributed))
     # a resume keeps its checkpoint's decay window unless training.lr_decay_samples says otherwise (as the fork)
@@ -225,8 +254,7 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     schedule = SampleLRSchedule.from_config(cfg, decision.decay_samples)
     iteration, consumed = 0, 0
     if resume is not None:
-        load_optimizer_state(model, optimizer, resume.optimizer_state_for(optimizer.state_dict()),
-                             cfg.fsdp and env.distributed)
+        resume.restore_optimizer(model, optimizer, cfg.fsdp and env.distributed)
         for line in decision.lines():
             say(line)
         if env.world_size > len(resume.rng_states):  # said once, by the main rank
@@ -242,13 +270,14 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     else:
         say(f"reset: optimizer state, LR schedule, RNG (seed {cfg.seed}), data position (iteration 0)")
     n_params = sum(p.numel() for p in model.parameters())
-    per_token = flops_per_token(n_params, inner_config.n_layer, inner_config.n_embd, cfg.seq_length)
+    per_token = flops_per_token(n_params, inner_config.num_hidden_layers, inner_config.hidden_size, cfg.seq_length)
     peak = peak_flops_for(env.device, cfg.peak_flops)
     keep_through = iteration if resume is not None else -1
     logger = None
     if env.is_main:  # only now that the start has been checked: a refused resume leaves the folder's record alone
         write_json_atomic(Path(cfg.save) / CONFIG_NAME, asdict(cfg), indent=2)
-        logger = MetricsLogger(Path(cfg.save), keep_through, cfg.tensorboard)
+        logger = MetricsLogger(Path(cfg.save), keep_through, cfg.tensorboard,
+                               open_wandb(cfg.wandb, Path(cfg.save), asdict(cfg)))
     result = TrainResult(iteration, consumed)
     n_micro = cfg.global_batch_size // (cfg.micro_batch_size * env.world_size)
     bar = tqdm(total=cfg.train_iters, initial=iteration, disable=not (env.is_main and cfg.progress_bar),
@@ -286,7 +315,8 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
             values = {"loss": train_loss, "lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else None,
                       "consumed_samples": consumed, "tokens_per_s": tokens_per_s, "iteration_s": elapsed,
                       "tflops_per_device": tflops, "mfu": (tflops * 1e12 / peak) if peak else None,
-                      "target_tokens_rank0": float(target_tokens)}
+                      "target_tokens_rank0": float(target_tokens), "peak_memory_gb_rank0": peak_memory_gb(env.device),
+                      "model_state_gb_rank0": model_state_gb(model, optimizer)}
             logger.log("train", iteration, values)
         if data.valid and (iteration % cfg.eval_interval == 0 or iteration == cfg.train_iters):
             _validate(runner, data, cfg, env, pad_id, iteration, result, logger, log)

@@ -21,7 +21,7 @@ from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.model_presets import ModelShape, preset
 from runconfig.run_config import RunConfig
 from conversion.fork_arg_defaults import FORK_ARG_DEFAULTS
-from training.checkpointing import plan_start
+from training.checkpointing import ResumeError, holds_hf_family_checkpoint, plan_start
 from training.megatron_argv import StartPoint, build_megatron_argv, fork_script
 from training.recorded_args import (
     RecordedCheckpoint, fork_load_flags, read_recorded_checkpoint, shape_from_args, vocab_divisor_from_args,
@@ -54,8 +54,11 @@ def start_point(load: str, save: str) -> StartPoint:
 
 
 def recorded_if_present(folder: str) -> RecordedCheckpoint | None:
-    """The folder's recorded args, or None when it holds no checkpoint yet (argv needs no checkpoint)."""
-    return read_recorded_checkpoint(folder) if (Path(folder) / TRACKER_NAME).is_file() else None
+    """The folder's recorded args, or None when it holds no checkpoint yet (argv needs no checkpoint) or one in
+    the Hugging Face layout of the local engine (``training.hf_family.checkpoint``; the fork cannot load it)."""
+    if not (Path(folder) / TRACKER_NAME).is_file() or holds_hf_family_checkpoint(Path(folder)):
+        return None
+    return read_recorded_checkpoint(folder)
 
 
 def run_shape(model: str, recorded: RecordedCheckpoint | None, load: str) -> ModelShape:

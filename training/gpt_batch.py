@@ -12,7 +12,10 @@ fine-tuning path uses, so the loss model and the engine are shared:
   them in the row, as the fork and the StarCoder cookbook train; the model then takes SDPA's fast causal
   path instead of reading a ``[B, 1, T, T]`` mask); with ``reset_attention_mask`` bool ``[B, 1, T, T]``,
   True = masked, causal within each document only, where a document runs up to and including its EOD;
-* ``position_ids``: ``0 .. T-1``, or restarting at 0 after each EOD with ``reset_position_ids``.
+* ``position_ids``: ``0 .. T-1``, or restarting at 0 after each EOD with ``reset_position_ids``. Then the
+  mask is never None: given restarting positions and no mask, ``transformers`` (5.x) takes the row for packed
+  sequences and stops attention at every restart, which the fork does only with ``reset_attention_mask``;
+  ``reset_position_ids`` alone gets the explicit causal mask over the whole row.
 
 ``segment_ids`` numbers the documents of each row from 1 (EOD belongs to the document it ends).
 """
@@ -52,7 +55,12 @@ def get_gpt_batch(rows: torch.Tensor, eod: int, pad_id: int, masking: DocumentMa
         loss_mask &= tokens != eod
     length = tokens.shape[1]
     # document ids are never 0, so packed_attention_mask masks no padding rows
-    attention_mask = packed_attention_mask(documents) if masking.reset_attention_mask else None
+    if masking.reset_attention_mask:
+        attention_mask = packed_attention_mask(documents)
+    elif masking.reset_position_ids:  # causal across documents, written out (see the module docstring)
+        attention_mask = packed_attention_mask(torch.ones_like(documents))
+    else:
+        attention_mask = None
     if masking.reset_position_ids:
         position_ids = positions_per_segment(documents)
     else:

@@ -1,6 +1,7 @@
 """Training metrics of the local engine: JSON lines, TensorBoard, throughput, TFLOP/s, MFU, loss-curve PNG.
 
-Everything lands in the save folder: ``metrics.jsonl`` (one JSON object per logged iteration or
+Everything lands in the save folder (and, with ``training.wandb``, in Weights & Biases: ``training.wandb_tracker``):
+``metrics.jsonl`` (one JSON object per logged iteration or
 evaluation, ``{"kind": "train"|"valid", "iteration": ..., "time": unix seconds, ...}``),
 ``tensorboard/`` and, at the end, ``loss_curve.png``. On resume the lines after the restored
 iteration (written by the killed run) are dropped (all of them when a run starts afresh), so the
@@ -51,6 +52,31 @@ def peak_flops_for(device: torch.device, configured: float = 0.0) -> float | Non
     return None
 
 
+def peak_memory_gb(device: torch.device) -> float:
+    """This process's peak memory so far: the CUDA allocator's peak on a GPU, else the peak resident set (RSS)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports kibibytes
+
+
+def _local_bytes(tensor: torch.Tensor) -> int:
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor  # an FSDP2 shard (DTensor): this rank's
+    return local.numel() * local.element_size()
+
+
+def model_state_gb(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
+    """What this process holds of the model state: its weights, gradients and optimizer moments (all of them
+    under DDP, its shards under FSDP2), counted tensor by tensor (activations and buffers not included)."""
+    total = 0
+    for param in model.parameters():
+        total += _local_bytes(param) + (_local_bytes(param.grad) if param.grad is not None else 0)
+    for state in optimizer.state.values():
+        total += sum(_local_bytes(v) for v in state.values() if isinstance(v, torch.Tensor) and v.dim() > 0)
+    return total / 1e9
+
+
 def flops_per_token(n_params: int, n_layer: int, hidden: int, seq_length: int) -> float:
     """Training FLOPs (forward + backward) per token of a dense decoder."""
     return 6.0 * n_params + 12.0 * n_layer * hidden * seq_length
@@ -59,13 +85,15 @@ def flops_per_token(n_params: int, n_layer: int, hidden: int, seq_length: int) -
 class MetricsLogger:
     """Appends metrics to ``metrics.jsonl`` and TensorBoard; only rank 0 should create one."""
 
-    def __init__(self, save_dir: Path, keep_through: int, tensorboard: bool = True) -> None:
-        """``keep_through``: the resumed checkpoint's iteration (-1 for a fresh run: nothing is kept)."""
+    def __init__(self, save_dir: Path, keep_through: int, tensorboard: bool = True, tracker: Any = None) -> None:
+        """``keep_through``: the resumed checkpoint's iteration (-1 for a fresh run: nothing is kept);
+        ``tracker``: another sink with ``log(kind, iteration, values)`` and ``close()`` (W&B)."""
         self.path = Path(save_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_after(self.path, keep_through)
         self._file = self.path.open("a", encoding="utf-8")
         self._writer = None
+        self._tracker = tracker
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -80,11 +108,15 @@ class MetricsLogger:
             for key, value in values.items():
                 if isinstance(value, (int, float)):  # None (e.g. MFU without a known peak) is skipped
                     self._writer.add_scalar(f"{kind}/{key}", value, iteration)
+        if self._tracker is not None:
+            self._tracker.log(kind, iteration, values)
 
     def close(self) -> None:
         self._file.close()
         if self._writer is not None:
             self._writer.close()
+        if self._tracker is not None:
+            self._tracker.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -18,9 +18,12 @@ import torch
 
 def apply_run_dropout(model: torch.nn.Module, cfg: Any) -> tuple[float, float] | None:
     """Set the run's dropout on a GPT-BigCode ``model`` (in place); returns (hidden, attention), or None for a model
-    without GPT-BigCode's dropout settings (left as loaded)."""
+    without GPT-BigCode's dropout settings (left as loaded; setting the keys for one is an error, not ignored)."""
     config = model.config
     if not all(hasattr(config, name) for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop")):
+        if cfg.hidden_dropout is not None or cfg.attention_dropout is not None:
+            raise ValueError(f"training.hidden_dropout / attention_dropout are the fork's GPT-BigCode dropouts; a"
+                             f" {config.model_type} model keeps the dropout of its config.json (leave both null)")
         return None
     hidden = config.resid_pdrop if cfg.hidden_dropout is None else cfg.hidden_dropout
     attention = config.attn_pdrop if cfg.attention_dropout is None else cfg.attention_dropout

@@ -8,9 +8,17 @@ request, as a Hugging Face folder)::
         --layers 2 --hidden 64 --heads 4 --max-positions 512 [--hf-out out/demo/base_hf]
 
 Both appear atomically, each with its record written last; an existing ``--out`` or ``--hf-out`` is replaced only
-when that record proves it an earlier output of this command (``conversion.output_kinds``). ``load_start_model(path)`` reads either kind of folder back into a ``GPTBigCodeForCausalLM``: a folder
-with ``latest_checkpointed_iteration.txt`` is a Megatron checkpoint (weights only, through the key
-maps), a folder with ``config.json`` is a Hugging Face model.
+when that record proves it an earlier output of this command (``conversion.output_kinds``).
+``--family llama|mistral|qwen2|starcoder2`` writes a
+tiny random model of that family (``training.hf_family.tiny_models``) as a Hugging Face folder at ``--out``
+instead (with the tokenizer files; the fork cannot load it, so there is no release)::
+
+    python -m training.model_init --family llama --tokenizer tokenizer.json --out out/tiny_llama
+
+``load_start_model(path)`` reads either kind of folder back: a folder with
+``latest_checkpointed_iteration.txt`` is a Megatron checkpoint (a ``GPTBigCodeForCausalLM``, weights only,
+through the key maps), a folder with ``config.json`` is a Hugging Face model of any family the local engine
+trains (``training.hf_family.families``).
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from guardrails.command_errors import run_command
 from guardrails.output_paths import OutputRefused, claim_folder
 from guardrails.output_records import write_record
 from runconfig.value_rules import POSITIVE, SEED, Bound, check_flags
+from training.hf_family.tiny_models import TINY_FAMILIES
 
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
 # a model of zero layers, width or heads cannot be built (or trains nothing): refused with the flag
@@ -132,20 +141,51 @@ def write_tiny_release(
     return model
 
 
-def load_start_model(path: Path) -> tuple[GPTBigCodeForCausalLM, str]:
+def write_tiny_hf_model(tokenizer_json: Path, out_dir: Path, family: str, spec: TinyModelSpec) -> torch.nn.Module:
+    """A tiny random model of ``family`` (not GPT-BigCode) saved as a Hugging Face folder with the tokenizer."""
+    from conversion.output_kinds import hf_model_kind
+    from conversion.tokenizer_files import write_tokenizer_files
+    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
+
+    kind = hf_model_kind("training.model_init")
+    claim_folder(out_dir, kind, "--out", inputs=[tokenizer_json])
+    ids = tokenizer_ids(tokenizer_json)
+    padded = padded_vocab_size(ids["vocab_size"], DEFAULT_DIVISIBLE_BY, 1)  # as the GPT-BigCode tiny models
+    model = random_hf_model(tiny_hf_config(family, padded, ids["eod"], ids["pad"], spec), spec.seed)
+    with atomic_output_dir(out_dir) as tmp:
+        model.save_pretrained(str(tmp))
+        write_tokenizer_files(tokenizer_json, Path(tmp), spec.max_positions)
+        write_record(tmp / kind.record, kind, tmp, facts={"model": f"tiny random {family}"})
+    return model
+
+
+def load_start_model(path: Path) -> tuple[torch.nn.Module, str]:
     """The starting weights (fp32, CPU, SDPA attention) and a line saying where they came from."""
     path = Path(path)
     if (path / TRACKER_NAME).exists():
+        from conversion.checkpoint_format import read_tracker, tag_dir_name
         from conversion.megatron_checkpoint import read_megatron_checkpoint
+        from training.hf_family.checkpoint import is_hf_family_checkpoint, weights_only
+
+        folder = path / tag_dir_name(read_tracker(path))
+        if is_hf_family_checkpoint(folder):  # another run's save folder, in the Hugging Face layout
+            model = weights_only(folder)
+            return model, f"checkpoint {folder} ({model.config.model_type}): weights only"
 
         ckpt = read_megatron_checkpoint(path)
         model = model_from_state(ckpt.hf_config, ckpt.hf_state_dict)
         return model, f"Megatron checkpoint {path} (tag {ckpt.tag}): weights only"
     if (path / "config.json").exists():
-        model = GPTBigCodeForCausalLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="sdpa")
-        if model.config.model_type != "gpt_bigcode":
-            raise ValueError(f"{path}/config.json: model_type {model.config.model_type!r}, expected gpt_bigcode")
-        return model, f"Hugging Face model {path}: weights only"
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        from training.hf_family.families import UnsupportedModelError, family_of
+
+        try:
+            family_of(AutoConfig.from_pretrained(str(path)))
+        except UnsupportedModelError as exc:
+            raise UnsupportedModelError(f"{path}/config.json: {exc}") from None
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="sdpa")
+        return model, f"Hugging Face model {path} ({model.config.model_type}): weights only"
     raise FileNotFoundError(
         f"{path}: neither a Megatron checkpoint ({TRACKER_NAME}) nor a Hugging Face folder (config.json);"
         " set training.load to one, or create a tiny one with python -m training.model_init"
@@ -183,7 +223,10 @@ def _materialize_buffers(model: torch.nn.Module, config: GPTBigCodeConfig) -> No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.model_init", description=__doc__.split("\n")[0])
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer.json (vocab size, EOD, pad)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for the Megatron release checkpoint")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder for the Megatron release checkpoint (another --family: the Hugging Face folder)")
+    parser.add_argument("--family", default="gpt_bigcode", choices=["gpt_bigcode", *TINY_FAMILIES],
+                        help="the architecture (default gpt_bigcode, which the fork trains too)")
     parser.add_argument("--hf-out", type=Path, default=None, help="also save a Hugging Face folder here")
     parser.add_argument("--layers", type=int, default=TinyModelSpec.layers)
     parser.add_argument("--hidden", type=int, default=TinyModelSpec.hidden)
@@ -197,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                          args.dropout, args.seed)
     try:
         check_flags(args, FLAG_BOUNDS)  # before anything is claimed or written
+        if args.family != "gpt_bigcode":
+            if args.hf_out is not None:
+                raise ValueError(f"--hf-out: a {args.family} model is written as a Hugging Face folder at --out already")
+            model = write_tiny_hf_model(args.tokenizer, args.out, args.family, spec)
+            print(json.dumps({"hf": str(args.out), "family": args.family, "params": sum(
+                p.numel() for p in model.parameters()), "vocab_size": model.config.vocab_size}))
+            return 0
         model = write_tiny_release(args.tokenizer, args.out, spec, args.hf_out)
     except ValueError as exc:  # OSErrors (read-only, full disk) and interrupts: guardrails.command_errors
         print(f"error: {exc}", file=sys.stderr)

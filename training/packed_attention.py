@@ -9,6 +9,10 @@ A fully masked row (a padding position) would make SDPA's softmax 0/0 = NaN, and
 mask is still NaN in the backward pass, so such a row attends to itself (``sdpa_attend_mask``).
 That changes only the padding positions' own outputs, which no loss reads and no other position sees.
 
+Every family reaches its attention the same way (``training.hf_family``): the decoder stack is the model's
+``base_model``, the head ``get_output_embeddings()``, and the mask goes through
+``hf_family.attention.model_attention_mask``, which folds in a sliding window where the model has one.
+
 ``PackedLossModel`` computes the fork's loss ``sum(CE * loss_mask) / sum(loss_mask)`` but applies the
 LM head only at positions whose loss weight is non-zero: the others add exactly 0 to the loss and its
 gradient, and on code fine-tuning data most positions are inputs or padding, so this skips most of the
@@ -21,6 +25,9 @@ gradient, and on code fine-tuning data most positions are inputs or padding, so 
 from __future__ import annotations
 
 import torch
+
+from training.hf_family.attention import model_attention_mask
+from training.hf_family.families import backbone, head
 
 
 def sdpa_attend_mask(fork_mask: torch.Tensor, padding_attends_itself: bool = True) -> torch.Tensor:
@@ -57,15 +64,20 @@ def packed_logits(
     """
     out = model(
         input_ids=tokens,
-        attention_mask=None if fork_mask is None else sdpa_attend_mask(fork_mask),
+        attention_mask=_model_mask(model, fork_mask),
         position_ids=position_ids,
         use_cache=False,
     )
     return out.logits
 
 
+def _model_mask(model: torch.nn.Module, fork_mask: torch.Tensor | None) -> torch.Tensor | dict | None:
+    attend = None if fork_mask is None else sdpa_attend_mask(fork_mask)
+    return model_attention_mask(attend, causal_lm(model).config)
+
+
 def causal_lm(model: torch.nn.Module) -> torch.nn.Module:
-    """The ``GPTBigCodeForCausalLM`` inside a peft wrapper (LoRA layers live inside it), or the model."""
+    """The ``*ForCausalLM`` inside a peft wrapper (LoRA layers live inside it), or the model."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
@@ -85,15 +97,15 @@ class PackedLossModel(torch.nn.Module):
         loss_mask: torch.Tensor,
     ) -> torch.Tensor:
         lm = causal_lm(self.model)
-        hidden = lm.transformer(
+        hidden = backbone(lm)(
             input_ids=tokens,
-            attention_mask=None if fork_mask is None else sdpa_attend_mask(fork_mask),
+            attention_mask=_model_mask(lm, fork_mask),
             position_ids=position_ids,
             use_cache=False,
         ).last_hidden_state
         weights = loss_mask.reshape(-1).float()
         keep = weights != 0
-        logits = lm.lm_head(hidden.reshape(-1, hidden.shape[-1])[keep])
+        logits = head(lm)(hidden.reshape(-1, hidden.shape[-1])[keep])
         losses = torch.nn.functional.cross_entropy(logits.float(), labels.reshape(-1)[keep], reduction="none")
         # the fork divides by zero (NaN) on a micro-batch without targets; here it contributes 0
         return (losses * weights[keep]).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)

@@ -118,8 +118,9 @@ def check_start_checkpoint(cfg: Any, shape: ModelShape, recorded: RecordedCheckp
     return found
 
 
-def check_tokenizer(path: str) -> tuple[list[Finding], int | None]:
-    """A readable tokenizer with the fork's pad token; returns its vocab size (the fork's ``len(tokenizer)``)."""
+def check_tokenizer(path: str, needs_pad: bool = True) -> tuple[list[Finding], int | None]:
+    """A readable tokenizer with the fork's pad token (unless ``training.pad_id`` gives the local engine one);
+    returns its vocab size (the fork's ``len(tokenizer)``)."""
     from training.model_init import PAD_TOKENS, tokenizer_ids
 
     if not path:
@@ -129,7 +130,7 @@ def check_tokenizer(path: str) -> tuple[list[Finding], int | None]:
     except ValueError as exc:
         return [Finding(True, str(exc))], None
     found = []
-    if ids["pad"] is None:
+    if ids["pad"] is None and needs_pad:
         found.append(Finding(True, f"{path} has no pad token ({' or '.join(PAD_TOKENS)}); the fork pads packed"
                              " rows with it. Use the StarCoder tokenizer or add the token"))
     return found, int(ids["vocab_size"] or 0)
@@ -268,7 +269,8 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
         shape = run_shape(cfg.model, recorded, start.load) if (fork or recorded) else None
     except ValueError as exc:  # ResumeError and CheckpointFormatError are ValueErrors
         found.append(Finding(True, str(exc)))
-    tokenizer_findings, vocab = check_tokenizer(cfg.tokenizer) if (fork or cfg.tokenizer) else ([], None)
+    tokenizer_findings, vocab = (check_tokenizer(cfg.tokenizer, fork or cfg.pad_id < 0) if (fork or cfg.tokenizer)
+                                 else ([], None))
     found += check_grid(cfg, cluster.nodes, cluster.gpus_per_node, shape)
     if fork and recorded is not None and shape is not None:
         found += check_start_checkpoint(cfg, shape, recorded, vocab)
@@ -276,6 +278,10 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
         found.append(Finding(True, f"{start.load} holds no checkpoint (no tracker); prepare it with"
                              " conversion.hf_to_megatron or conversion.prepare_release"))
     found += tokenizer_findings
+    if not fork:  # the local engine's own rules (a Hugging Face start model of any family, FSDP2, W&B)
+        from training.hf_family.preflight_rules import check_local_start
+
+        found += check_local_start(cfg, cluster.nodes, cluster.gpus_per_node, Finding)
     found += check_pretrain_data(cfg, vocab) if cfg.mode == "pretrain" else check_splits(cfg, vocab, fork)
     if fork:
         from training.fork_runtime import check_fork_runtime
