@@ -28,10 +28,10 @@ LOCK_NAME = ".codeft-lock"
 
 
 @contextlib.contextmanager
-def hold_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str) -> Iterator[str]:
-    """Own and lock ``folder`` for the block; yields the nonce of its record."""
+def hold_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str, adopt: str = "") -> Iterator[str]:
+    """Own and lock ``folder`` for the block; yields the nonce of its record (``adopt``: see ``check_run_folder``)."""
     folder = Path(folder)
-    check_run_folder(folder, kind, flag)
+    check_run_folder(folder, kind, flag, adopt)
     created = make_parents(folder / LOCK_NAME) if not folder.exists() else []
     nonce = own_run_folder(folder, kind)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

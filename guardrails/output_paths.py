@@ -226,12 +226,13 @@ def claim_prefix(record: str | os.PathLike, kind: OutputKind, writes: Iterable[P
             and proof_problem(record, kind, record.parent, [p]) is None]
 
 
-def check_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str) -> Path:
+def check_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str, adopt: str = "") -> Path:
     """Check that ``folder``, which a command writes into over time (a training run's save folder), is its own.
 
     Allowed: a missing or empty folder, or one holding a record (``folder/kind.record``) of the same command,
     which ``own_run_folder`` wrote when the folder was first used. Such a record names the folder, not each file:
-    the files of a run in progress change as it goes.
+    the files of a run in progress change as it goes. ``adopt``: the command that adopts a folder without a record
+    (``adopt_run_folder``), named in the refusal.
     """
     folder = Path(folder)
     if _holds_something(folder, kind, flag):
@@ -239,8 +240,10 @@ def check_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str) -> 
         if section is None or section["command"] != kind.command:
             reason = (f"no {kind.record} of {kind.command} proves it is one" if section is None
                       else f"it is an output of {section['command']} (says {kind.record})")
-            raise _refuse(folder, kind, f"{reason} (it holds: {describe_entries(folder)})",
-                          f"Move it away or choose another {flag}.")
+            fix = f"Move it away or choose another {flag}."
+            if section is None and adopt:
+                fix += f" If it is this run's own folder (written before it had a record), adopt it once: {adopt}"
+            raise _refuse(folder, kind, f"{reason} (it holds: {describe_entries(folder)})", fix)
     _STATES.setdefault(folder.resolve(), "unchanged")
     return folder
 
@@ -256,6 +259,26 @@ def own_run_folder(folder: str | os.PathLike, kind: OutputKind) -> str:
         section = write_record(folder / kind.record, kind, folder, files=[],
                                facts={"folder": f"written into by {kind.command}"})
     return str(section["nonce"])
+
+
+def adopt_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str, foreign: list[str]) -> str:
+    """Write the record of a run folder that was written into before records existed, on the user's word.
+
+    The user's command is the proof; the folder must still hold nothing but what such a run writes (``foreign``:
+    the names it holds that no run writes) and no record of another command. Returns the record's nonce (an
+    existing record of the same command is kept).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OutputRefused(f"{flag} {folder}: no such folder; there is nothing to adopt")
+    section = read_record(folder / kind.record)
+    if section is not None and section["command"] != kind.command:
+        raise OutputRefused(f"{flag} {folder}: it is an output of {section['command']} (says {kind.record}); it is"
+                            " not a folder to adopt")
+    if foreign:
+        raise OutputRefused(f"{flag} {folder}: it holds {', '.join(foreign[:LISTED])}, which {kind.command} does"
+                            " not write; move those away first, then adopt it")
+    return own_run_folder(folder, kind)
 
 
 def check_output_prefix(prefix: str, flag: str = "--output-prefix") -> str:

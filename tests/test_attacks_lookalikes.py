@@ -203,7 +203,8 @@ def attacked(attack_world, tmp_path_factory):
 # commands that write no file a user names (stdout, or the outputs of the commands they run, which are above)
 NO_OUTPUT_FLAG = {"training.fork_flags": "prints the flags as JSON", "dataset.launch": "launch.json only, claimed",
                   "scripts.demo": "runs the commands above; its own folders: tests/test_demo_data_stage.py",
-                  "evaluation.__main__": "evaluation.commands", "scripts.check_shards": "conversion.verify shards"}
+                  "evaluation.__main__": "evaluation.commands", "scripts.check_shards": "conversion.verify shards",
+                  "training.fork_probe": "only reads and prints JSON (preflight's probe of the job's environment)"}
 
 
 def test_every_command_is_attacked(attack_world):

@@ -17,6 +17,8 @@ from conversion.megatron_checkpoint import write_megatron_checkpoint
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import TOKENIZER, tiny_release
+from guardrails.output_paths import own_run_folder
+from training.checkpointing import TRAINING_RUN
 from training.launch import main
 from training.model_init import load_start_model
 from training.schedule_resume import resume_schedule
@@ -40,8 +42,11 @@ def _config(tmp_path, base, **extra):
     return config
 
 
-def _fork_save(tmp_path, base, iteration=4, train_samples=16, decay=16, **args):
-    """A save folder as the fork leaves it after ``iteration`` iterations of the run ``_config`` describes."""
+def _fork_save(tmp_path, base, iteration=4, train_samples=16, decay=16, record=True, **args):
+    """A save folder as the fork leaves it after ``iteration`` iterations of the run ``_config`` describes (with
+    the record ``submit`` writes before the first job; ``record=False``: as before records existed)."""
+    if record:
+        own_run_folder(tmp_path / "save", TRAINING_RUN)
     model, _ = load_start_model(base)
     state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     recorded = {"seq_length": 256, "global_batch_size": 4, "seed": 1234, "consumed_train_samples": iteration * 4,
@@ -137,3 +142,25 @@ def test_the_schedule_decision_for_the_local_engine_is_the_same():
         "train_iters=4", "global_batch_size=4", "micro_batch_size=1", "lr=0.001", "min_lr=0.0",
         "lr_warmup_samples=4"]), state, 8)
     assert (same.decay_samples, same.override, same.warnings) == (16, False, ())
+
+
+def test_a_save_folder_from_before_records_is_refused_until_the_user_adopts_it(tmp_path, base, capsys):
+    """A run whose save folder predates its record (the fork's checkpoints, no run_manifest.json) is never written
+    into on a guess; ``training.launch adopt`` makes it the run's own once, and only while it holds nothing else."""
+    config = _config(tmp_path, base)
+    _fork_save(tmp_path, base, record=False)
+    rc, _, err = _argv(config, capsys)
+    assert rc == 2 and "no run_manifest.json of training.finetune proves it is one" in err
+    assert "adopt it once: python -m training.launch adopt --config RUN.yaml" in err
+    notes = tmp_path / "save" / "notes.txt"
+    notes.write_text("mine")
+    assert main(["adopt", "--config", str(config)]) == 2
+    assert "holds notes.txt, which training.finetune does not write" in capsys.readouterr().err
+    assert not (tmp_path / "save" / "run_manifest.json").exists()
+    notes.unlink()
+    assert main(["adopt", "--config", str(config)]) == 0
+    assert "adopted" in capsys.readouterr().out
+    rc, argv, _ = _argv(config, capsys)
+    assert rc == 0 and argv[argv.index("--load") + 1] == str(tmp_path / "save")  # resumed
+    assert main(["adopt", "--config", str(config), f"training.save={base}"]) == 2  # a release is a start, not a run
+    assert "no latest_checkpointed_iteration.txt naming an iteration" in capsys.readouterr().err

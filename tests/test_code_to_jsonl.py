@@ -72,7 +72,7 @@ def test_a_fifo_and_a_name_that_is_not_utf8_are_skipped_and_counted(tmp_path, ca
     out = tmp_path / "o.jsonl"
     assert main(["--source", str(src), "--output", str(out), "--filename-prefix", "--no-shuffle"]) == 0
     assert _lines(out) == [{"content": "<filename>a.py\nx = 1\n"}]
-    manifest = json.loads((tmp_path / "o.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
     assert manifest["skipped"] == {"not_regular_file": 1, "undecodable_file_name": 1}
     assert "undecodable_file_name=1" in capsys.readouterr().out
     # without --filename-prefix the name is never written, so the file is read like any other

@@ -74,6 +74,8 @@ SKIPPED: dict[str, str] = {
     "python -m training.launch submit --config RUN.yaml --dry-run": CLUSTER,
     "python -m training.launch submit --config RUN.yaml": CLUSTER,
     "python -m training.launch submit --config RUN.yaml training.train_iters=500": CLUSTER,
+    "python -m training.launch adopt --config RUN.yaml": "needs a save folder with a run's checkpoints and no record;"
+                                                         " tests/test_cluster_resume.py adopts one",
     "python -m training.launch status --config RUN.yaml": "asks SLURM (scontrol) about the jobs submit queued;"
                                                           " tests/test_slurm_jobs.py runs it on a private SLURM",
     ".venv/bin/pip install -e '.[fork]'": "installs packages with pip (needs the network)",

@@ -156,7 +156,8 @@ def test_megatron_engine_jobs_start_resubmit_and_extend(slurm_cluster, tiny_run,
         assert record["argv"] == expected  # the values arrive as Python built them, spaces included
         assert record["env"]["RANK"] == str(rank) and record["env"]["WORLD_SIZE"] == "2"
     assert sorted(p.name for p in save.iterdir()) == [
-        "iter_0000002", "iter_0000004", "latest_checkpointed_iteration.txt", "logs", "slurm", "tensorboard"]
+        "iter_0000002", "iter_0000004", "latest_checkpointed_iteration.txt", "logs", "run_manifest.json", "slurm",
+        "tensorboard"]  # submit's record (the folder is the run's own), then what the fork writes
     assert list(data.glob("sample_train_indexmap_16ns_1234s_decoder_packed_*_idx.npy"))
     status = _status(config, *overrides)
     assert f"job {job} (" in status and "COMPLETED (exit 0:0)" in status and str(log) in status

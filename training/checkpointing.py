@@ -55,6 +55,8 @@ from training.hf_family.checkpoint import (
 )
 from training.recorded_args import vocab_divisor_from_args
 
+# a save folder written before records existed (the fork's, or an earlier version's) becomes the run's on the user's word
+ADOPT_COMMAND = "python -m training.launch adopt --config RUN.yaml"
 TRAINING_RUN = OutputKind("a training run's save folder", "training.finetune", "run_manifest.json")
 LOCAL_ENGINE_KEY = "local_engine"
 LOCAL_ENGINE_FORMAT = "codeft.local_engine.v2"
@@ -84,7 +86,7 @@ def plan_start(load: str, save: str) -> StartPlan:
         )
     tracker = save_dir / TRACKER_NAME
     if not tracker.exists() or tracker.read_text(encoding="utf-8").strip() != "release":  # release: refused below
-        check_run_folder(save_dir, TRAINING_RUN, "training.save")
+        check_run_folder(save_dir, TRAINING_RUN, "training.save", ADOPT_COMMAND)
     if tracker.exists():
         tag = tracker.read_text(encoding="utf-8").strip()
         if tag == "release":
@@ -108,7 +110,7 @@ def hold_save_folder(load: str, save: str, is_main: bool) -> Iterator[None]:
     if not is_main:
         yield
         return
-    with hold_run_folder(save, TRAINING_RUN, "training.save"):
+    with hold_run_folder(save, TRAINING_RUN, "training.save", ADOPT_COMMAND):
         yield
 
 

@@ -4,6 +4,7 @@
     python -m training.launch preflight --config RUN.yaml [section.key=value ...]
     python -m training.launch submit --config RUN.yaml [section.key=value ...] [--dry-run]
     python -m training.launch status --config RUN.yaml [section.key=value ...]   # jobs, progress, next step
+    python -m training.launch adopt --config RUN.yaml    # once: a save folder from before records existed
     python -m training.launch exec FILE      # inside the job, under torchrun: run the argv FILE holds
 
 ``argv`` prints one JSON object and nothing else on stdout with ``--json``
@@ -12,6 +13,10 @@ decision goes to stderr. It needs no cluster and no checkpoint (preflight checks
 also saves the JSON atomically (the job script does this once per job, so every node runs the same argv),
 with its record ``FILE.manifest.json``; an existing FILE is replaced only when that record proves it an earlier
 ``argv --write`` (never the run config or anyone's file).
+``adopt`` makes a save folder that holds a run's checkpoints but no record (the fork's, written before
+``submit`` recorded its folders, or an earlier version of this toolkit's) the run's own, on the user's word: it
+writes ``run_manifest.json`` when the folder holds only what a run writes. Every command that writes into a save
+folder refuses one without that record (``guardrails.output_paths``) and names this command.
 Exit status 2 on a bad config or failed preflight, with every problem listed.
 """
 from __future__ import annotations
@@ -39,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("argv", "print the job's script and argument list"),
                        ("preflight", "check the run before it is queued"),
                        ("submit", "write the job files and sbatch them"),
-                       ("status", "the run's jobs, its last logged iteration and what a resubmission would do")):
+                       ("status", "the run's jobs, its last logged iteration and what a resubmission would do"),
+                       ("adopt", "once: make a save folder written before records existed this run's own")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, help="the run config YAML")
         sub.add_argument("overrides", nargs="*", help="section.key=value overrides")
@@ -87,6 +93,21 @@ def _command_line(script: str, argv: list[str]) -> list[str]:
     return [sys.executable, "-m", script, *argv]
 
 
+def command_adopt(args: argparse.Namespace) -> int:
+    from conversion.checkpoint_format import TRACKER_NAME
+    from guardrails.output_paths import adopt_run_folder
+    from training.checkpointing import TRAINING_RUN, foreign_entries
+
+    save = Path(load_run_config(args.config, args.overrides).training.save)
+    tracker = save / TRACKER_NAME
+    if not tracker.is_file() or not tracker.read_text(encoding="utf-8").strip().isdigit():
+        raise ValueError(f"training.save {save}: no {TRACKER_NAME} naming an iteration, so no run's checkpoints to"
+                         " adopt (a new run needs no adoption; a release checkpoint is a training.load)")
+    adopt_run_folder(save, TRAINING_RUN, "training.save", foreign_entries(save))
+    print(f"adopted {save}: its {TRAINING_RUN.record} now proves it this run's save folder; submit again to resume")
+    return 0
+
+
 def command_exec(args: argparse.Namespace) -> int:
     job = json.loads(args.file.read_text(encoding="utf-8"))
     if not isinstance(job, dict) or not isinstance(job.get("script"), str) or not isinstance(job.get("argv"), list):
@@ -111,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     from training.checkpointing import ResumeError
 
-    handlers = {"argv": command_argv}
+    handlers = {"argv": command_argv, "adopt": command_adopt}
     if args.command in ("preflight", "submit"):
         from training.slurm_submit import command_preflight, command_submit
 

@@ -28,7 +28,7 @@ from guardrails.atomic_files import write_bytes_atomic, write_text_atomic
 from runconfig.cluster_section import ClusterConfig
 from runconfig.run_config import RunConfig, load_run_config
 from guardrails.output_paths import check_run_folder, own_run_folder
-from training.checkpointing import JOB_FOLDER_NAME, TRAINING_RUN
+from training.checkpointing import ADOPT_COMMAND, JOB_FOLDER_NAME, TRAINING_RUN
 
 JOB_SCRIPT = Path(__file__).resolve().parent / "finetune_starcoderbase.sh"
 CONFIG_NAME = "run_config.yaml"
@@ -66,7 +66,7 @@ def resolved_config_text(run: RunConfig) -> str:
 
 
 def write_job_files(run: RunConfig, stamp: str) -> Path:
-    check_run_folder(run.training.save, TRAINING_RUN, "training.save")
+    check_run_folder(run.training.save, TRAINING_RUN, "training.save", ADOPT_COMMAND)
     own_run_folder(run.training.save, TRAINING_RUN)  # its record: the run's own folder, as the engine makes it
     job_dir = run_dir(run) / "jobs" / stamp
     job_dir.mkdir(parents=True, exist_ok=False)
