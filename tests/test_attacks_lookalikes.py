@@ -47,7 +47,7 @@ def _copy(src: Path, dest: Path) -> Path:
 
 def _folder_lookalike(name: str, w: Path, out: Path) -> None:
     """Another tool's output of the same shape as the folder ``name`` writes."""
-    if name in ("megatron_to_hf --out", "model_init --hf-out"):
+    if name in ("megatron_to_hf --out", "model_init --hf-out", "model_init --family --out", "export --out"):
         _copy(w / "saved_pretrained", out)
     elif name in ("model_init --out", "prepare_release --out"):
         _copy(w / "hf_release", out)  # hf_to_megatron's release root, with its record
