@@ -78,7 +78,7 @@ def to_fork_optimizer(engine_state: dict[str, Any], hidden_size: int, padded_voc
     state_in, state_out, groups_out, index = engine_state["state"], {}, [], 0
     for group in engine_state["param_groups"]:
         if "names" not in group or "wd_mult" not in group:
-            raise ForkOptimizerError("optimizer groups lack 'names'/'wd_mult': not built by training.optim_setup")
+            raise ForkOptimizerError("optimizer groups lack 'names'/'wd_mult': not built by training.local.optim_setup")
         steps: set[int] = set()
         ids: list[int] = []
         for hf_name, param_id in zip(group["names"], group["params"]):

@@ -34,7 +34,7 @@ from conversion.vocab_padding import (
     DEFAULT_DIVISIBLE_BY, TRUE_VOCAB_ARG, VocabPaddingError, real_vocab_size, tokenizer_rows_problem,
     tokenizer_vocab_size,
 )
-from dataset.tokenizer_match import TokenizerMismatchError, check_same_tokenizer
+from dataset.formats.tokenizer_match import TokenizerMismatchError, check_same_tokenizer
 
 
 _FORK_TOP_LEVEL = ("args", "checkpoint_version", "iteration", "model", "optimizer", "opt_param_scheduler",
@@ -150,7 +150,7 @@ class MegatronReader:
     def tokenizer(self, explicit: str | Path | None = None) -> Path | None:
         """``explicit`` when given, else the tokenizer the checkpoint records (``args.tokenizer_file``) if it is here.
 
-        An ``explicit`` tokenizer other than a recorded one that is here is refused (``dataset.tokenizer_match``);
+        An ``explicit`` tokenizer other than a recorded one that is here is refused (``dataset.formats.tokenizer_match``);
         ``hf_config`` checks any tokenizer against the embedding rows.
         """
         recorded = getattr(self.args, "tokenizer_file", None)

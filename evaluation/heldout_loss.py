@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from dataset.data_vocab import data_vocab
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess_outputs import document_prefix
-from dataset.tokenizer_match import check_data_tokenizer, tokenizer_json
+from dataset.formats.data_vocab import data_vocab
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.formats.preprocess_outputs import document_prefix
+from dataset.formats.tokenizer_match import check_data_tokenizer, tokenizer_json
 
 
 def check_model_meets_data(model_dir: Path, vocab_size: int, prefix: str) -> str | None:
-    """Refuse a model whose tokenizer is not the one that made ``prefix`` (``dataset.tokenizer_match``) or whose
+    """Refuse a model whose tokenizer is not the one that made ``prefix`` (``dataset.formats.tokenizer_match``) or whose
     vocabulary is smaller than the data's ids (torch would fail on the first such id); returns a warning line
     when there is nothing to check the tokenizer against."""
     if not tokenizer_json(model_dir).is_file():

@@ -28,7 +28,7 @@ class DataConfig:
     valid_count: int = 0
     valid_seed: int = 1234
     max_line_bytes: int = 64 * 1024 * 1024  # longer lines are bad input (never held in memory whole)
-    num_shards: int = 1  # >1: one process per shard (dataset.shard_plan), then dataset.merge_shards
+    num_shards: int = 1  # >1: one process per shard (dataset.preprocessing.shard_plan), then dataset.merge_shards
 
     def __post_init__(self) -> None:
         check_values(self)  # each value's range: runconfig.value_rules

@@ -1,6 +1,6 @@
 """``training.pretrain``: continued pretraining on raw code (``training.mode: pretrain``), the fork's GPT flags.
 
-Read by the local engine (``training.pretrain_data``, ``training.gpt_batch``) and meant for the fork's
+Read by the local engine (``training.local.pretrain_data``, ``training.samples.gpt_batch``) and meant for the fork's
 ``pretrain_gpt.py`` argv: every key is the fork's flag of the same name (``--data-path``, ``--split``,
 ``--fim-rate``, ``--fim-spm-rate``, ``--fim-split-sample``, ``--fragment-fim-rate``, ``--reset-position-ids``,
 ``--reset-attention-mask``, ``--eod-mask-loss``). FIM is on by default at the rates the StarCoder cookbook

@@ -1,7 +1,7 @@
 """The ``training:`` section of the run config (read by ``training.*``).
 
 Names follow Megatron's flags (``--lr-warmup-samples`` -> ``lr_warmup_samples``) so that the argv
-builder for the fork (``training.megatron_argv``) and the local engine read the same values. Keys that
+builder for the fork (``training.cluster.megatron_argv``) and the local engine read the same values. Keys that
 only one engine reads say so in their comment (``cpu_threads``, ``fsdp`` ...: local; ``model``,
 ``tensor_model_parallel_size``, ``extra_args`` ...: the fork). The split planner (``dataset.splits plan
 --config``) reads ``seq_length``, ``train_iters``, ``global_batch_size``, ``eval_*``, ``seed`` and
@@ -34,7 +34,7 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class WandbConfig:
-    """Weights & Biases tracking of the local engine (``training.wandb_tracker``); off by default."""
+    """Weights & Biases tracking of the local engine (``training.local.wandb_tracker``); off by default."""
 
     mode: Literal["disabled", "offline", "online"] = "disabled"
     project: str = "codeft"

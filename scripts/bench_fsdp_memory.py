@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "fork"
-BASELINE = ("import resource, torch, transformers, training.engine, training.hf_family.checkpoint;"
+BASELINE = ("import resource, torch, transformers, training.local.engine, training.local.hf_family.checkpoint;"
             " print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9)")
 
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from training.model_init import TinyModelSpec, write_tiny_hf_model
+    from training.local.model_init import TinyModelSpec, write_tiny_hf_model
 
     with tempfile.TemporaryDirectory(prefix="bench_fsdp_") as tmp:
         work = Path(tmp)

@@ -14,7 +14,7 @@ in the shard manifests to match. Then, best of ``--repeats``, alternating so bot
 - the merge: ``python -m dataset.merge_shards`` in a subprocess, timed by its own manifest (``timings_s``:
   checks, joining, fsync, renames; not the interpreter start-up), and its peak RSS (``wait4``), shown for
   the full size and a quarter of it: a merge streams, so the two differ only by the index blocks
-  (at most 2^20 entries, 8 MiB each, ``dataset.indexed_concat``) and stay flat beyond that.
+  (at most 2^20 entries, 8 MiB each, ``dataset.formats.indexed_concat``) and stay flat beyond that.
 
 The last line is ``ratio_to_copy=<copy seconds / merge seconds>`` (1.0 is copy speed; higher is better).
 """
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.indexed_dataset import IndexedDatasetWriter, data_file_path, index_file_path
-from dataset.preprocess import main as preprocess_main
-from dataset.preprocess_manifest import manifest_path, read_manifest, write_manifest
-from dataset.shard_plan import ShardSpec, shard_prefix
+from dataset.formats.indexed_dataset import IndexedDatasetWriter, data_file_path, index_file_path
+from dataset.preprocessing.preprocess import main as preprocess_main
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest, write_manifest
+from dataset.preprocessing.shard_plan import ShardSpec, shard_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from dataset.blending import blending_weights, build_blending_index
-from dataset.packed_index import build_packed_index, rows_per_epoch
+from dataset.splitting.blending import blending_weights, build_blending_index
+from dataset.splitting.packed_index import build_packed_index, rows_per_epoch
 
 
 def fork_loop(lengths: np.ndarray, num_samples: int, row_length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

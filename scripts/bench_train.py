@@ -13,7 +13,7 @@ and global batch (gradient accumulation), AdamW, warmup + cosine, fp32 on CPU / 
 
 - baseline: ``transformers.Trainer`` on the HF cookbook's ``ConstantLengthDataset`` (texts tokenized,
   joined with EOS, cut into fixed-length chunks; plain causal LM, no masks);
-- engine: ``training.engine.train`` on the fork's packed samples (block-diagonal mask, position ids per
+- engine: ``training.local.engine.train`` on the fork's packed samples (block-diagonal mask, position ids per
   pair, loss on targets only).
 
 The two alternate ``--repeats`` times (the machine may be shared) and each side's best is kept.
@@ -106,7 +106,7 @@ def bench_trainer(args, base_hf: Path, work: Path) -> float:
 def bench_engine(args, base: Path, work: Path) -> tuple[float, float]:
     from runconfig import load_section
     from runconfig.training_section import TrainingConfig
-    from training.engine import train
+    from training.local.engine import train
 
     work.mkdir(parents=True, exist_ok=True)
     split = work / "train_data_paths.txt"
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from training.model_init import TinyModelSpec, write_tiny_hf_model, write_tiny_release
+    from training.local.model_init import TinyModelSpec, write_tiny_hf_model, write_tiny_release
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,7 +25,7 @@ held-out loss, HumanEval pass@k, infilling, commit fixes, prompts side by side) 
 
 ``demo.model_family=llama`` (or mistral, qwen2, starcoder2) runs the same stages with a tiny random model of that
 family written as a Hugging Face folder (``training.model_init --family``): the local engine trains it with
-checkpoints in the Hugging Face layout (``training.hf_family``), ``training.export`` makes the Hugging Face folders,
+checkpoints in the Hugging Face layout (``training.local.hf_family``), ``training.export`` makes the Hugging Face folders,
 and the report compares base and fine-tuned on the same prompts (Python, Go and Rust side by side).
 """
 from __future__ import annotations
@@ -120,8 +120,8 @@ def _run_stage(name: str, stage_main: Callable[[list[str]], int], argv: list[str
 
 
 def build_pairs(run: DemoRun) -> list[Path]:
-    from dataset import docstring_pairs
-    from dataset.octopack_format import manifest_path_for
+    from dataset.builders import docstring_pairs
+    from dataset.builders.octopack_format import manifest_path_for
 
     if len(run.config.data.inputs) != 1:
         raise ConfigError("the demo builds exactly one jsonl: give data.inputs a single path")
@@ -135,7 +135,7 @@ def build_pairs(run: DemoRun) -> list[Path]:
 
 
 def train_tokenizer(run: DemoRun) -> list[Path]:
-    from dataset import train_tokenizer as trainer
+    from dataset.builders import train_tokenizer as trainer
 
     output = Path(run.config.data.tokenizer)
     argv = ["--inputs", *run.config.data.inputs, "--output", str(output), "--vocab-size", str(run.settings.vocab_size)]
@@ -144,9 +144,9 @@ def train_tokenizer(run: DemoRun) -> list[Path]:
 
 
 def preprocess(run: DemoRun) -> list[Path]:
-    from dataset import preprocess as stage
-    from dataset.preprocess_manifest import manifest_path
-    from dataset.preprocess_outputs import output_files, valid_output_prefix
+    from dataset.preprocessing import preprocess as stage
+    from dataset.formats.preprocess_manifest import manifest_path
+    from dataset.formats.preprocess_outputs import output_files, valid_output_prefix
 
     # the stage re-reads the same run config and overrides, so what it does is what the config says
     _run_stage("dataset.preprocess", stage.main, ["--config", run.config_path, *run.overrides_for("data")])
@@ -157,7 +157,7 @@ def preprocess(run: DemoRun) -> list[Path]:
 
 
 def split_files(run: DemoRun) -> list[Path]:
-    from dataset import splits as stage
+    from dataset.splitting import splits as stage
 
     overrides = run.overrides_for("splits")
     _run_stage("dataset.splits", stage.main, ["write", "--config", run.config_path, *overrides])
@@ -181,7 +181,7 @@ def start_model(run: DemoRun) -> Path:
 
 
 def base_model(run: DemoRun) -> list[Path]:
-    from training import model_init
+    from training.local import model_init
 
     out = start_model(run)
     argv = ["--tokenizer", run.config.data.tokenizer, "--out", str(out),
@@ -232,7 +232,7 @@ def _fresh_save_folder(save: Path, run: DemoRun) -> None:
     """Discard the demo's earlier run at ``save`` (demo.fresh), then make the folder the demo's own: its record's
     nonce goes into the ledger before training starts, so an interrupted run is still the demo's to discard."""
     from guardrails.output_paths import check_run_folder, own_run_folder
-    from training.checkpointing import TRAINING_RUN, foreign_entries
+    from training.local.checkpointing import TRAINING_RUN, foreign_entries
 
     _discard_earlier(save, run, TRAINING_RUN.record, "training.save",
                      foreign_entries(save) if save.is_dir() else [])
@@ -243,8 +243,9 @@ def _fresh_save_folder(save: Path, run: DemoRun) -> None:
 def pretrain(run: DemoRun) -> list[Path]:
     import sysconfig
 
-    from dataset import code_to_jsonl, preprocess as stage
-    from training.engine import train
+    from dataset.builders import code_to_jsonl
+    from dataset.preprocessing import preprocess as stage
+    from training.local.engine import train
 
     out, iters = pretrain_dir(run), run.settings.pretrain_iters
     if iters <= 0:
@@ -270,7 +271,7 @@ def pretrain(run: DemoRun) -> list[Path]:
 
 
 def finetune(run: DemoRun) -> list[Path]:
-    from training.engine import train
+    from training.local.engine import train
 
     # the model trains on the tokenizer the data stage used, unless the training section names one
     cfg = dataclasses.replace(run.config.training, tokenizer=run.config.training.tokenizer or run.config.data.tokenizer)
@@ -297,7 +298,7 @@ def to_hugging_face(run: DemoRun) -> list[Path]:
     out = hf_output_dir(run)
     save = run.config.training.save
     if hf_family(run):  # the fork's converter reads its own layout only; training.export reads both
-        from training import export
+        from training.local import export
 
         _run_stage("training.export", export.main, ["--save", save, "--out", str(out)])
         return [out]
@@ -320,8 +321,8 @@ def evaluate(run: DemoRun) -> list[Path]:
     from guardrails.atomic_files import write_text_atomic
     from guardrails.output_paths import claim_file
     from guardrails.output_records import record_file_output
-    from dataset.preprocess_manifest import manifest_path
-    from dataset.preprocess_outputs import valid_output_prefix
+    from dataset.formats.preprocess_manifest import manifest_path
+    from dataset.formats.preprocess_outputs import valid_output_prefix
     from evaluation import commands as evaluation
     from evaluation.report import ComparisonPlan, ReportContext, comparison_commands, render_report
 
@@ -339,7 +340,7 @@ def evaluate(run: DemoRun) -> list[Path]:
                    ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
                     "--config", run.config_path, "--no-progress", *run.overrides_for("conversion")])
     elif base != start_model(run):  # the continued-pretrained model is the base
-        from training import export
+        from training.local import export
 
         _run_stage("training.export", export.main, ["--save", fine_tune_start(run), "--out", str(base)])
     for argv in commands:
@@ -408,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--steps: unknown step {unknown[0]!r} (steps: {', '.join(n for n, _ in STEPS)})")
         config = load_run_config(args.config, overrides)
         settings = build_dataclass(DemoSettings, parse_overrides(demo_overrides, "demo"), "overrides:demo")
-        from training.hf_family.tiny_models import TINY_FAMILIES
+        from training.local.hf_family.tiny_models import TINY_FAMILIES
 
         if settings.model_family not in ("gpt_bigcode", *TINY_FAMILIES):
             raise ConfigError(f"demo.model_family {settings.model_family!r}: one of gpt_bigcode, {', '.join(TINY_FAMILIES)}")

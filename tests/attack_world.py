@@ -66,10 +66,10 @@ def hf_layout_run(save: Path) -> None:
     """A save folder in the Hugging Face layout (a tiny Llama's first checkpoint), for training.export."""
     import torch
 
-    from training.distributed import DistEnv
-    from training.hf_family.checkpoint import save_checkpoint
-    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
-    from training.model_init import TinyModelSpec
+    from training.local.distributed import DistEnv
+    from training.local.hf_family.checkpoint import save_checkpoint
+    from training.local.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.local.model_init import TinyModelSpec
 
     model = random_hf_model(tiny_hf_config("llama", 8192, 0, 4, TinyModelSpec(1, 32, 4, 0, 64, 0.0)), 1)
     optimizer = torch.optim.AdamW(model.parameters())

@@ -27,7 +27,7 @@ import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the project's packages
-from training.launch import FORK_ENV  # noqa: E402 - the environment training.launch exec gives the fork
+from training.cluster.launch import FORK_ENV  # noqa: E402 - the environment training.launch exec gives the fork
 
 SCRIPT_DEFAULTS = {"tokenizer_type": "GPT2BPETokenizer"}  # what both scripts pass as args_defaults
 

@@ -5,7 +5,7 @@
     site.write_text(site_env_text(fork))                    # the job's environment: this venv, the toolkit, the
                                                             # apex stand-ins of tests/fork_shims, MEGATRON_DIR
 
-The checkout holds what preflight looks at (``training.fork_runtime``): ``finetune_mtf.py``, a
+The checkout holds what preflight looks at (``training.cluster.fork_runtime``): ``finetune_mtf.py``, a
 ``megatron/arguments.py`` declaring the ``mtf`` branch's flags (from ``fixtures/fork_flags``), a dataset helper
 already built (newer than ``helpers.cpp``, so the fork's ``make`` has nothing to do) and the writable
 ``megatron/fused_kernels``.

@@ -17,7 +17,7 @@ TOKENIZER = FORK_FIXTURES / "tokenizer.json"
 
 
 def tiny_release(tmp: Path, dropout: float = 0.1, name: str = "base") -> Path:
-    from training.model_init import TinyModelSpec, write_tiny_release
+    from training.local.model_init import TinyModelSpec, write_tiny_release
 
     out = tmp / name
     write_tiny_release(TOKENIZER, out, TinyModelSpec(layers=2, hidden=64, heads=4, max_positions=256,
@@ -26,7 +26,7 @@ def tiny_release(tmp: Path, dropout: float = 0.1, name: str = "base") -> Path:
 
 
 def tiny_hf(tmp: Path, family: str, dropout: float = 0.1, name: str = "") -> Path:
-    from training.model_init import TinyModelSpec, write_tiny_hf_model
+    from training.local.model_init import TinyModelSpec, write_tiny_hf_model
 
     out = tmp / (name or f"base_{family}")
     write_tiny_hf_model(TOKENIZER, out, family, TinyModelSpec(layers=2, hidden=64, heads=4, max_positions=256,

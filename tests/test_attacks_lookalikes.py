@@ -68,7 +68,7 @@ def _prefix_files(prefix: Path, source: str) -> None:
 
 
 def _shards(w: Path, prefix: Path) -> None:
-    from dataset.preprocess import main as preprocess
+    from dataset.preprocessing.preprocess import main as preprocess
 
     for index in range(2):
         argv = ["--input", str(w / "pairs.jsonl"), "--tokenizer", str(TOKENIZER), "--output-prefix", str(prefix),

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from dataset.blending import blending_weights, build_blending_index, per_dataset_num_samples
-from training.packed_dataset import build_packed_dataset
+from dataset.splitting.blending import blending_weights, build_blending_index, per_dataset_num_samples
+from training.samples.packed_dataset import build_packed_dataset
 
 KEYS = ("decoder_token_ids", "decoder_segment_ids", "decoder_is_inputs")
 

@@ -22,8 +22,8 @@ def _err(capsys) -> list[str]:
 
 
 def test_preprocess_and_merge_refusals_are_one_line_naming_what_they_left(tmp_path, capsys):
-    from dataset.merge_shards import main as merge
-    from dataset.preprocess import main as preprocess
+    from dataset.preprocessing.merge_shards import main as merge
+    from dataset.preprocessing.preprocess import main as preprocess
 
     prefix = tmp_path / "pairs"
     assert run_command(preprocess, ["--input", str(tmp_path / "missing.jsonl"), "--tokenizer", str(TOKENIZER),
@@ -38,7 +38,7 @@ def test_preprocess_and_merge_refusals_are_one_line_naming_what_they_left(tmp_pa
 
 
 def test_an_input_named_like_an_override_is_an_input(tmp_path, capsys):
-    from dataset.preprocess import main as preprocess
+    from dataset.preprocessing.preprocess import main as preprocess
 
     assert run_command(preprocess, ["--input", "y=1.jsonl", "--tokenizer", str(TOKENIZER), "--output-prefix",
                                     str(tmp_path / "p")]) == 2
@@ -46,7 +46,7 @@ def test_an_input_named_like_an_override_is_an_input(tmp_path, capsys):
 
 
 def test_a_resume_error_names_the_checkpoint_folder_that_exists(attack_world, tmp_path, capsys):
-    from training.finetune import main
+    from training.local.finetune import main
 
     save = tmp_path / "run"
     assert main(run_overrides(attack_world, attack_world / "base", save, train_iters=1, save_interval=1,
@@ -106,7 +106,7 @@ def test_a_rule_broken_by_a_command_line_override_says_so(tmp_path):
 
 
 def test_splits_plan_on_a_missing_prefix_is_a_user_error(tmp_path, capsys):
-    from dataset.splits import main as splits
+    from dataset.splitting.splits import main as splits
 
     split = tmp_path / "train.txt"
     split.write_text(f'"train: 1.0 0:1 {tmp_path / "nothing"}"\n')
@@ -117,7 +117,7 @@ def test_splits_plan_on_a_missing_prefix_is_a_user_error(tmp_path, capsys):
 def test_sigterm_is_said_and_leaves_the_output_unchanged(tmp_path):
     code = ("import os, signal, sys\n"
             "from guardrails.command_errors import run_command\n"
-            "from dataset import splits\n"
+            "from dataset.splitting import splits\n"
             "real = splits.write_split_file\n"
             "def write(path, groups):\n"
             "    splits.claim_split_file(path)\n"

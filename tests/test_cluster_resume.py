@@ -6,7 +6,7 @@ values taken from the fork's own ``save_checkpoint`` and ``get_optimizer_param_s
 
 * another seed, sequence length or train split file (by path, or the same file rewritten) is refused;
 * dropout: the start checkpoint's recorded values, or ``training.hidden_dropout``/``attention_dropout``, are passed;
-* a longer run keeps its decay window (``training.schedule_resume``) and passes ``--override-opt_param-scheduler``;
+* a longer run keeps its decay window (``training.resume.schedule_resume``) and passes ``--override-opt_param-scheduler``;
 * ``dtype: auto`` resolves to ``--bf16`` only on GPUs.
 """
 import json
@@ -18,10 +18,10 @@ from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import TOKENIZER, tiny_release
 from guardrails.output_paths import own_run_folder
-from training.checkpointing import TRAINING_RUN
-from training.launch import main
-from training.model_init import load_start_model
-from training.schedule_resume import resume_schedule
+from training.local.checkpointing import TRAINING_RUN
+from training.cluster.launch import main
+from training.local.model_init import load_start_model
+from training.resume.schedule_resume import resume_schedule
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.code_to_jsonl import main
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess import main as preprocess_main
-from training.gpt_samples import main as samples_main
+from dataset.builders.code_to_jsonl import main
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.preprocessing.preprocess import main as preprocess_main
+from training.samples.gpt_samples import main as samples_main
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 

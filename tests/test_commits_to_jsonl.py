@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset.commits_to_jsonl import CommitPairSettings, build_commit_pairs, main
-from dataset.git_runner import GitError, git_argv, run_git
+from dataset.builders.commits_to_jsonl import CommitPairSettings, build_commit_pairs, main
+from dataset.builders.git_runner import GitError, git_argv, run_git
 
 
 class Repo:

@@ -22,8 +22,8 @@ from evaluation.commands import main as evaluation_main
 from runconfig.loader import ConfigError
 from runconfig.run_config import SECTIONS, load_run_config
 from runconfig.value_rules import BOUNDS
-from training.finetune import main as finetune_main
-from training.model_init import main as model_init_main
+from training.local.finetune import main as finetune_main
+from training.local.model_init import main as model_init_main
 
 TOKENIZER = Path(__file__).parent / "fixtures" / "fork" / "tokenizer.json"
 
@@ -183,9 +183,9 @@ FIM = Path(__file__).parent / "fixtures" / "fork_fim"
 @pytest.mark.parametrize("command", ["packing", "gpt_samples", "splits plan"])
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
 def test_a_seed_numpy_cannot_take_is_one_line_before_anything_is_built(tmp_path, capsys, command, seed):
-    from dataset.splits import main as splits_main
-    from training.gpt_samples import main as samples_main
-    from training.packing import main as packing_main
+    from dataset.splitting.splits import main as splits_main
+    from training.samples.gpt_samples import main as samples_main
+    from training.samples.packing import main as packing_main
 
     sample = FORK / "sample"
     (tmp_path / "train.txt").write_text(f'"train: 1.0 0:1 {sample}"\n')

@@ -14,7 +14,7 @@ from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 from conversion import hf_to_megatron, megatron_to_hf, prepare_release
 from conversion.megatron_checkpoint import write_megatron_checkpoint
 from tests.local_engine_fixtures import TOKENIZER
-from training import model_init
+from training.local import model_init
 
 FOREIGN = {
     # a model config someone wrote, without weights

@@ -41,7 +41,7 @@ def test_data_steps_write_usable_outputs(tmp_path, capsys):
     # the split files name absolute prefixes, so the same config passes the fork's data checks (engine: megatron)
     from runconfig import load_section
     from runconfig.training_section import TrainingConfig
-    from training.preflight import check_splits
+    from training.cluster.preflight import check_splits
 
     fork_cfg = load_section(REPO_ROOT / "scripts" / "configs" / "demo.yaml", "training", TrainingConfig, [
         "training.engine=megatron", f"training.train_split_file={data / 'train_data_paths.txt'}",
@@ -118,7 +118,7 @@ def test_fresh_never_deletes_a_training_run_or_base_model_the_demo_did_not_make(
     """Issue 16 item 2: demo.fresh deleted any training run at training.save; only the demo's own may go."""
     from guardrails.output_paths import own_run_folder
     from tests.local_engine_fixtures import TOKENIZER, tiny_release
-    from training.checkpointing import TRAINING_RUN
+    from training.local.checkpointing import TRAINING_RUN
 
     demo = _demo_module()
     real = tmp_path / "real_run"  # a training run of the user's, made by the engine (its record is there)

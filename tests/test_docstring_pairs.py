@@ -6,7 +6,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from dataset.docstring_pairs import DocstringPairSettings, build_docstring_pairs, extract_pairs, main
+from dataset.builders.docstring_pairs import DocstringPairSettings, build_docstring_pairs, extract_pairs, main
 
 MODULE = '''\
 import os

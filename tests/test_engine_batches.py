@@ -18,10 +18,10 @@ import torch
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import run_overrides, tiny_release
-from training import train_data
-from training.engine import train
-from training.model_init import load_start_model
-from training.packed_dataset import build_packed_dataset
+from training.local import train_data
+from training.local.engine import train
+from training.local.model_init import load_start_model
+from training.samples.packed_dataset import build_packed_dataset
 
 PAD = 4  # <fim_pad> of the fork tokenizer
 
@@ -61,7 +61,7 @@ def test_validation_scores_the_first_eval_iters_global_batches(tmp_path):
 
 @pytest.fixture
 def recorded_reads(monkeypatch):
-    """The sample indices the engine collates, per dataset (training.train_data.collate)."""
+    """The sample indices the engine collates, per dataset (training.local.train_data.collate)."""
     reads: list[tuple[object, list[int]]] = []
     real = train_data.collate
 

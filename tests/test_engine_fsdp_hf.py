@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.local_engine_fixtures import PYTHON, run_overrides, subprocess_env, tiny_hf
-from training.hf_family.checkpoint import full_weights, read_train_state
+from training.local.hf_family.checkpoint import full_weights, read_train_state
 
 EXTRA = {"train_iters": 4, "save_interval": 2, "eval_interval": 2, "lr_decay_samples": 16, "tensorboard": False}
 
@@ -90,7 +90,7 @@ def test_sharded_checkpoint_resumes_in_one_process(runs):
 def test_a_tied_head_survives_sharded_checkpoints(tmp_path):
     """StarCoder2 ties its head to the embeddings: a distributed checkpoint's model is built on the meta device,
     sharded, given storage and read back, and resumes exactly, under FSDP2 or in one process."""
-    from training.model_init import load_start_model
+    from training.local.model_init import load_start_model
 
     base = tiny_hf(tmp_path, "starcoder2", dropout=0.0)
     extra = {"train_iters": 2, "save_interval": 1, "eval_interval": 2, "lr_decay_samples": 8}
@@ -116,10 +116,10 @@ def test_bf16_policy_computes_in_bfloat16_over_float32_master_weights(tmp_path):
     optimizer updates stay float32 (a one-process gloo group stands in for the cluster)."""
     import torch.distributed as dist
 
-    from training.distributed import DistEnv, wrap_model
-    from training.hf_family.families import decoder_layers
-    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
-    from training.model_init import TinyModelSpec
+    from training.local.distributed import DistEnv, wrap_model
+    from training.local.hf_family.families import decoder_layers
+    from training.local.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.local.model_init import TinyModelSpec
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:

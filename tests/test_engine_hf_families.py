@@ -10,7 +10,7 @@ import torch
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import run_overrides, tiny_hf
-from training.engine import train
+from training.local.engine import train
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 FAMILIES = ["llama", "mistral", "qwen2", "starcoder2"]

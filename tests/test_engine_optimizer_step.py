@@ -17,12 +17,12 @@ from conversion.megatron_checkpoint import read_megatron_checkpoint
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import run_overrides, split_files, tiny_release
-from training.engine import train
-from training.model_init import load_start_model
-from training.mtf_batch import get_batch
-from training.optim_setup import split_weight_decay
-from training.packed_attention import packed_logits
-from training.packed_dataset import build_packed_dataset
+from training.local.engine import train
+from training.local.model_init import load_start_model
+from training.samples.mtf_batch import get_batch
+from training.local.optim_setup import split_weight_decay
+from training.local.packed_attention import packed_logits
+from training.samples.packed_dataset import build_packed_dataset
 
 ITERS, MICRO, GLOBAL, SEQ, PAD = 4, 1, 2, 128, 4
 MAX_LR, MIN_LR, WARMUP, DECAY = 1e-3, 1e-4, 4, 8

@@ -1,9 +1,9 @@
 """The local engine checks what the cluster path checks, with the same rules (issue 16 item 11).
 
 - Validation reading training documents: the engine prints the warnings ``dataset.splits plan`` prints for the
-  same split files (one function, ``dataset.split_overlap``).
+  same split files (one function, ``dataset.splitting.split_overlap``).
 - A resume with another seed, sequence length or data files is refused, with the very message the cluster path
-  gives for the same save folder (one rule, ``training.run_identity``).
+  gives for the same save folder (one rule, ``training.resume.run_identity``).
 """
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import shutil
 
 import pytest
 
-from dataset.splits import main as splits_main
+from dataset.splitting.splits import main as splits_main
 from runconfig import load_section
 from runconfig.run_config import load_run_config
 from runconfig.training_section import TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import run_overrides, tiny_release
-from training.checkpointing import ResumeError
-from training.engine import train
-from training.fork_job import plan_job
+from training.local.checkpointing import ResumeError
+from training.local.engine import train
+from training.cluster.fork_job import plan_job
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from runconfig import build_dataclass, load_section
 from runconfig.training_section import TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import run_overrides, tiny_release
-from training.checkpointing import ResumeError
-from training.engine import train
-from training.finetune import main
+from training.local.checkpointing import ResumeError
+from training.local.engine import train
+from training.local.finetune import main
 
 
 def _cfg(tmp_path, base, save, **extra):
@@ -91,7 +91,7 @@ def test_cli_reports_config_errors(tmp_path, capsys):
 
 def test_starts_from_a_hugging_face_folder_and_reports_mfu(tmp_path):
     from tests.local_engine_fixtures import TOKENIZER
-    from training.model_init import TinyModelSpec, write_tiny_release
+    from training.local.model_init import TinyModelSpec, write_tiny_release
 
     write_tiny_release(TOKENIZER, tmp_path / "rel", TinyModelSpec(max_positions=256, dropout=0.0), hf_out=tmp_path / "hf")
     save = tmp_path / "from_hf"
@@ -159,7 +159,7 @@ def _small_vocab_hf_model(folder):
 
 
 def test_data_with_a_larger_vocabulary_than_the_model_is_refused_before_anything_is_written(tmp_path, fork_dir):
-    from dataset.preprocess import main as preprocess_main
+    from dataset.preprocessing.preprocess import main as preprocess_main
 
     model = _small_vocab_hf_model(tmp_path / "hf4096")
     save = tmp_path / "save"

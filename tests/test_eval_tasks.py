@@ -113,7 +113,7 @@ def test_heldout_loss_matches_hugging_face_label_loss():
     model = tiny_model(seed=3)
     prefix = str(FORK_FIXTURES / "sample")
     result = heldout_loss(model, prefix, max_tokens=256, max_pairs=6, batch_size=4)
-    from dataset.indexed_dataset import IndexedDataset
+    from dataset.formats.indexed_dataset import IndexedDataset
 
     inputs, targets = IndexedDataset(f"{prefix}_inputs_document"), IndexedDataset(f"{prefix}_targets_document")
     total, count, skipped = 0.0, 0, 0

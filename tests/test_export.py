@@ -13,9 +13,9 @@ import torch
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import PYTHON, run_overrides, subprocess_env, tiny_hf, tiny_release
-from training.engine import train
-from training.export import main as export_main
-from training.hf_family.checkpoint import full_weights, read_train_state
+from training.local.engine import train
+from training.local.export import main as export_main
+from training.local.hf_family.checkpoint import full_weights, read_train_state
 
 EXTRA = {"train_iters": 2, "save_interval": 1, "eval_interval": 2, "tensorboard": False, "lr_warmup_samples": 0}
 TOKENS = torch.tensor([[17, 230, 5, 999, 64, 3000, 12, 7]])

@@ -5,10 +5,10 @@ from pathlib import Path
 from runconfig.model_presets import preset
 from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
-from training.fork_flags import argv_problems, extract_flags, main
-from training.megatron_argv import StartPoint, build_megatron_argv
+from training.cluster.fork_flags import argv_problems, extract_flags, main
+from training.cluster.megatron_argv import StartPoint, build_megatron_argv
 from tests.fork_stand_in import fork_arguments_source
-from training.fork_runtime import check_fork_argv
+from training.cluster.fork_runtime import check_fork_argv
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fork_flags" / "mtf_arguments_flags.json"
 SOURCE = '''

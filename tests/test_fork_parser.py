@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from dataset.splits import main as splits_main
+from dataset.splitting.splits import main as splits_main
 from runconfig.model_presets import PRESETS, preset
 from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
-from training.fork_job import plan_job
-from training.megatron_argv import StartPoint, build_megatron_argv
+from training.cluster.fork_job import plan_job
+from training.cluster.megatron_argv import StartPoint, build_megatron_argv
 
 HARNESS = Path(__file__).parent / "fork_parser_harness.py"
 CONFIGS = REPO_ROOT / "scripts" / "configs"

@@ -19,8 +19,8 @@ from conversion.megatron_checkpoint import read_megatron_checkpoint
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import run_overrides
-from training.engine import train
-from training.optim_setup import build_adamw
+from training.local.engine import train
+from training.local.optim_setup import build_adamw
 
 FORK_FILE = Path(__file__).parent / "fixtures/fork/checkpoint/tp1pp1/iter_0000007/mp_rank_00/model_optim_rng.pt"
 VOCAB, PADDED, LAYERS, HIDDEN, SEED = 8195, 8320, 2, 32, 1234  # 8195 -> next multiple of 128 is 8320

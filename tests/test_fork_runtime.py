@@ -1,6 +1,6 @@
 """Preflight sees the fork's run-time needs as the job will: through the site env, sourced as the job sources it.
 
-``training.fork_runtime`` runs ``training.fork_probe`` under ``bash -c 'set -euo pipefail; source SITE_ENV; ...'``
+``training.cluster.fork_runtime`` runs ``training.fork_probe`` under ``bash -c 'set -euo pipefail; source SITE_ENV; ...'``
 (the job script's own preamble) and turns its report into findings. The stand-in checkout and site env come
 from ``tests/fork_stand_in.py``; the apex stand-ins are ``tests/fork_shims``' (as on a CPU test machine).
 """
@@ -8,7 +8,7 @@ import os
 
 from tests.conftest import REPO_ROOT
 from tests.fork_stand_in import site_env_text, stand_in_checkout
-from training.fork_runtime import check_fork_argv, run_probe, runtime_findings
+from training.cluster.fork_runtime import check_fork_argv, run_probe, runtime_findings
 
 ENV = {"PATH": os.environ["PATH"]}
 

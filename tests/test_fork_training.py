@@ -69,8 +69,8 @@ def _tiny_release(tmp: Path) -> Path:
 
 
 def _data(tmp: Path) -> Path:
-    from dataset.preprocess import main as preprocess
-    from dataset.splits import main as splits
+    from dataset.preprocessing.preprocess import main as preprocess
+    from dataset.splitting.splits import main as splits
 
     data = tmp / "data"
     assert preprocess(["--input", str(FORK_FIXTURES / "sample.jsonl"), "--tokenizer", str(TOKENIZER),
@@ -101,7 +101,7 @@ def fork_run(fork_checkout, tmp_path_factory):
 
 
 def _submit(config, *overrides):
-    from training.launch import main
+    from training.cluster.launch import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -127,7 +127,7 @@ def _fork_scalars(event_file: Path) -> dict[str, dict[int, float]]:
 def _engine(config, save: Path, iters: int) -> dict[int, dict]:
     from runconfig import load_section
     from runconfig.training_section import TrainingConfig
-    from training.engine import train
+    from training.local.engine import train
 
     cfg = load_section(config, "training", TrainingConfig, ["training.engine=local", f"training.save={save}",
                                                              f"training.train_iters={iters}"])

@@ -36,7 +36,7 @@ def test_hf_to_megatron_on_a_full_disk(tmp_path):
 
 
 def test_the_checkpoint_save_on_a_full_disk_names_the_file(tmp_path):
-    # the engine saves every checkpoint file through save_checkpoint_file (training.checkpointing)
+    # the engine saves every checkpoint file through save_checkpoint_file (training.local.checkpointing)
     with small_tmpfs(tmp_path / "disk", "full") as disk:
         target = disk / "save" / "iter_0000010" / "mp_rank_00" / "model_optim_rng.pt"
         with pytest.raises(OSError) as info:

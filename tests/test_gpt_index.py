@@ -1,8 +1,8 @@
-"""``dataset.gpt_index``: the fork's --split ranges and epoch rule, against hand-worked values and definitions."""
+"""``dataset.splitting.gpt_index``: the fork's --split ranges and epoch rule, against hand-worked values and definitions."""
 import numpy as np
 import pytest
 
-from dataset.gpt_index import GPTIndexError, build_sample_idx, plan_epochs, split_document_ranges
+from dataset.splitting.gpt_index import GPTIndexError, build_sample_idx, plan_epochs, split_document_ranges
 
 
 def test_split_ranges_match_the_fixture_readme():

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from dataset.text_tokenizer import TextTokenizer
+from dataset.formats.text_tokenizer import TextTokenizer
 from guardrails.command_errors import run_command
 from guardrails.output_paths import forget_claims
-from training.fim import FimTokenError, lookup_fim_tokens
-from training.gpt_samples import main
+from training.samples.fim import FimTokenError, lookup_fim_tokens
+from training.samples.gpt_samples import main
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 CASES = {case["key"]: case for case in json.loads((FIM_DIR / "cases.json").read_text())}
@@ -119,8 +119,8 @@ def test_missing_fim_token_exits_2_through_the_command(tmp_path, capsys):
 
 
 def test_any_access_order_gives_the_in_order_items(tmp_path):
-    from training.fim import FimSettings
-    from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
+    from training.samples.fim import FimSettings
+    from training.samples.gpt_dataset import GPTSampleSettings, build_gpt_samples
 
     settings = GPTSampleSettings(str(FIM_DIR / "code_content_document"), str(FIM_DIR / "tokenizer.json"), 128, 240,
                                  fim=FimSettings(0.5, 0.5))
@@ -143,15 +143,15 @@ def test_missing_data_and_bad_rates_exit_2(tmp_path, capsys):
 
 def _train_tokens() -> int:
     """Tokens of the fixture's train split (969,30,1 of its documents), read from the data itself."""
-    from dataset.gpt_index import split_document_ranges
-    from dataset.indexed_dataset import IndexedDataset
+    from dataset.splitting.gpt_index import split_document_ranges
+    from dataset.formats.indexed_dataset import IndexedDataset
 
     sizes = IndexedDataset(str(FIM_DIR / "code_content_document")).sizes
     return int(sizes[:split_document_ranges("969,30,1", len(sizes))[1]].sum())
 
 
 def test_sizes_the_data_or_memory_cannot_hold_are_refused_with_the_numbers(tmp_path, capsys, monkeypatch):
-    from dataset import memory_budget
+    from dataset.splitting import memory_budget
 
     monkeypatch.setattr(memory_budget, "available_memory", lambda: 2 * 10**9)  # a 2 GB machine, whatever runs it
     case, cache, out = CASES["nofim_train"], tmp_path / "cache", tmp_path / "out.npy"
@@ -173,9 +173,9 @@ def test_sizes_the_data_or_memory_cannot_hold_are_refused_with_the_numbers(tmp_p
 
 
 def test_index_maps_beyond_memory_are_refused_before_the_cache_is_touched(tmp_path, monkeypatch):
-    from dataset import memory_budget
-    from dataset.memory_budget import MemoryBudgetError
-    from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
+    from dataset.splitting import memory_budget
+    from dataset.splitting.memory_budget import MemoryBudgetError
+    from training.samples.gpt_dataset import GPTSampleSettings, build_gpt_samples
 
     monkeypatch.setattr(memory_budget, "available_memory", lambda: 10**6)  # 1 MB left
     settings = GPTSampleSettings(str(FIM_DIR / "code_content_document"), str(FIM_DIR / "tokenizer.json"), 128,

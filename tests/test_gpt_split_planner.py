@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.split_files import parse_split_file, resolve_prefix
-from dataset.split_planner import PlanSettings, plan_splits
-from dataset.splits import main as splits_main
+from dataset.splitting.split_files import parse_split_file, resolve_prefix
+from dataset.splitting.split_planner import PlanSettings, plan_splits
+from dataset.splitting.splits import main as splits_main
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 PREFIX = FIM_DIR / "code_content_document"

@@ -1,6 +1,6 @@
 """Every family the local engine trains gives each document of a packed row the logits it gets alone.
 
-Tiny random models of each family (``training.hf_family.tiny_models``; GPT-BigCode from ``training.model_init``)
+Tiny random models of each family (``training.local.hf_family.tiny_models``; GPT-BigCode from ``training.model_init``)
 read the fork's own packed micro-batches (``batch_train.npz``: block-diagonal mask, per-pair position ids)
 through ``packed_logits``; the expectation is each pair run by itself through the model's plain causal path,
 with the model's own sliding window (Mistral's and Qwen2's upper layer are shorter than the longer pairs).
@@ -11,11 +11,11 @@ import torch
 
 from tests.conftest import FORK_FIXTURES
 from tests.test_packed_attention import assert_packed_loss_matches_full_logits
-from training.hf_family.attention import model_attention_mask
-from training.hf_family.families import decoder_layers, family_of
-from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
-from training.model_init import TinyModelSpec
-from training.packed_attention import packed_logits, sdpa_attend_mask
+from training.local.hf_family.attention import model_attention_mask
+from training.local.hf_family.families import decoder_layers, family_of
+from training.local.hf_family.tiny_models import random_hf_model, tiny_hf_config
+from training.local.model_init import TinyModelSpec
+from training.local.packed_attention import packed_logits, sdpa_attend_mask
 
 FAMILIES = ["llama", "mistral", "qwen2", "starcoder2", "gpt_bigcode"]
 SHAPE = TinyModelSpec(layers=2, hidden=32, heads=4, max_positions=256, dropout=0.0)  # windows of 64 positions
@@ -23,7 +23,7 @@ SHAPE = TinyModelSpec(layers=2, hidden=32, heads=4, max_positions=256, dropout=0
 
 def _model(family):
     if family == "gpt_bigcode":
-        from training.model_init import random_model, tiny_config
+        from training.local.model_init import random_model, tiny_config
 
         return random_model(tiny_config(8192, 0, 4, SHAPE), 3).eval()
     return random_hf_model(tiny_hf_config(family, 8192, 0, 4, SHAPE), 3).eval()
@@ -110,7 +110,7 @@ def test_one_fsdp_unit_per_decoder_layer(models, family):
 def test_unknown_families_are_refused_by_name():
     from transformers import AutoConfig
 
-    from training.hf_family.families import UnsupportedModelError
+    from training.local.hf_family.families import UnsupportedModelError
 
     with pytest.raises(UnsupportedModelError, match="model_type 'gemma2' is not one the local engine trains"):
         family_of(AutoConfig.for_model("gemma2"))
@@ -122,7 +122,7 @@ def test_reset_position_ids_alone_keeps_attention_across_documents(models):
     Given restarting positions and no mask, transformers would take the row for packed sequences and cut
     attention at each restart; the batch carries the causal mask explicitly instead.
     """
-    from training.gpt_batch import DocumentMasking, get_gpt_batch
+    from training.samples.gpt_batch import DocumentMasking, get_gpt_batch
 
     model = models["llama"]
     rows = torch.tensor([[11, 12, 13, 14, 0, 21, 22, 23, 24, 25, 26]])

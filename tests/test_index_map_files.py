@@ -7,14 +7,14 @@ see are the ones the fork would reuse.
 import os
 import shutil
 
-from dataset.index_map_files import map_owner
-from dataset.preprocess import main as preprocess
+from dataset.formats.index_map_files import map_owner
+from dataset.preprocessing.preprocess import main as preprocess
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import TOKENIZER
-from training.packing import main as packing
-from training.preflight import check_splits
+from training.samples.packing import main as packing
+from training.cluster.preflight import check_splits
 
 
 def _preprocess(source, prefix, *extra):

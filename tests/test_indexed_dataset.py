@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from dataset.indexed_dataset import (
+from dataset.formats.indexed_dataset import (
     IndexedDataset, IndexedDatasetWriter, IndexFormatError, encode_index, remove_dataset, token_dtype, write_index,
 )
-from dataset.preprocess import main
+from dataset.preprocessing.preprocess import main
 
 
 def test_rewriting_the_fork_files_gives_the_same_bytes(fork_dir, tmp_path):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from dataset.jsonl_records import RecordIssue, parse_record
+from dataset.formats.jsonl_records import RecordIssue, parse_record
 
 KEYS = ("inputs", "targets")
 

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from dataset import launch, preprocess
-from dataset.shard_jobs import array_spec, parse_job_id, parse_squeue, shards_in_flight
-from dataset.shard_plan import ShardSpec, shards_folder
+from dataset.preprocessing import launch, preprocess
+from dataset.preprocessing.shard_jobs import array_spec, parse_job_id, parse_squeue, shards_in_flight
+from dataset.preprocessing.shard_plan import ShardSpec, shards_folder
 
 FAKE = """#!{python}
 import json, os, sys
@@ -157,7 +157,7 @@ def test_the_site_env_is_sourced_first_when_it_exists(run_config, slurm, capsys)
 
 
 def _make_and_merge(run_config, monkeypatch, *overrides):
-    from dataset import merge_shards
+    from dataset.preprocessing import merge_shards
 
     for index in range(3):
         monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(index))
@@ -191,7 +191,7 @@ def test_a_merge_made_with_another_tokenizer_or_input_is_not_already_merged(run_
 
 @pytest.mark.parametrize("damage", ["cut", "a list", "keys missing"])
 def test_damaged_launch_state_or_shard_manifest_is_one_line(run_config, slurm, capsys, monkeypatch, damage):
-    from dataset.shard_manifests import shard_manifest_path
+    from dataset.preprocessing.shard_manifests import shard_manifest_path
 
     assert launch.main(["submit", "--config", str(run_config)]) == 0
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")

@@ -42,8 +42,8 @@ def _llama_style_tokenizer(folder):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from conversion.tokenizer_files import write_tokenizer_files
-    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
-    from training.model_init import TinyModelSpec
+    from training.local.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.local.model_init import TinyModelSpec
 
     tmp = tmp_path_factory.mktemp("llama_preset")
     tokenizer = _llama_style_tokenizer(tmp / "tok")
@@ -70,9 +70,9 @@ def setup(tmp_path_factory):
 
 
 def test_preset_data_reads_go_and_rust_and_ends_documents_with_eos(setup):
-    from dataset import preprocess
-    from dataset.indexed_dataset import IndexedDataset
-    from dataset.preprocess_manifest import manifest_path, read_manifest
+    from dataset.preprocessing import preprocess
+    from dataset.formats.indexed_dataset import IndexedDataset
+    from dataset.formats.preprocess_manifest import manifest_path, read_manifest
 
     tmp, overrides = setup
     data_overrides = [o for o in overrides if o.startswith("data.")]
@@ -87,7 +87,7 @@ def test_preset_data_reads_go_and_rust_and_ends_documents_with_eos(setup):
 
 def test_preset_passes_preflight_and_submits_8_nodes_of_8_gpus(setup, capsys, monkeypatch):
     from runconfig.run_config import load_run_config
-    from training.launch import main as launch
+    from training.cluster.launch import main as launch
 
     tmp, overrides = setup
     monkeypatch.chdir(tmp)
@@ -114,8 +114,8 @@ def test_preset_passes_preflight_and_submits_8_nodes_of_8_gpus(setup, capsys, mo
 def test_preset_shrunk_to_a_cpu_run_trains_and_exports(setup):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.export import main as export
-    from training.finetune import main as finetune
+    from training.local.export import main as export
+    from training.local.finetune import main as finetune
 
     tmp, overrides = setup
     small = ["training.seq_length=64", "training.micro_batch_size=2", "training.global_batch_size=4",

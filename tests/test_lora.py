@@ -6,8 +6,8 @@ from conversion.megatron_checkpoint import read_megatron_checkpoint
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import run_overrides, tiny_release
-from training.engine import train
-from training.finetune import main as finetune_main
+from training.local.engine import train
+from training.local.finetune import main as finetune_main
 
 RANK, ALPHA = 4, 8
 TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from runconfig.training_section import TrainingConfig
-from training.lr_schedule import SampleLRSchedule
+from training.local.lr_schedule import SampleLRSchedule
 
 
 def test_cosine_values_by_hand():

@@ -8,8 +8,8 @@ from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
 from tests.fork_flag_check import check_against_fork, fork_flags
 from tests.local_engine_fixtures import tiny_release
-from training.launch import main
-from training.megatron_argv import StartPoint, build_megatron_argv
+from training.cluster.launch import main
+from training.cluster.megatron_argv import StartPoint, build_megatron_argv
 
 FLAGS = fork_flags("mtf_arguments_flags.json")
 CONFIGS = REPO_ROOT / "scripts" / "configs"
@@ -54,7 +54,7 @@ COMMON = ("--lr 2e-05 --min-lr 2e-06 --lr-decay-style cosine --lr-warmup-samples
           " --finetune --no-load-optim --no-load-rng --eval-interval 50 --eval-iters 10 --log-interval 1"
           " --tensorboard-dir runs/{s}/checkpoints/tensorboard --structured-logs"
           " --structured-logs-dir runs/{s}/checkpoints/logs --use-flash-attn")
-# worked out by hand from the example configs and the rules in training/megatron_argv.py:
+# worked out by hand from the example configs and the rules in training/cluster/megatron_argv.py:
 # train samples = 250 iterations x 128 = 32000, decay over all of them, shape from the published configs
 GOLDEN = {
     "starcoderbase-1b": (
@@ -121,9 +121,9 @@ def _tiny_run(tmp_path, save, **extra):
 
 def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
     from guardrails.output_paths import own_run_folder
-    from training.checkpointing import TRAINING_RUN, save_checkpoint
-    from training.model_init import load_start_model
-    from training.optim_setup import build_adamw
+    from training.local.checkpointing import TRAINING_RUN, save_checkpoint
+    from training.local.model_init import load_start_model
+    from training.local.optim_setup import build_adamw
 
     save = tmp_path / "save"
     base, config = _tiny_run(tmp_path, save)

@@ -6,7 +6,7 @@ from tokenizers import Tokenizer
 
 from conversion.megatron_checkpoint import read_megatron_checkpoint
 from conversion.megatron_to_hf import convert
-from training.model_init import main
+from training.local.model_init import main
 
 
 def test_tiny_release_records_its_tokenizer_and_converts_without_one(fork_dir: Path, tmp_path: Path, capsys) -> None:

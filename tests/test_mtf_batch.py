@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.mtf_batch import get_batch, normalize_runs
-from training.packed_attention import sdpa_attend_mask
+from training.samples.mtf_batch import get_batch, normalize_runs
+from training.local.packed_attention import sdpa_attend_mask
 
 PAD = 4
 

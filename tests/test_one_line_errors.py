@@ -11,8 +11,8 @@ import pytest
 
 from evaluation.commands import main as evaluation_main
 from tests.local_engine_fixtures import TOKENIZER
-from training.launch import main as launch_main
-from training.model_init import TinyModelSpec, write_tiny_release
+from training.cluster.launch import main as launch_main
+from training.local.model_init import TinyModelSpec, write_tiny_release
 
 
 def test_a_cut_model_safetensors_is_one_line(tmp_path, capsys):

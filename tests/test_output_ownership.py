@@ -29,7 +29,7 @@ def _last_line(capsys) -> str:
 
 def test_two_fine_tunes_on_one_save_folder_the_second_is_refused(attack_world, tmp_path, capsys):
     """Item 3: both "succeeded", one silently replacing the other's checkpoints; now the second is refused."""
-    from training.finetune import main
+    from training.local.finetune import main
 
     save = tmp_path / "run"
     argv = run_overrides(attack_world, attack_world / "base", save, train_iters=100000, save_interval=100000,
@@ -54,7 +54,7 @@ def test_two_fine_tunes_on_one_save_folder_the_second_is_refused(attack_world, t
 
 
 def _preprocess(prefix: Path, *extra: str) -> int:
-    from dataset.preprocess import main
+    from dataset.preprocessing.preprocess import main
 
     forget_claims()
     return run_command(main, ["--input", str(FORK_FIXTURES / "sample.jsonl"), "--tokenizer", str(TOKENIZER),
@@ -78,7 +78,7 @@ def test_a_hold_out_made_separately_is_never_deleted_nor_replaced(tmp_path, caps
 def test_merge_keeps_a_hold_out_made_separately_and_a_users_file_in_a_shard_folder(tmp_path, capsys):
     """Items 4 and 9: merge_shards committed like preprocess (the same deletion), and --remove-shards deleted the
     shard folders whole, a user's file inside them too."""
-    from dataset.merge_shards import main as merge
+    from dataset.preprocessing.merge_shards import main as merge
 
     data = tmp_path / "data"
     assert _preprocess(data / "pairs_valid") == 0
@@ -98,7 +98,7 @@ def test_merge_keeps_a_hold_out_made_separately_and_a_users_file_in_a_shard_fold
 def test_builder_manifests_are_named_by_the_whole_output_name(attack_world, tmp_path):
     """Item 6: X.txt and X.jsonl shared X.manifest.json; a hand-written X.jsonl beside a builder's X.manifest.json
     was "provably" a builder output and was replaced."""
-    from dataset import code_to_jsonl, docstring_pairs
+    from dataset.builders import code_to_jsonl, docstring_pairs
 
     src = ["--source", str(attack_world / "src")]
     assert run_command(docstring_pairs.main, ["--roots", str(attack_world / "src"), "--output",
@@ -150,7 +150,7 @@ def test_an_interrupted_humaneval_model_run_leaves_the_earlier_outputs_together(
 @pytest.mark.parametrize("name", ["train.txt.old-1999", "results.old-2023"])
 def test_files_named_like_leftovers_stay_beside_an_output_that_is_replaced(attack_world, tmp_path, name):
     """Item 7: a user's train.txt.old-1999 beside train.txt was deleted as a leftover of process 1999."""
-    from dataset.splits import main as splits
+    from dataset.splitting.splits import main as splits
 
     out = tmp_path / name.split(".old")[0]
     (tmp_path / name).write_text("the user's")

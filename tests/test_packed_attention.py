@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
-from training.packed_attention import PackedLossModel, packed_logits, sdpa_attend_mask
+from training.local.packed_attention import PackedLossModel, packed_logits, sdpa_attend_mask
 
 
 @pytest.fixture(scope="module")

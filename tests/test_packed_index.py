@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from dataset.indexed_dataset import IndexedDataset
-from dataset.packed_index import PackingError, build_packed_index, pair_lengths, rows_per_epoch
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.splitting.packed_index import PackingError, build_packed_index, pair_lengths, rows_per_epoch
 
 ROW = 257  # seq_length 256 + 1, as finetune_mtf passes it
 SEED = 1234

@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from dataset.indexed_dataset import IndexedDataset, IndexedDatasetWriter
-from training.packed_dataset import build_packed_dataset
-from training.packing import main as packing_main
+from dataset.formats.indexed_dataset import IndexedDataset, IndexedDatasetWriter
+from training.samples.packed_dataset import build_packed_dataset
+from training.samples.packing import main as packing_main
 
 KEYS = ("decoder_token_ids", "decoder_segment_ids", "decoder_is_inputs")
 PAD = 4
@@ -166,8 +166,8 @@ def test_cli_builds_every_group_of_a_valid_file(fork_dir, tmp_path):
 
 def test_over_long_pairs_are_counted_once_however_many_epochs(fork_dir, splits_dir, capsys):
     """2000 samples span several epochs of the 380 training documents: still one over-long pair, as the plan says."""
-    from dataset.split_files import parse_split_file, resolve_prefix
-    from dataset.split_planner import PlanSettings, plan_splits
+    from dataset.splitting.split_files import parse_split_file, resolve_prefix
+    from dataset.splitting.split_planner import PlanSettings, plan_splits
 
     split = splits_dir / "train_data_paths.txt"
     argv = ["--split-file", str(split), "--seq-length", "256", "--num-samples", "2000", "--cache-dir",

@@ -7,10 +7,10 @@ import pytest
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed (pip install codeft[parquet])")
 import pyarrow as pa  # noqa: E402
 
-from dataset import merge_shards, preprocess  # noqa: E402
-from dataset.parquet_records import record_line, row_group_starts  # noqa: E402
-from dataset.preprocess_manifest import manifest_path, read_manifest  # noqa: E402
-from dataset.shard_plan import ShardSpec, plan_shard  # noqa: E402
+from dataset.preprocessing import merge_shards, preprocess  # noqa: E402
+from dataset.formats.parquet_records import record_line, row_group_starts  # noqa: E402
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest  # noqa: E402
+from dataset.preprocessing.shard_plan import ShardSpec, plan_shard  # noqa: E402
 
 
 def _fixture_records(fork_dir, name="sample.jsonl"):

@@ -9,11 +9,11 @@ from runconfig.model_presets import ModelShape, preset
 from runconfig.training_section import TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import TOKENIZER, tiny_release
-from training.launch import main
+from training.cluster.launch import main
 from tests.fork_stand_in import site_env_text, stand_in_checkout
-from training.fork_runtime import check_megatron_dir, megatron_dir
-from training.preflight import check_grid, check_splits, check_start_checkpoint, check_tokenizer
-from training.recorded_args import RecordedCheckpoint, read_recorded_checkpoint
+from training.cluster.fork_runtime import check_megatron_dir, megatron_dir
+from training.cluster.preflight import check_grid, check_splits, check_start_checkpoint, check_tokenizer
+from training.resume.recorded_args import RecordedCheckpoint, read_recorded_checkpoint
 
 TINY = ModelShape(2, 64, 4, 256, 256, 8192)
 
@@ -144,7 +144,7 @@ def test_split_files_prefixes_dtype_and_vocab(tmp_path):
 def test_split_datasets_must_share_one_dtype(tmp_path):
     import numpy as np
 
-    from dataset.indexed_dataset import IndexedDatasetWriter
+    from dataset.formats.indexed_dataset import IndexedDatasetWriter
 
     for key in ("inputs", "targets"):
         writer = IndexedDatasetWriter(str(tmp_path / f"big_{key}_document"), np.dtype(np.int32))

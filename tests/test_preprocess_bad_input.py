@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from dataset.indexed_dataset import IndexedDataset
-from dataset.jsonl_records import LineChunk, LongLine, iter_chunks
-from dataset.preprocess import main
-from dataset.preprocess_manifest import manifest_path, read_manifest
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.formats.jsonl_records import LineChunk, LongLine, iter_chunks
+from dataset.preprocessing.preprocess import main
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
 
 GOOD = [json.dumps({"inputs": f"def f{i}(x):", "targets": f"    return x + {i}\n<|endoftext|>"}) for i in range(6)]
 
@@ -118,7 +118,7 @@ def test_a_field_that_tokenizes_to_nothing_drops_the_whole_record(tmp_path, fork
 def test_huge_line_is_never_held_in_memory_whole():
     import io
 
-    from dataset import jsonl_records
+    from dataset.formats import jsonl_records
 
     stream = io.BytesIO(b'{"a": 1}\n' + b"y" * 10_000 + b"\n" + b'{"b": 2}\n' + b"z" * 5000)
     items = list(jsonl_records._chunk_lines("f", stream, max_line_bytes=1000, chunk_bytes=256))
@@ -144,7 +144,7 @@ def test_truncated_gzip_and_missing_files_are_errors(tmp_path, fork_dir, capsys)
 
 
 def test_holdout_population_agrees_with_the_reader_on_messy_files(tmp_path, fork_dir):
-    from dataset.jsonl_records import count_records
+    from dataset.formats.jsonl_records import count_records
 
     lines = [GOOD[0], b"", b"  \r", BAD_LINES["line_too_long"][0], *GOOD[1:], BAD_LINES["invalid_json"][0], GOOD[0][:9]]
     data = _write(tmp_path / "in.jsonl", lines, end=b"")
@@ -189,7 +189,7 @@ def test_no_error_at_interpreter_exit_after_an_input_error(tmp_path, fork_dir):
 
 
 def test_progress_goes_to_the_log_as_lines_when_stderr_is_not_a_terminal(tmp_path, fork_dir, capsys, monkeypatch):
-    import dataset.byte_progress as byte_progress
+    import dataset.preprocessing.byte_progress as byte_progress
 
     monkeypatch.setattr(byte_progress, "LOG_EVERY_S", 0.0)  # a line per piece read instead of every 5 s
     data = _write(tmp_path / "in.jsonl", GOOD * 50)

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-import dataset.indexed_dataset as indexed_dataset
-import dataset.preprocess as preprocess
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess import main
+import dataset.formats.indexed_dataset as indexed_dataset
+import dataset.preprocessing.preprocess as preprocess
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.preprocessing.preprocess import main
 from guardrails.command_errors import run_command
 from guardrails.output_paths import forget_claims
-from dataset.preprocess_manifest import manifest_path
+from dataset.formats.preprocess_manifest import manifest_path
 from tests.conftest import REPO_ROOT
 
 ROLES = ("inputs", "targets")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess import main
-from dataset.preprocess_manifest import manifest_path, read_manifest
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.preprocessing.preprocess import main
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 

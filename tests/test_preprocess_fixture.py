@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess import main
-from dataset.preprocess_manifest import manifest_path, read_manifest
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.preprocessing.preprocess import main
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
 from guardrails.output_paths import claimed_outputs, prefix_claim
 
 ROLES = ("inputs", "targets")
@@ -213,7 +213,7 @@ def test_config_section_and_overrides(fork_dir, tmp_path):
 def test_progress_bar_on_request_on_a_terminal(fork_dir, tmp_path, capsys, monkeypatch):
     import sys
 
-    from dataset.preprocess import preprocess
+    from dataset.preprocessing.preprocess import preprocess
     from runconfig.data_section import DataConfig
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
@@ -256,7 +256,7 @@ def test_shell_wrapper_runs_the_module(fork_dir, tmp_path):
 
 def test_two_prefixes_in_one_folder_keep_their_own_manifest(fork_dir, tmp_path):
     """The blend layout: a and b in one folder; each run's manifest describes its own prefix, a's survives b's."""
-    from dataset.preprocess_manifest import find_manifest
+    from dataset.formats.preprocess_manifest import find_manifest
 
     assert _run("--input", fork_dir / "sample.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
                 "--output-prefix", tmp_path / "a", "--valid-count", 10) == 0

@@ -8,10 +8,10 @@ from runconfig.model_presets import PRESETS, preset
 from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
 from tests.fork_flag_check import check_against_fork, fork_flags
-from training.launch import main
-from training.megatron_argv import StartPoint, build_megatron_argv
-from training.fork_runtime import check_megatron_dir
-from training.preflight import check_pretrain_data
+from training.cluster.launch import main
+from training.cluster.megatron_argv import StartPoint, build_megatron_argv
+from training.cluster.fork_runtime import check_megatron_dir
+from training.cluster.preflight import check_pretrain_data
 
 FLAGS = fork_flags("mqa_arguments_flags.json")
 CONFIGS = REPO_ROOT / "scripts" / "configs"
@@ -40,7 +40,7 @@ def test_every_emitted_flag_is_the_pretraining_branchs(name, resume, extras):
 
 
 # by hand: the starcoderbase-1b fine-tune golden of tests/test_megatron_argv.py with its data flags (the weighted
-# split files and --loss-on-targets-only) replaced by pretrain_gpt.py's, in training.pretrain_argv's order
+# split files and --loss-on-targets-only) replaced by pretrain_gpt.py's, in training.cluster.pretrain_argv's order
 GOLDEN_1B = (
     "--num-layers 24 --hidden-size 2048 --num-attention-heads 16 --ffn-hidden-size 8192"
     " --max-position-embeddings 8192 --attention-head-type multiquery --seq-length 2048"

@@ -11,10 +11,10 @@ import torch
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import tiny_release
-from training.engine import train
-from training.gpt_batch import DocumentMasking, get_gpt_batch
-from training.model_init import TinyModelSpec, load_start_model, write_tiny_release
-from training.packed_attention import packed_logits, require_sdpa
+from training.local.engine import train
+from training.samples.gpt_batch import DocumentMasking, get_gpt_batch
+from training.local.model_init import TinyModelSpec, load_start_model, write_tiny_release
+from training.local.packed_attention import packed_logits, require_sdpa
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 BLOCK = DocumentMasking(reset_position_ids=True, reset_attention_mask=True, eod_mask_loss=True)

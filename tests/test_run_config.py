@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset.splits import SPLIT_FILE_NAMES
+from dataset.splitting.splits import SPLIT_FILE_NAMES
 from runconfig import ConfigError, load_section
 from runconfig.data_section import DataConfig
 from runconfig.run_config import load_run_config
@@ -122,7 +122,7 @@ def test_yaml_anchors_still_share_one_value(tmp_path):
 
 
 def test_the_preprocess_command_checks_the_whole_config_too(tmp_path, capsys):
-    from dataset.preprocess import main as preprocess_main
+    from dataset.preprocessing.preprocess import main as preprocess_main
 
     p = tmp_path / "c.yaml"
     p.write_text("data:\n  workers: 1\ntrainng:\n  lr: 1\n")

@@ -13,10 +13,10 @@ from conversion.megatron_checkpoint import read_megatron_checkpoint
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import run_overrides, tiny_release
-from training.engine import train
-from training.lr_schedule import SampleLRSchedule
-from training.model_dropout import apply_run_dropout
-from training.model_init import load_start_model
+from training.local.engine import train
+from training.local.lr_schedule import SampleLRSchedule
+from training.local.model_dropout import apply_run_dropout
+from training.local.model_init import load_start_model
 
 
 def _cfg(tmp_path, base, save, **extra):

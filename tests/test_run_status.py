@@ -2,7 +2,7 @@
 private SLURM in ``tests/test_slurm_jobs.py``)."""
 from types import SimpleNamespace
 
-from training.run_status import fork_progress, parse_sacct, parse_scontrol, progress_line
+from training.cluster.run_status import fork_progress, parse_sacct, parse_scontrol, progress_line
 
 # a line of the fork's own log (finetune_mtf.py on CPU, tests/test_fork_training.py), structured-logs prefix included
 FORK_LINE = ("2026-12-06 15:43:23,506 [Rank 0]:  iteration        2/       4 | consumed samples:            8 |"

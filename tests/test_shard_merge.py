@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dataset import merge_shards, preprocess
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess_manifest import manifest_path, read_manifest
-from dataset.shard_plan import ShardSpec, boundary, plan_shard, shard_prefix, shards_folder
+from dataset.preprocessing import merge_shards, preprocess
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
+from dataset.preprocessing.shard_plan import ShardSpec, boundary, plan_shard, shard_prefix, shards_folder
 
 ROLES = ("inputs", "targets")
 

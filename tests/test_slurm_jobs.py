@@ -22,7 +22,7 @@ from tests.conftest import FORK_FIXTURES, REPO_ROOT
 from tests.fork_stand_in import site_env_text, stand_in_checkout
 from tests.local_engine_fixtures import PYTHON, run_overrides, tiny_release
 from tests.slurm_cluster import free_ports, slurm_cluster  # noqa: F401  (the fixture)
-from training.launch import main
+from training.cluster.launch import main
 
 ODD = "run dir $(touch injected); `touch injected2`"
 

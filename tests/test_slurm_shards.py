@@ -12,9 +12,9 @@ import time
 import pytest
 import yaml
 
-from dataset import launch, preprocess
-from dataset.preprocess_manifest import manifest_path, read_manifest
-from dataset.shard_plan import ShardSpec, shard_prefix
+from dataset.preprocessing import launch, preprocess
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
+from dataset.preprocessing.shard_plan import ShardSpec, shard_prefix
 
 # the cluster fixture comes with the cluster issue's branch; until it is merged this module skips
 slurm_cluster = pytest.importorskip("tests.slurm_cluster",

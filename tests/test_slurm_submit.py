@@ -7,8 +7,8 @@ from pathlib import Path
 
 from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
-from training.launch import main
-from training.slurm_submit import JOB_SCRIPT, sbatch_argv
+from training.cluster.launch import main
+from training.cluster.slurm_submit import JOB_SCRIPT, sbatch_argv
 
 
 def test_sbatch_command_from_the_cluster_section(tmp_path):
@@ -34,7 +34,7 @@ def test_dry_run_writes_the_job_files_and_submits_nothing(tmp_path, capsys, monk
     site.write_text("export X=1\n")
     config.write_text(f"training:\n  engine: local\n  load: {tmp_path / 'base'}\n  save: \"{odd}\"\n"
                       f"cluster:\n  site_env: {site}\n  job_name: 'x;touch injected3'\n")
-    monkeypatch.setattr("training.preflight.run_preflight", lambda run, environ: [])
+    monkeypatch.setattr("training.cluster.preflight.run_preflight", lambda run, environ: [])
     assert main(["submit", "--config", str(config), "training.train_iters=3", "--dry-run"]) == 0
     out = capsys.readouterr().out
     job_dir = next((odd / "slurm" / "jobs").iterdir())
@@ -49,7 +49,7 @@ def test_dry_run_writes_the_job_files_and_submits_nothing(tmp_path, capsys, monk
 
 
 def test_submit_refuses_without_the_site_env(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("training.preflight.run_preflight", lambda run, environ: [])
+    monkeypatch.setattr("training.cluster.preflight.run_preflight", lambda run, environ: [])
     config = tmp_path / "run.yaml"
     config.write_text(f"training:\n  save: {tmp_path / 's'}\n  load: {tmp_path / 'b'}\ncluster:\n  site_env: {tmp_path / 'nope.env'}\n")
     assert main(["submit", "--config", str(config), "--dry-run"]) == 2

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from dataset.split_files import (
+from dataset.splitting.split_files import (
     SplitDataset, SplitFileError, SplitGroup, format_split_line, parse_split_file, parse_split_line,
 )
-from dataset.splits import main as splits_main
+from dataset.splitting.splits import main as splits_main
 
 FIXTURE_FILES = ["train_data_paths.txt", "valid_data_paths.txt", "train_blend_data_paths.txt"]
 

@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 
-from dataset.split_files import parse_split_file, resolve_prefix
-from dataset.split_planner import PlanSettings, plan_splits
-from dataset.splits import main as splits_main
+from dataset.splitting.split_files import parse_split_file, resolve_prefix
+from dataset.splitting.split_planner import PlanSettings, plan_splits
+from dataset.splitting.splits import main as splits_main
 
 
 def load(path, role):
@@ -118,7 +118,7 @@ def test_an_over_long_validation_pair_is_never_evaluated_on(fork_dir, tmp_path):
 
 
 def test_the_plan_reads_0_to_0_95_of_50_documents_as_48(fork_dir, tmp_path):
-    from dataset.preprocess import main as preprocess_main
+    from dataset.preprocessing.preprocess import main as preprocess_main
 
     lines = (fork_dir / "sample.jsonl").read_text().splitlines()[:50]
     (tmp_path / "fifty.jsonl").write_text("\n".join(lines) + "\n")

@@ -13,16 +13,16 @@ import pytest
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
 from conversion import hf_to_megatron, megatron_to_hf
-from dataset.preprocess import main as preprocess_main
-from dataset.tokenizer_match import data_manifest
+from dataset.preprocessing.preprocess import main as preprocess_main
+from dataset.formats.tokenizer_match import data_manifest
 from evaluation.commands import main as evaluation_main
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
 from tests.local_engine_fixtures import TOKENIZER, run_overrides, tiny_release
-from training.engine import train
-from training.gpt_samples import main as samples_main
-from training.model_init import TinyModelSpec, write_tiny_release
-from training.preflight import check_splits
+from training.local.engine import train
+from training.samples.gpt_samples import main as samples_main
+from training.local.model_init import TinyModelSpec, write_tiny_release
+from training.cluster.preflight import check_splits
 
 FIM_DIR = Path(__file__).parent / "fixtures" / "fork_fim"
 FORK_DIR = Path(__file__).parent / "fixtures" / "fork"

@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from dataset.train_tokenizer import TokenizerInputError, main, read_training_texts
+from dataset.builders.train_tokenizer import TokenizerInputError, main, read_training_texts
 
 VOCAB = 600
 

@@ -9,8 +9,8 @@ import pytest
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig, WandbConfig
 from tests.local_engine_fixtures import run_overrides, tiny_hf
-from training.engine import train
-from training.wandb_tracker import open_wandb
+from training.local.engine import train
+from training.local.wandb_tracker import open_wandb
 
 
 def _records(path):

@@ -1,4 +1,6 @@
-"""Stage 2: the fork's packed MTF samples (index maps, rows, batches), the fork's GPT pretraining samples with FIM
-(``gpt_samples``, ``gpt_dataset``, ``fim``, ``gpt_batch``, ``pretrain_data``), the local training engine, and the
-cluster path: the fork's ``finetune_mtf.py`` / ``pretrain_gpt.py`` argv (``megatron_argv``, ``pretrain_argv``,
-``fork_job``), preflight, and SLURM jobs (``launch``, ``slurm_submit``, ``finetune_starcoderbase.sh``)."""
+"""Stage 2: training, in sub-stages. ``samples``: the fork's packed MTF samples and GPT pretraining samples
+with FIM; ``local``: the local engine (and other Hugging Face causal LMs, ``local.hf_family``);
+``cluster``: the fork's argv, preflight and SLURM jobs (``finetune_starcoderbase.sh``); ``resume``: what
+both engines decide about a save folder. The modules here are the commands' entry points only
+(``python -m training.launch`` ...); their code lives in the subpackages.
+"""

@@ -1,30 +1,7 @@
 """OctoPack-format commit pairs from a local git repository's history.
 
-    python -m dataset.commits_to_jsonl --repo path/to/repo --output out/commits.jsonl \\
-        [--revision HEAD] [--walk first-parent|all] [--seed 1234] [--max-records 5000] \\
-        [--max-file-bytes 100000] [--filename-probability 0.5] [--single-file-commits]
-
-One record per file *modified* in a non-merge commit (format in ``dataset.octopack_format``)::
-
-    {"inputs": "<filename>NAME<commit_before>OLD<commit_msg>", "targets": "SUBJECT<commit_after>NEW<|endoftext|>"}
-
-NAME is the file's base name (present with probability ``--filename-probability``, as in OctoPack),
-SUBJECT the first line of the commit message. What is kept and why:
-
-- the walk is ``--first-parent`` by default (the mainline's own changes; ``--walk all`` adds side-branch
-  commits), see ``dataset.git_history``; merges are skipped (their diff restates the merged work);
-- only modified (status ``M``) regular files: an added file has no "before", a deleted one no "after",
-  and a rename or copy pairs two different names, so those are skipped and counted;
-- files over ``--max-file-bytes`` (either side), binary files (a NUL byte in the first 8000 bytes, git's
-  own test), text that is not UTF-8, text that contains a special token literally, and mode-only
-  changes are skipped and counted;
-- ``--single-file-commits`` keeps only commits that modify exactly one file (what CommitPackFT did: the
-  subject then describes exactly that change).
-
-Selection is seeded: the candidate changes are shuffled with ``random.Random(seed)`` and examined in that
-order until ``--max-records`` are kept (0 = all); the same RNG draws the filename coin. The output is
-written atomically, and ``NAME.manifest.json`` beside it records the settings, the commit it read, the
-counts per skip reason (``not_examined`` = candidates left once enough records were kept) and the sha256.
+The code of ``python -m dataset.commits_to_jsonl``; how to run it and what it does: the docstring of its entry point
+``dataset/commits_to_jsonl.py``.
 """
 from __future__ import annotations
 
@@ -38,10 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import get_args
 
-from guardrails.command_errors import run_command
-from dataset.git_history import Commit, FileChange, WalkMode, blob_sizes, read_blobs, read_commits
-from dataset.git_runner import GitError
-from dataset.octopack_format import (
+from dataset.builders.git_history import Commit, FileChange, WalkMode, blob_sizes, read_blobs, read_commits
+from dataset.builders.git_runner import GitError
+from dataset.builders.octopack_format import (
     PairRecord, commit_record, contains_special_token, claim_builder_output, finish_build,
 )
 
@@ -203,6 +179,3 @@ def main(argv: list[str] | None = None) -> int:
     facts = {"builder": "dataset.commits_to_jsonl", "repo": str(Path(args.repo).resolve()), "head": pairs.head,
              "settings": asdict(settings), "commits": pairs.commits, "candidates": pairs.candidates}
     return finish_build(args.output, pairs.records, facts, pairs.skipped, started, f"from {pairs.commits} commits")
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

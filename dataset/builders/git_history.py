@@ -1,6 +1,6 @@
 """Read a local repository's history for ``dataset.commits_to_jsonl``: commits, changed files, blob bytes.
 
-Three git calls, all through :func:`dataset.git_runner.run_git`:
+Three git calls, all through :func:`dataset.builders.git_runner.run_git`:
 
 - ``git log -z --raw -M`` once: every commit with its parents, subject and per-file changes
   (status letter, modes, old/new blob ids, paths), in the order git walks them;
@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
-from dataset.git_runner import GitError, run_git
+from dataset.builders.git_runner import GitError, run_git
 
 WalkMode = Literal["first-parent", "all"]
 _HEADER = "\x01"  # starts each commit in our --format; never the first byte of a raw diff entry

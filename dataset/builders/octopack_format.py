@@ -81,7 +81,7 @@ def docstring_record(function_name: str | None, prompt: str, body: str) -> PairR
 
 
 class JsonLineRecord(Protocol):
-    """A record that knows its jsonl line (``PairRecord``, ``dataset.code_to_jsonl.CodeRecord``)."""
+    """A record that knows its jsonl line (``PairRecord``, ``dataset.builders.code_to_jsonl.CodeRecord``)."""
 
     def to_json_line(self) -> str: ...
 

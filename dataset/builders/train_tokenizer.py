@@ -1,22 +1,7 @@
 """Train a byte-level BPE tokenizer with StarCoder's special-token layout (ids 0..18).
 
-    python -m dataset.train_tokenizer --inputs out/pairs.jsonl [more.jsonl notes.txt ...] \\
-        --output out/tokenizer.json [--vocab-size 8192] [--min-frequency 2] [--keys inputs targets]
-
-Writes ``tokenizer.json`` (the file the fork's ``--tokenizer-file`` and ``dataset.preprocess`` read) and,
-beside it, ``tokenizer_config.json`` + ``special_tokens_map.json`` so that
-``AutoTokenizer.from_pretrained(folder)`` works offline, then ``tokenizer.json.manifest.json``, the record of all
-three (``guardrails.output_records``): an existing file among them is replaced only when that record, written by
-this command, lists it as it is now (a model folder's own ``tokenizer_config.json`` is never touched). Layout, as the fork fixture's tokenizer:
-byte-level pre-tokenizer (no prefix space), byte-level post-processor and decoder, BPE without unk,
-and the 19 StarCoder special tokens at ids 0..18 in StarCoder's order (``<|endoftext|>`` = 0,
-``<fim_pad>`` = 4, ``<commit_before>`` = 15 ...), so special tokens written as text encode to one id.
-bos = eos = unk = ``<|endoftext|>`` (as StarCoder); pad = ``<fim_pad>`` (the id the fork pads with).
-
-Inputs: ``.jsonl`` (or ``.jsonl.gz``) files contribute the two fields named by ``--keys`` of every record,
-read and validated as ``dataset.preprocess`` reads them; any other file is read whole as UTF-8 text.
-Special tokens are cut out of the training text (they are added tokens, not words to merge). Training is
-deterministic: the same inputs give the same file, byte for byte.
+The code of ``python -m dataset.train_tokenizer``; how to run it and what it does: the docstring of its entry point
+``dataset/train_tokenizer.py``.
 """
 from __future__ import annotations
 
@@ -30,12 +15,11 @@ from typing import Iterable, Iterator, Sequence
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_text_atomic
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, record_file_output, sidecar_record
-from dataset.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
-from dataset.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
+from dataset.formats.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
+from dataset.builders.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
 from runconfig.data_section import DataConfig
 
 PAD_TOKEN = "<fim_pad>"
@@ -84,7 +68,7 @@ def _without_special_tokens(texts: Iterable[str]) -> Iterator[str]:
 
 def read_training_texts(paths: Sequence[str | os.PathLike], keys: Sequence[str] = ("inputs", "targets")) -> Iterator[str]:
     """The texts in ``paths``: both fields of each record of ``.jsonl``/``.jsonl.gz`` files, read strictly by
-    ``dataset.jsonl_records`` (exactly what ``dataset.preprocess`` accepts), and the whole of any other file."""
+    ``dataset.formats.jsonl_records`` (exactly what ``dataset.preprocess`` accepts), and the whole of any other file."""
     if len(keys) != 2:
         raise TokenizerInputError(f"--keys names the two record fields (inputs, targets), got {list(keys)}")
     for path in map(Path, paths):
@@ -201,7 +185,3 @@ def main(argv: list[str] | None = None) -> int:
         print("note: the training text had fewer mergeable pairs than the vocabulary asked for", file=sys.stderr)
     print("also wrote: " + ", ".join(str(p) for p in paths[1:]))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

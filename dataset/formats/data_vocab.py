@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset.indexed_dataset import IndexedDataset, index_file_path
-from dataset.preprocess_manifest import read_manifest
-from dataset.preprocess_outputs import ROLES, document_prefix
-from dataset.tokenizer_match import data_manifest
+from dataset.formats.indexed_dataset import IndexedDataset, index_file_path
+from dataset.formats.preprocess_manifest import read_manifest
+from dataset.formats.preprocess_outputs import ROLES, document_prefix
+from dataset.formats.tokenizer_match import data_manifest
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from dataset.indexed_dataset import (
+from dataset.formats.indexed_dataset import (
     CODE_OF_DTYPE, IndexFormatError, TemporaryDatasetFiles, data_file_path, index_file_path, index_header,
     read_index_header,
 )

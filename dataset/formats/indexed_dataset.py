@@ -143,7 +143,7 @@ class TemporaryDatasetFiles:
     """``PREFIX.{bin,idx}`` written under hidden temporary names (``guardrails.output_paths.temporary_name``), then
     renamed into place: ``.bin`` first, ``.idx`` last.
 
-    The shared end of :class:`IndexedDatasetWriter` and ``dataset.indexed_concat.ConcatenatedDataset``: a
+    The shared end of :class:`IndexedDatasetWriter` and ``dataset.formats.indexed_concat.ConcatenatedDataset``: a
     subclass writes both temporaries in ``finalize`` (durably) and sets ``_finalized``.
     """
 

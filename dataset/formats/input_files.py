@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from dataset.jsonl_records import InputFileError, LineChunk, LongLine, count_records, iter_chunks
-from dataset.parquet_records import count_parquet_records, is_parquet, iter_parquet_chunks
+from dataset.formats.jsonl_records import InputFileError, LineChunk, LongLine, count_records, iter_chunks
+from dataset.formats.parquet_records import count_parquet_records, is_parquet, iter_parquet_chunks
 
 RECORD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
@@ -56,7 +56,7 @@ def count_input_records(paths: list[str], max_line_bytes: int) -> int:
 def iter_input_chunks(path: str | os.PathLike, keys: tuple[str, ...], max_line_bytes: int, chunk_bytes: int,
                       digest: list[str] | None = None, byte_range: tuple[int, int] | None = None
                       ) -> Iterator[LineChunk | LongLine]:
-    """The file's records as chunks of JSON lines (``dataset.jsonl_records.iter_chunks`` for jsonl)."""
+    """The file's records as chunks of JSON lines (``dataset.formats.jsonl_records.iter_chunks`` for jsonl)."""
     if is_parquet(path):
         return iter_parquet_chunks(path, keys, max_line_bytes, chunk_bytes, digest, byte_range)
     return iter_chunks(path, max_line_bytes, chunk_bytes, digest, byte_range)

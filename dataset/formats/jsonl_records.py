@@ -160,7 +160,7 @@ def iter_chunks(path: str | os.PathLike, max_line_bytes: int, chunk_bytes: int =
     Memory stays bounded: a line growing past ``max_line_bytes`` is dropped as it is read and reported as a
     :class:`LongLine`. Shorter over-long lines inside a chunk are the parser's to report.
     ``byte_range=(start, end)`` reads only those bytes of a plain file (a shard's piece, starting at a line
-    start; see ``dataset.shard_plan``): line numbers then count from 1 at ``start`` and the digest is the
+    start; see ``dataset.preprocessing.shard_plan``): line numbers then count from 1 at ``start`` and the digest is the
     range's, and a BOM is stripped only at byte 0.
     """
     path = Path(path)

@@ -1,5 +1,5 @@
 """Read parquet record files (the StarCoder data's and The Stack's layout) for ``dataset.preprocess``, streaming
-one row group at a time, as the same chunks of JSON lines that ``dataset.jsonl_records`` reads from jsonl.
+one row group at a time, as the same chunks of JSON lines that ``dataset.formats.jsonl_records`` reads from jsonl.
 
 Used by ``dataset.preprocess`` (not a command); needs ``pyarrow`` (``pip install codeft[parquet]``). Each row
 becomes the JSON line ``record_line`` writes (the selected columns, in key order, compact, UTF-8:
@@ -12,7 +12,7 @@ Issues name the row (``FILE:ROW``, counted from 1 over the whole file) where jso
 
 Only the needed columns of one row group are in memory at a time (The Stack's ``content`` of a group is tens
 of MB), cut into chunks of about ``chunk_bytes`` of JSON. A row whose line would pass ``max_line_bytes`` is a
-:class:`~dataset.jsonl_records.LongLine`, as in jsonl. Shards (``dataset.shard_plan``) cut a parquet file at
+:class:`~dataset.formats.jsonl_records.LongLine`, as in jsonl. Shards (``dataset.preprocessing.shard_plan``) cut a parquet file at
 row-group boundaries: a piece ``(start, end)`` reads the row groups whose data starts in it
 (:func:`row_group_starts`); the digest is of the file's bytes in the piece, as for a jsonl range.
 """
@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import orjson
 
-from dataset.jsonl_records import DEFAULT_TARGETS_ALIAS, READ_BLOCK, InputFileError, LineChunk, LongLine
+from dataset.formats.jsonl_records import DEFAULT_TARGETS_ALIAS, READ_BLOCK, InputFileError, LineChunk, LongLine
 
 PARQUET_SUFFIX = ".parquet"
 ROWS_PER_BATCH = 1024  # rows converted to Python at once within a row group

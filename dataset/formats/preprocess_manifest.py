@@ -26,8 +26,8 @@ import numpy as np
 
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_records import write_record
-from dataset.preprocess_outputs import PREPROCESS, VALID_SUFFIX, PreprocessOutputs, output_files, valid_output_prefix
-from dataset.text_tokenizer import TextTokenizer
+from dataset.formats.preprocess_outputs import PREPROCESS, VALID_SUFFIX, PreprocessOutputs, output_files, valid_output_prefix
+from dataset.formats.text_tokenizer import TextTokenizer
 from runconfig.data_section import DataConfig
 from runconfig.strict_json import read_json_strict
 

@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from dataset.index_map_files import remove_index_maps
-from dataset.indexed_dataset import (
+from dataset.formats.index_map_files import remove_index_maps
+from dataset.formats.indexed_dataset import (
     IndexedDatasetWriter, TemporaryDatasetFiles, data_file_path, index_file_path, remove_dataset,
     remove_stale_temporaries,
 )
@@ -153,7 +153,7 @@ def commit_datasets(prefix: str, roles: Sequence[str], datasets: Sequence[Tempor
     Also what ``dataset.merge_shards`` commits with. The claim is checked again (the files may have changed
     since the run started); the old manifest goes first: it must never vouch for a half-renamed set. The old
     run's files this one does not rewrite (proven by that manifest) go with it, index first. The fork's index
-    maps of the datasets replaced here go too (``dataset.index_map_files``: the fork would reuse them by name on
+    maps of the datasets replaced here go too (``dataset.formats.index_map_files``: the fork would reuse them by name on
     the new data; it rebuilds what it does not find); a hold-out this run neither writes nor replaces keeps its
     maps. Returns the maps removed.
     """

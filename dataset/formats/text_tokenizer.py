@@ -1,6 +1,6 @@
 """The tokenizer the preprocess stage uses: a ``tokenizer.json`` read exactly as the fork's ``TokenizerFromFile``.
 
-Used by ``dataset.preprocess`` and ``training.fim`` (not a command). The fork builds
+Used by ``dataset.preprocess`` and ``training.samples.fim`` (not a command). The fork builds
 ``PreTrainedTokenizerFast(tokenizer_file=...)``, adds ``<|endoftext|>`` as an additional special token, and tokenizes with ``.encode(text)`` (special tokens in
 the text become single ids; the file's post-processor runs). Here the same is done with the Rust
 ``tokenizers.Tokenizer`` directly, batched with ``encode_batch_fast`` (no offsets), which releases the GIL and
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from dataset.indexed_dataset import token_dtype
+from dataset.formats.indexed_dataset import token_dtype
 
 EOD_TOKEN = "<|endoftext|>"
 

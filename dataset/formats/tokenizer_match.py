@@ -18,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from dataset.preprocess_manifest import MANIFEST_SUFFIX, find_manifest, read_manifest
+from dataset.formats.preprocess_manifest import MANIFEST_SUFFIX, find_manifest, read_manifest
 
 DOCUMENT_SUFFIX = "_document"
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.heldout import heldout_by_hash
-from dataset.jsonl_records import LineChunk, RecordIssue, parse_chunk
-from dataset.text_tokenizer import EncodedBatch, TextTokenizer
+from dataset.preprocessing.heldout import heldout_by_hash
+from dataset.formats.jsonl_records import LineChunk, RecordIssue, parse_chunk
+from dataset.formats.text_tokenizer import EncodedBatch, TextTokenizer
 
 _tokenizer: TextTokenizer | None = None
 
@@ -58,7 +58,7 @@ class EncodedChunk:
 
     ``local[j]`` is the index, among the chunk's records, of valid record ``j``; its inputs are text ``j`` and
     its targets (when there are two keys) text ``len(local) + j`` of ``encoded``. ``heldout[j]`` (with
-    ``--valid-fraction``) says whether ``dataset.heldout``'s hash rule holds valid record ``j`` out.
+    ``--valid-fraction``) says whether ``dataset.preprocessing.heldout``'s hash rule holds valid record ``j`` out.
     """
 
     path: str

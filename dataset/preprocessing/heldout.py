@@ -9,7 +9,7 @@ Two rules, one per way of sizing the hold-out:
 - ``--valid-fraction F``: a record is held out when a seeded hash of its line (keyed 64-bit BLAKE2b of the
   line's bytes as stored, without the newline) falls below ``F * 2**64``. Each record is decided alone, from
   its own bytes: no count of the corpus first, and the same records are held out however the input is cut
-  into shards (``dataset.shard_plan``), so a sharded run and a single-process run write the same files. The
+  into shards (``dataset.preprocessing.shard_plan``), so a sharded run and a single-process run write the same files. The
   number held out is about ``F * n`` (binomial), not exactly. Identical lines share a hash, so a duplicated
   record is never in training and validation at once.
 - ``--valid-count K`` (single-process only: it needs the count of all records first): exactly ``K`` records,

@@ -1,26 +1,7 @@
 """Run a sharded preprocess on SLURM: the shards as one array job, the merge as a job that waits for them.
 
-Run::
-
-    python -m dataset.launch submit --config RUN.yaml [--dry-run] [section.key=value ...]
-    python -m dataset.launch status --config RUN.yaml [section.key=value ...]
-
-``submit`` reads ``data:`` (inputs, tokenizer, output prefix, ``num_shards``...) and the CPU settings of
-``cluster:`` (``preprocess_*``, ``merge_*``, ``partition``, ``account``, ``qos``, ``site_env``), then submits
-what is still to do: every shard without a finished manifest and not queued or running already (the first
-time: ``--array=0-(N-1)``), and a merge job
-(``dataset.merge_shards``) with ``--dependency=afterok`` on them and on any still in flight. Run it again
-after a shard failed or was cancelled: only that shard is resubmitted (finished shards are never redone),
-the old merge job, which can no longer start, is cancelled, and a new one waits for the new tasks. With the
-merge done it submits nothing. ``--dry-run`` prints the ``sbatch`` commands without running them. The job ids
-are kept in ``PREFIX.shards/launch.json`` (with its record ``launch.json.manifest.json``: a file there that no
-record of this command proves is never written over); the logs go to ``PREFIX.shards/logs/``.
-
-``status`` (and ``submit``) print the progress: shards done, queued or running and still to submit, the input
-bytes done, records and bytes per second per shard task and overall since the first submission.
-
-The commands are argv lists built by ``dataset.shard_jobs`` (pure functions) and run without a shell.
-Exit status 2 for a config that cannot be submitted (message says what to fix), 1 when SLURM fails.
+The code of ``python -m dataset.launch``; how to run it and what it does: the docstring of its entry point
+``dataset/launch.py``.
 """
 from __future__ import annotations
 
@@ -40,18 +21,17 @@ from typing import Any
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, record_file_output
-from guardrails.command_errors import run_command
-from dataset.input_files import expand_inputs
-from dataset.jsonl_records import InputFileError
-from dataset.preprocess_manifest import manifest_path, read_manifest
-from dataset.shard_jobs import (
+from dataset.formats.input_files import expand_inputs
+from dataset.formats.jsonl_records import InputFileError
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
+from dataset.preprocessing.shard_jobs import (
     ShardJob, parse_job_id, parse_squeue, sbatch_array_argv, sbatch_merge_argv, shards_in_flight, squeue_argv,
 )
-from dataset.shard_manifests import (
+from dataset.preprocessing.shard_manifests import (
     ShardMergeError, merged_run_facts, read_shard_manifest, run_facts, shard_manifest_path, shard_run_facts,
 )
-from dataset.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_folder
-from dataset.shard_run import output_settings, shard_config
+from dataset.preprocessing.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_folder
+from dataset.preprocessing.shard_run import output_settings, shard_config
 from runconfig import ConfigError, load_section
 from runconfig.data_section import DataConfig
 from runconfig.cluster_section import ClusterConfig
@@ -308,7 +288,3 @@ def main(argv: list[str] | None = None) -> int:
     except SlurmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

@@ -1,23 +1,7 @@
 """Merge the shards of a sharded preprocess run into the dataset one process would have written.
 
-Run::
-
-    python -m dataset.merge_shards --output-prefix out/data/pairs --num-shards N [--remove-shards]
-
-after ``python -m dataset.preprocess ... --output-prefix out/data/pairs --num-shards N --shard-index I`` ran
-for every ``I`` (by hand or as a SLURM array: ``dataset.launch``). It checks that all ``N`` shards are
-finished and belong to one run (``dataset.shard_manifests``: same tokenizer, keys, settings and inputs, and
-together every input byte once), then writes ``PREFIX_{inputs,targets}_document.{bin,idx}`` (and the
-``PREFIX_valid_...`` pair with a hold-out) byte-identical to a single-process run with the same flags,
-whatever ``N``: the shards hold whole records in input order and the hold-out is decided per record
-(``dataset.heldout``). The files are joined by ``dataset.indexed_concat``: streaming, flat memory, close to
-copy speed. Outputs appear as in ``dataset.preprocess``: every ``.bin``, then every ``.idx``, then the merged
-manifest (counts, skips by reason, the shards' input hashes) where a single run puts its manifest.
-The merged manifest is the record of every file written (``guardrails.output_records``): files already at the
-prefix are replaced only when the old manifest proves them, as for ``dataset.preprocess``. ``--remove-shards``
-deletes, once the merge is in place, the files each shard's manifest proves (and the manifest); a shard folder
-that still holds anything else (a user's file) is kept, and said. Exit status 2 for shards that cannot be merged
-(the message names the shard), 1 for a system error; nothing is half-written either way.
+The code of ``python -m dataset.merge_shards``; how to run it and what it does: the docstring of its entry point
+``dataset/merge_shards.py``.
 """
 from __future__ import annotations
 
@@ -28,18 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardrails.command_errors import outputs_state, run_command
+from guardrails.command_errors import outputs_state
 from guardrails.output_paths import OutputRefused, check_output_prefix, note_complete, prefix_claim
 from guardrails.output_records import proof_problem, read_record
-from dataset.heldout import HeldOutError, check_heldout_result
-from dataset.indexed_concat import ConcatenatedDataset
-from dataset.indexed_dataset import IndexFormatError, remove_stale_temporaries
-from dataset.preprocess_manifest import REMOVED_MAPS_KEY, manifest_path, summary_lines, write_manifest
-from dataset.preprocess_outputs import (
+from dataset.preprocessing.heldout import HeldOutError, check_heldout_result
+from dataset.formats.indexed_concat import ConcatenatedDataset
+from dataset.formats.indexed_dataset import IndexFormatError, remove_stale_temporaries
+from dataset.formats.preprocess_manifest import REMOVED_MAPS_KEY, manifest_path, summary_lines, write_manifest
+from dataset.formats.preprocess_outputs import (
     PREPROCESS, claim_run_files, commit_datasets, document_prefix, run_files, valid_output_prefix,
 )
-from dataset.shard_manifests import ShardMergeError, merged_manifest, read_shard_manifests
-from dataset.shard_plan import ShardPlanError, ShardSpec, shard_prefix, shards_folder
+from dataset.preprocessing.shard_manifests import ShardMergeError, merged_manifest, read_shard_manifests
+from dataset.preprocessing.shard_plan import ShardPlanError, ShardSpec, shard_prefix, shards_folder
 
 SPLITS = ("train", "valid")
 
@@ -161,7 +145,3 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(summary_lines(m)))
     print(f"merged {args.num_shards} shards; manifest: {summary.manifest_path} ({m['timings_s']['total']:.2f} s)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

@@ -1,34 +1,7 @@
 """jsonl -> Megatron indexed datasets (``PREFIX_{inputs,targets}_document.{bin,idx}``), byte-identical to the fork.
 
-Run::
-
-    python -m dataset.preprocess --input data.jsonl [more.jsonl.gz data.parquet ...] --tokenizer tokenizer.json \\
-        --output-prefix out/data/pairs [--keys inputs targets | --keys content] [--workers N] [--append-eod] \\
-        [--skip-invalid] [--valid-fraction F | --valid-count N] [--valid-seed S] \\
-        [--config run.yaml] [data.key=value ...] [--num-shards N --shard-index I]
-
-Parquet files (``pyarrow``; the StarCoder data and The Stack: one folder per language, ``--input ROOT
---languages go,rust``) are read a row group at a time as the same JSON lines (``dataset.parquet_records``,
-``dataset.input_files``): the same keys, skips, held-out rule and shards (cut at row-group boundaries), and
-the same bytes out as the records given as jsonl.
-
-Each jsonl record (one line) becomes one document in the inputs file and one in the targets file, tokenized
-as the fork's ``tools/preprocess_data.py`` does (see ``dataset.text_tokenizer``). Unlike the fork, a record
-whose inputs or targets is empty is never written to one file only: it stops the run (default) or is
-skipped whole (``--skip-invalid``), as is any other bad line (see ``dataset.jsonl_records``). Held-out
-records (``--valid-fraction``/``--valid-count``, seeded; see ``dataset.heldout``) go to ``PREFIX_valid_...``
-and nowhere else. ``--num-shards N --shard-index I`` (or ``data.num_shards`` and a SLURM array task) makes one
-shard of a run too big for one machine (``dataset.shard_plan``); ``dataset.merge_shards`` joins them.
-With one key (``--keys content --append-eod``: raw code for pretraining) each record is one document of
-``PREFIX_content_document``, as the fork's ``--json-keys content`` writes it.
-
-Speed: the main process reads the files in chunks of whole lines; ``--workers`` processes (default one per
-core) each validate and tokenize a chunk with the Rust batch encoder (``dataset.chunk_encoder``) and send the
-ids back; the main process writes them in input order. Only a few chunks per worker are in flight, so memory
-does not grow with the input. Outputs appear only when complete (``dataset.preprocess_outputs``), then
-``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). The fork's index maps of a replaced
-prefix are removed with its old files (``dataset.index_map_files``; the summary lists them). CLI flags override
-the ``data:`` section of ``--config``.
+The code of ``python -m dataset.preprocess``; how to run it and what it does: the docstring of its entry point
+``dataset/preprocess.py``.
 """
 from __future__ import annotations
 
@@ -47,20 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.command_errors import outputs_state, run_command, signals_deferred
+from guardrails.command_errors import outputs_state, signals_deferred
 from guardrails.output_paths import OutputRefused, check_output_prefix, note_complete, prefix_claim
-from dataset.byte_progress import byte_progress
-from dataset.chunk_encoder import EncodedChunk, encode_chunk, init_worker
-from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
-from dataset.input_files import count_input_records, expand_inputs, iter_input_chunks
-from dataset.jsonl_records import InputFileError, InvalidRecordError, LongLine, RecordIssue
-from dataset.preprocess_manifest import (
+from dataset.preprocessing.byte_progress import byte_progress
+from dataset.preprocessing.chunk_encoder import EncodedChunk, encode_chunk, init_worker
+from dataset.preprocessing.heldout import HeldOutError, check_heldout_result, select_heldout
+from dataset.formats.input_files import count_input_records, expand_inputs, iter_input_chunks
+from dataset.formats.jsonl_records import InputFileError, InvalidRecordError, LongLine, RecordIssue
+from dataset.formats.preprocess_manifest import (
     REMOVED_MAPS_KEY, RunCounts, build_manifest, manifest_path, summary_lines, write_manifest,
 )
-from dataset.preprocess_outputs import PreprocessOutputs, claim_run_files, roles_for_keys
-from dataset.shard_plan import LineNumbers, ShardPlanError, ShardSpec, plan_shard
-from dataset.shard_run import resolve_shard, shard_config, shard_manifest_section
-from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
+from dataset.formats.preprocess_outputs import PreprocessOutputs, claim_run_files, roles_for_keys
+from dataset.preprocessing.shard_plan import LineNumbers, ShardPlanError, ShardSpec, plan_shard
+from dataset.preprocessing.shard_run import resolve_shard, shard_config, shard_manifest_section
+from dataset.formats.text_tokenizer import TextTokenizer, TokenizerFileError
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import read_checked_sections
 from runconfig.data_section import DataConfig
@@ -90,7 +63,7 @@ def resolve_workers(workers: int) -> int:
 def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | None = None) -> PreprocessSummary:
     """Tokenize ``config.inputs`` into the datasets at ``config.output_prefix``; all or nothing.
 
-    ``progress``: a bar on stderr when it is a terminal, else a line every few seconds (``dataset.byte_progress``).
+    ``progress``: a bar on stderr when it is a terminal, else a line every few seconds (``dataset.preprocessing.byte_progress``).
     With ``shard``, only that shard's part of the inputs, into its partial dataset beside the prefix.
     """
     started = time.perf_counter()
@@ -318,7 +291,3 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(summary_lines(m)))
     print(f"manifest: {summary.manifest_path} ({m['timings_s']['total']:.2f} s)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

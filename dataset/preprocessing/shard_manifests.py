@@ -3,7 +3,7 @@
 Used by ``dataset.merge_shards`` (not a command). A shard counts as finished only when its manifest exists
 (``dataset.preprocess`` writes it last, after every dataset file is in place). The shards of one merge must
 all have been made for the same shard count, with the same tokenizer (sha256), token dtype, keys and
-byte-deciding settings (``dataset.shard_run.output_settings``), over the same input files of the same sizes;
+byte-deciding settings (``dataset.preprocessing.shard_run.output_settings``), over the same input files of the same sizes;
 their pieces, in shard order, must cover those inputs exactly once; and where shards saw an input at different
 times, each piece must still hash as its shard recorded (one version of the file). A damaged manifest (cut, not
 an object, keys missing) is refused like a missing one. Every refusal names the shard, its manifest and what
@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dataset.preprocess_manifest import manifest_path, read_manifest
-from dataset.shard_plan import ShardSpec, shard_prefix, shards_folder
+from dataset.formats.preprocess_manifest import manifest_path, read_manifest
+from dataset.preprocessing.shard_plan import ShardSpec, shard_prefix, shards_folder
 
 MAX_EXAMPLES = 10
 

@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset.jsonl_records import RecordIssue
-from dataset.parquet_records import is_parquet, next_row_group_start
+from dataset.formats.jsonl_records import RecordIssue
+from dataset.formats.parquet_records import is_parquet, next_row_group_start
 
 SEEK_BLOCK = 1 << 20
 SHARD_FOLDER_SUFFIX = ".shards"
@@ -83,7 +83,7 @@ def input_stats(paths: list[str]) -> list[dict[str, int | str]]:
     """Each input's path, size (the plan's basis) and modification time, as a shard's manifest records them.
 
     Shards that saw one input at different times may have read two versions of it (an edit in place keeps
-    the size): ``dataset.shard_manifests`` then compares their recorded hashes with the file.
+    the size): ``dataset.preprocessing.shard_manifests`` then compares their recorded hashes with the file.
     """
     stats = [os.stat(p) for p in paths]
     return [{"path": p, "bytes": s.st_size, "mtime_ns": s.st_mtime_ns} for p, s in zip(paths, stats)]

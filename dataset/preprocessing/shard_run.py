@@ -1,6 +1,6 @@
 """What ``dataset.preprocess`` does differently for one shard of a run (not a command).
 
-A shard run is an ordinary run over the shard's pieces of the inputs (``dataset.shard_plan``), written to the
+A shard run is an ordinary run over the shard's pieces of the inputs (``dataset.preprocessing.shard_plan``), written to the
 shard's own prefix (``PREFIX.shards/IIIII-of-NNNNN/part``) with the usual atomic outputs and manifest, plus a
 ``shard`` section in that manifest: which shard, the final prefix, every input's size (the plan's basis) and
 modification time, the pieces read with their sha256, and the settings that decide the bytes written.
@@ -12,8 +12,8 @@ import dataclasses
 import os
 from typing import Any
 
-from dataset.input_files import expand_inputs
-from dataset.shard_plan import InputPiece, ShardPlanError, ShardSpec, input_stats, shard_prefix
+from dataset.formats.input_files import expand_inputs
+from dataset.preprocessing.shard_plan import InputPiece, ShardPlanError, ShardSpec, input_stats, shard_prefix
 from runconfig.data_section import DataConfig
 
 ARRAY_TASK_VARIABLE = "SLURM_ARRAY_TASK_ID"

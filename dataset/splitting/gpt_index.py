@@ -16,7 +16,7 @@ compute, reproduced exactly in numpy (golden files: tests/fixtures/fork_fim/):
 * ``shuffle_idx``: uint32 (int64 from 2**32 - 1 samples) ``arange`` shuffled by the same generator, the
   separate last epoch shuffled on its own after the others.
 
-Library module (used by ``training.gpt_index_cache`` and the split planner); no command line.
+Library module (used by ``training.samples.gpt_index_cache`` and the split planner); no command line.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.memory_budget import check_fits
+from dataset.splitting.memory_budget import check_fits
 
 LAST_EPOCH_SHARE = 0.80  # the fork's threshold for shuffling the last epoch separately
 

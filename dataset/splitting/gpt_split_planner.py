@@ -1,7 +1,7 @@
 """Plan a continued-pretraining run's data: what the fork's ``pretrain_gpt.py --data-path P --split 969,30,1``
 will read, before training.
 
-For each of train / valid / test: the document range ``--split`` gives (``dataset.gpt_index``), its tokens,
+For each of train / valid / test: the document range ``--split`` gives (``dataset.splitting.gpt_index``), its tokens,
 the samples one epoch yields (``(tokens - 1) // seq_length``: samples of ``seq_length + 1`` tokens overlap by
 one), the samples the fork asks for (train: ``train_iters x global_batch_size``; valid:
 ``(train_iters // eval_interval + 1) x eval_iters x global_batch_size``; test: ``eval_iters x
@@ -10,7 +10,7 @@ split the run asks samples of has no tokens (the fork builds no dataset for it a
 evaluation) and when the data is repeated many times.
 
 The same counts serve raw-document prefixes in weighted split files (:func:`plan_gpt_range`, used by
-``dataset.split_planner``). Run through ``python -m dataset.splits plan --data-path PREFIX --split 969,30,1``.
+``dataset.splitting.split_planner``). Run through ``python -m dataset.splits plan --data-path PREFIX --split 969,30,1``.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.gpt_index import plan_epochs, split_document_ranges
-from dataset.indexed_dataset import IndexedDataset, index_file_path
+from dataset.splitting.gpt_index import plan_epochs, split_document_ranges
+from dataset.formats.indexed_dataset import IndexedDataset, index_file_path
 
 SPLIT_NAMES = ("train", "valid", "test")
 MANY_EPOCHS = 4  # more passes than this over the same tokens is worth a warning

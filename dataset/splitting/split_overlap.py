@@ -2,7 +2,7 @@
 
 A validation range of a training prefix that intersects the training range is not held out; and the fork's
 packed dataset reads a range ``a:b`` as the *first* ``b - a`` documents, so even disjoint ranges of one
-prefix overlap on the cluster. ``dataset.split_planner`` warns with :func:`overlap_warnings` for every dataset
+prefix overlap on the cluster. ``dataset.splitting.split_planner`` warns with :func:`overlap_warnings` for every dataset
 it plans; the local engine calls :func:`split_files_overlap` on the run's split files before it trains::
 
     for line in split_files_overlap("train_data_paths.txt", "valid_data_paths.txt"):
@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from dataset.gpt_split_planner import is_raw_document_prefix
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess_outputs import document_prefix
-from dataset.split_files import parse_split_file, resolve_prefix
+from dataset.splitting.gpt_split_planner import is_raw_document_prefix
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.formats.preprocess_outputs import document_prefix
+from dataset.splitting.split_files import parse_split_file, resolve_prefix
 
 
 class RangeRead(Protocol):
-    """What a split reads of one dataset (``dataset.split_planner.DatasetPlan`` is one)."""
+    """What a split reads of one dataset (``dataset.splitting.split_planner.DatasetPlan`` is one)."""
 
     split: str
     group: str

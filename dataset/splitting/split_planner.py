@@ -12,7 +12,7 @@ fork's range bug (the fork reads a range ``a:b`` as the *first* ``b - a`` of the
 
 A prefix that is a raw-document dataset (``PREFIX.idx`` itself exists: continued pretraining with
 ``pretrain_gpt.py --train-weighted-split-paths``) is planned as the fork's GPT dataset reads it
-(``dataset.gpt_split_planner``): samples of ``seq_length + 1`` tokens across documents, the real range
+(``dataset.splitting.gpt_split_planner``): samples of ``seq_length + 1`` tokens across documents, the real range
 (the range bug is the packed MTF dataset's only), no pairs to skip.
 
 Run through ``python -m dataset.splits plan`` (see :mod:`dataset.splits`).
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.blending import per_dataset_num_samples
-from dataset.gpt_split_planner import is_raw_document_prefix, plan_gpt_range
-from dataset.indexed_dataset import IndexedDataset
-from dataset.packed_index import build_packed_index, document_offset, pair_lengths, rows_per_epoch
-from dataset.preprocess_outputs import document_prefix
-from dataset.split_files import SplitGroup
-from dataset.split_overlap import overlap_warnings
+from dataset.splitting.blending import per_dataset_num_samples
+from dataset.splitting.gpt_split_planner import is_raw_document_prefix, plan_gpt_range
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.splitting.packed_index import build_packed_index, document_offset, pair_lengths, rows_per_epoch
+from dataset.formats.preprocess_outputs import document_prefix
+from dataset.splitting.split_files import SplitGroup
+from dataset.splitting.split_overlap import overlap_warnings
 from runconfig.value_rules import SEED
 
 
@@ -188,7 +188,7 @@ def _warnings(plan: SplitPlan) -> list[str]:
     train = [d for d in plan.datasets if d.split == "train"]
     for v in (d for d in plan.datasets if d.split != "train"):
         for t in (d for d in train if d.prefix == v.prefix):
-            found.extend(overlap_warnings(v, t))  # the local engine says the same (dataset.split_overlap)
+            found.extend(overlap_warnings(v, t))  # the local engine says the same (dataset.splitting.split_overlap)
     return found
 
 

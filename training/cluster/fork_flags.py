@@ -1,11 +1,7 @@
 """The flags the fork's ``megatron/arguments.py`` defines, read from its syntax tree (the file is never run).
 
-    python -m training.fork_flags $MEGATRON_DIR/megatron/arguments.py > flags.json
-
-For each flag: whether it takes a value (``store_true``/``store_false`` flags do not), and its literal
-``choices`` and ``nargs`` where the file gives them. Preflight checks the whole argv against the
-``MEGATRON_DIR`` the job will run; ``tests/fixtures/fork_flags/mtf_arguments_flags.json`` is this output
-for the fork's ``mtf`` branch.
+The code of ``python -m training.fork_flags``; how to run it and what it does: the docstring of its entry point
+``training/fork_flags.py``.
 """
 from __future__ import annotations
 
@@ -14,7 +10,6 @@ import json
 import sys
 from typing import Any
 
-from guardrails.command_errors import run_command
 
 
 def extract_flags(source: str) -> dict[str, dict[str, Any]]:
@@ -82,7 +77,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args[0]}: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

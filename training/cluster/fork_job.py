@@ -4,8 +4,8 @@
 ``megatron_argv.build_megatron_argv``; the model shape from ``training.model`` (a preset) or from the start
 checkpoint's recorded args, the vocab divisor and (unless the config sets them) the dropouts from those args,
 start or resume from the save folder (``checkpointing.plan_start``, the rule the local engine uses too); a resume
-must be the same run (``training.run_identity``) and continues its LR schedule as the local engine does
-(``training.schedule_resume``). ``engine: local``: ``python -m training.finetune --config RUN.yaml``, which makes
+must be the same run (``training.resume.run_identity``) and continues its LR schedule as the local engine does
+(``training.resume.schedule_resume``). ``engine: local``: ``python -m training.finetune --config RUN.yaml``, which makes
 the same start/resume decision itself.
 
     job = plan_job(run_config, "run.yaml", ["training.train_iters=10"])
@@ -21,13 +21,13 @@ from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.model_presets import ModelShape, preset
 from runconfig.run_config import RunConfig
 from conversion.fork_arg_defaults import FORK_ARG_DEFAULTS
-from training.checkpointing import ResumeError, holds_hf_family_checkpoint, plan_start
-from training.megatron_argv import StartPoint, build_megatron_argv, fork_script
-from training.recorded_args import (
+from training.local.checkpointing import ResumeError, holds_hf_family_checkpoint, plan_start
+from training.cluster.megatron_argv import StartPoint, build_megatron_argv, fork_script
+from training.resume.recorded_args import (
     RecordedCheckpoint, fork_load_flags, read_recorded_checkpoint, shape_from_args, vocab_divisor_from_args,
 )
-from training.run_identity import check_resume_identity
-from training.schedule_resume import ScheduleDecision, fresh_schedule, resume_schedule
+from training.resume.run_identity import check_resume_identity
+from training.resume.schedule_resume import ScheduleDecision, fresh_schedule, resume_schedule
 
 FORK_DROPOUT = FORK_ARG_DEFAULTS["hidden_dropout"]  # the fork's default for both (0.1), when nothing is recorded
 
@@ -55,7 +55,7 @@ def start_point(load: str, save: str) -> StartPoint:
 
 def recorded_if_present(folder: str) -> RecordedCheckpoint | None:
     """The folder's recorded args, or None when it holds no checkpoint yet (argv needs no checkpoint) or one in
-    the Hugging Face layout of the local engine (``training.hf_family.checkpoint``; the fork cannot load it)."""
+    the Hugging Face layout of the local engine (``training.local.hf_family.checkpoint``; the fork cannot load it)."""
     if not (Path(folder) / TRACKER_NAME).is_file() or holds_hf_family_checkpoint(Path(folder)):
         return None
     return read_recorded_checkpoint(folder)
@@ -87,7 +87,7 @@ def plan_fork_job(run: RunConfig, start: StartPoint, recorded: RecordedCheckpoin
                   shape: ModelShape) -> JobArgv:
     """``plan_job`` for ``engine: megatron`` once the save folder and the start checkpoint have been read.
 
-    Separate so that ``training.preflight``, which has read them already, does not read the checkpoint again.
+    Separate so that ``training.cluster.preflight``, which has read them already, does not read the checkpoint again.
     """
     cfg, cluster = run.training, run.cluster
     load_flags: list[str] = []
@@ -122,7 +122,7 @@ def run_dropout(cfg: Any, recorded: RecordedCheckpoint | None) -> tuple[float, f
 
 
 def fork_resume_schedule(cfg: Any, recorded: RecordedCheckpoint, without_optimizer: bool) -> ScheduleDecision:
-    """``training.schedule_resume``'s decision for the fork resuming ``recorded``. With ``--no-load-optim`` the fork
+    """``training.resume.schedule_resume``'s decision for the fork resuming ``recorded``. With ``--no-load-optim`` the fork
     restores no scheduler state at all: nothing to override, and its schedule restarts (said as a warning)."""
     consumed = int(recorded.args.get("consumed_train_samples") or 0)
     decision = resume_schedule(cfg, recorded.scheduler, consumed)

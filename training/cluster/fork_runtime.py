@@ -23,13 +23,13 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
+from dataset.splitting.split_files import SplitFileError, parse_split_file, resolve_prefix
 from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
-from training.megatron_argv import FINETUNE_SCRIPT, fork_script
-from training.preflight import Finding
-from training.pretrain_argv import PRETRAIN_BRANCH, PRETRAIN_SCRIPT
-from training.recorded_args import RecordedCheckpoint
+from training.cluster.megatron_argv import FINETUNE_SCRIPT, fork_script
+from training.cluster.preflight import Finding
+from training.cluster.pretrain_argv import PRETRAIN_BRANCH, PRETRAIN_SCRIPT
+from training.resume.recorded_args import RecordedCheckpoint
 
 # the job script's preamble, then the probe instead of the job: same options, same file, `python` from its PATH
 PROBE_SCRIPT = 'set -euo pipefail\nsource "$1"\nshift\nexec python -m training.fork_probe "$@"\n'
@@ -129,7 +129,7 @@ def check_megatron_dir(value: str, site_env: str, script: str = FINETUNE_SCRIPT)
 
 def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
     """The argv against the flags of the fork the job will run, and ``extra_args`` against the rest."""
-    from training.fork_flags import argv_problems, extract_flags
+    from training.cluster.fork_flags import argv_problems, extract_flags
 
     found = []
     given = [a for a in extra_args if a.startswith("--")]
@@ -167,9 +167,9 @@ def _data_folders(cfg: Any) -> list[str]:
 
 def check_fork_runtime(run: RunConfig, environ: Mapping[str, str], start: Any, recorded: RecordedCheckpoint | None,
                        shape: ModelShape | None) -> list[Finding]:
-    """The fork in the job's environment (``training.fork_runtime``), its argv, and what the job will do."""
-    from training.fork_job import plan_fork_job
-    from training.fork_runtime import run_probe, runtime_findings
+    """The fork in the job's environment (``training.cluster.fork_runtime``), its argv, and what the job will do."""
+    from training.cluster.fork_job import plan_fork_job
+    from training.cluster.fork_runtime import run_probe, runtime_findings
 
     cfg, cluster = run.training, run.cluster
     found: list[Finding] = []

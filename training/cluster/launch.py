@@ -1,23 +1,7 @@
 """The cluster path: build the fork's argv, check a run before it is queued, submit it to SLURM.
 
-    python -m training.launch argv --config RUN.yaml [section.key=value ...] [--json] [--write FILE]
-    python -m training.launch preflight --config RUN.yaml [section.key=value ...]
-    python -m training.launch submit --config RUN.yaml [section.key=value ...] [--dry-run]
-    python -m training.launch status --config RUN.yaml [section.key=value ...]   # jobs, progress, next step
-    python -m training.launch adopt --config RUN.yaml    # once: a save folder from before records existed
-    python -m training.launch exec FILE      # inside the job, under torchrun: run the argv FILE holds
-
-``argv`` prints one JSON object and nothing else on stdout with ``--json``
-(``{"script", "nodes", "gpus_per_node", "argv"}``), else one shell-quoted command; the start/resume
-decision goes to stderr. It needs no cluster and no checkpoint (preflight checks those). ``--write``
-also saves the JSON atomically (the job script does this once per job, so every node runs the same argv),
-with its record ``FILE.manifest.json``; an existing FILE is replaced only when that record proves it an earlier
-``argv --write`` (never the run config or anyone's file).
-``adopt`` makes a save folder that holds a run's checkpoints but no record (the fork's, written before
-``submit`` recorded its folders, or an earlier version of this toolkit's) the run's own, on the user's word: it
-writes ``run_manifest.json`` when the folder holds only what a run writes. Every command that writes into a save
-folder refuses one without that record (``guardrails.output_paths``) and names this command.
-Exit status 2 on a bad config or failed preflight, with every problem listed.
+The code of ``python -m training.launch``; how to run it and what it does: the docstring of its entry point
+``training/launch.py``.
 """
 from __future__ import annotations
 
@@ -28,12 +12,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from guardrails.command_errors import run_command
 from conversion.checkpoint_format import CheckpointFormatError
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, record_file_output
-from dataset.split_files import SplitFileError
+from dataset.splitting.split_files import SplitFileError
 from runconfig import ConfigError
 from runconfig.run_config import load_run_config
 
@@ -61,7 +44,7 @@ ARGV_FILE = OutputKind("a job's argv file", "training.launch argv")
 
 
 def command_argv(args: argparse.Namespace) -> int:
-    from training.fork_job import plan_job
+    from training.cluster.fork_job import plan_job
 
     if args.write is not None:
         claim_file(args.write, ARGV_FILE, "--write", inputs=[args.config])
@@ -96,7 +79,7 @@ def _command_line(script: str, argv: list[str]) -> list[str]:
 def command_adopt(args: argparse.Namespace) -> int:
     from conversion.checkpoint_format import TRACKER_NAME
     from guardrails.output_paths import adopt_run_folder
-    from training.checkpointing import TRAINING_RUN, foreign_entries
+    from training.local.checkpointing import TRAINING_RUN, foreign_entries
 
     save = Path(load_run_config(args.config, args.overrides).training.save)
     tracker = save / TRACKER_NAME
@@ -130,15 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, KeyError) as exc:
             print(f"error: {args.file}: {exc}", file=sys.stderr)
             return 2
-    from training.checkpointing import ResumeError
+    from training.local.checkpointing import ResumeError
 
     handlers = {"argv": command_argv, "adopt": command_adopt}
     if args.command in ("preflight", "submit"):
-        from training.slurm_submit import command_preflight, command_submit
+        from training.cluster.slurm_submit import command_preflight, command_submit
 
         handlers.update(preflight=command_preflight, submit=command_submit)
     if args.command == "status":
-        from training.run_status import command_status
+        from training.cluster.run_status import command_status
 
         handlers["status"] = command_status
     try:
@@ -146,7 +129,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ResumeError, CheckpointFormatError, SplitFileError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

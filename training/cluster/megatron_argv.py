@@ -1,7 +1,7 @@
 """The fork's ``finetune_mtf.py`` argument list, built from the run config's ``training:`` section.
 
 With ``training.mode: pretrain`` the same list serves ``pretrain_gpt.py`` (branch ``multi-query-attention``),
-its data and loss flags from ``training.pretrain_argv``.
+its data and loss flags from ``training.cluster.pretrain_argv``.
 
 Pure: everything it needs comes in as values (the section, the model shape, where the run starts, the
 vocab divisor the start checkpoint records); ``training.launch argv`` gathers those and prints the list.
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from runconfig.model_presets import ModelShape
 from runconfig.training_section import TrainingConfig
-from training.checkpointing import FORK_LOGS_NAME
-from training.pretrain_argv import PRETRAIN_SCRIPT, pretrain_data_flags
+from training.local.checkpointing import FORK_LOGS_NAME
+from training.cluster.pretrain_argv import PRETRAIN_SCRIPT, pretrain_data_flags
 
 FINETUNE_SCRIPT = "finetune_mtf.py"
 FINETUNE_FLAGS = ("--finetune", "--no-load-optim", "--no-load-rng")  # a start from a release checkpoint
@@ -68,7 +68,7 @@ def fork_script(cfg: TrainingConfig) -> str:
 
 
 def data_flags(cfg: TrainingConfig) -> list[str]:
-    """The weighted split files and the MTF loss flags, or ``training.pretrain_argv``'s for pretraining."""
+    """The weighted split files and the MTF loss flags, or ``training.cluster.pretrain_argv``'s for pretraining."""
     if cfg.mode == "pretrain":
         return pretrain_data_flags(cfg.pretrain)
     argv = ["--train-weighted-split-paths-path", cfg.train_split_file]
@@ -90,7 +90,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
     ``load_flags``: further load flags the resumed checkpoint needs (``recorded_args.fork_load_flags``);
     ``dropout``: (hidden, attention), the config's or the start checkpoint's (None: no checkpoint was read, the
     fork's defaults); ``decay_samples``/``override_scheduler``: a resumed run's schedule
-    (``training.schedule_resume``; default: the config's window); ``on_gpus``: what ``dtype: auto`` resolves for.
+    (``training.resume.schedule_resume``; default: the config's window); ``on_gpus``: what ``dtype: auto`` resolves for.
     """
     if not cfg.save:
         raise ValueError("training.save is empty: name the folder the fork saves checkpoints to")

@@ -13,14 +13,14 @@ Rules (``error`` stops the submission; ``warning`` and ``note`` are printed):
 * split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab,
   made with ``training.tokenizer`` (the sha256 its preprocess manifest records; a warning without a manifest);
   for the fork, relative prefixes resolve the same from the job's folder as from the split file's, and no index
-  map next to the data is older than it or indexes other documents (``dataset.index_map_files``: the fork
+  map next to the data is older than it or indexes other documents (``dataset.formats.index_map_files``: the fork
   reuses maps by name); validation does not overlap training (really, or through the fork's range bug);
-* the fork, in the job's own environment (``training.fork_runtime``: the site env sourced as the job sources
+* the fork, in the job's own environment (``training.cluster.fork_runtime``: the site env sourced as the job sources
   it): ``MEGATRON_DIR`` holds ``finetune_mtf.py`` and a ``megatron/arguments.py`` that accepts every flag of the
   argv (``training.fork_flags``); apex and its CUDA extensions import; the dataset helper is built or can be;
   the data folders and the checkout are writable; ``training.extra_args`` neither repeats a flag the config
   already sets nor switches to the ``--data-path`` mode;
-* what the job will do (``note``): the schedule a resume continues with (``training.schedule_resume``), the
+* what the job will do (``note``): the schedule a resume continues with (``training.resume.schedule_resume``), the
   dtype ``auto`` resolves to.
 
     findings = run_preflight(run_config, os.environ)    # list[Finding]; run by ``training.launch preflight``
@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from dataset.index_map_files import stale_index_maps
-from dataset.indexed_dataset import IndexedDataset, IndexFormatError, data_file_path, index_file_path
-from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
-from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
-from dataset.tokenizer_match import TokenizerMismatchError, check_data_tokenizer
+from dataset.formats.index_map_files import stale_index_maps
+from dataset.formats.indexed_dataset import IndexedDataset, IndexFormatError, data_file_path, index_file_path
+from dataset.formats.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
+from dataset.splitting.split_files import SplitFileError, parse_split_file, resolve_prefix
+from dataset.formats.tokenizer_match import TokenizerMismatchError, check_data_tokenizer
 from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
 from conversion.vocab_padding import padded_vocab_size
-from training.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
+from training.resume.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def check_start_checkpoint(cfg: Any, shape: ModelShape, recorded: RecordedCheckp
 def check_tokenizer(path: str, needs_pad: bool = True) -> tuple[list[Finding], int | None]:
     """A readable tokenizer with the fork's pad token (unless ``training.pad_id`` gives the local engine one);
     returns its vocab size (the fork's ``len(tokenizer)``)."""
-    from training.model_init import PAD_TOKENS, tokenizer_ids
+    from training.local.model_init import PAD_TOKENS, tokenizer_ids
 
     if not path:
         return [Finding(True, "training.tokenizer is empty; name the tokenizer.json the data was preprocessed with")], None
@@ -186,7 +186,7 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
 
 
 def check_data_tokenizer_finding(prefix: str | Path, tokenizer: str) -> list[Finding]:
-    """``training.tokenizer`` against the one the data's manifest records (``dataset.tokenizer_match``)."""
+    """``training.tokenizer`` against the one the data's manifest records (``dataset.formats.tokenizer_match``)."""
     if not tokenizer:
         return []
     try:
@@ -246,8 +246,8 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     for problem in stale_index_maps(p.data_path, [index_file_path(p.data_path), data_file_path(p.data_path)]):
         found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it"))
     if p.fim_rate > 0 and cfg.tokenizer:
-        from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
-        from training.fim import FimTokenError, lookup_fim_tokens
+        from dataset.formats.text_tokenizer import TextTokenizer, TokenizerFileError
+        from training.samples.fim import FimTokenError, lookup_fim_tokens
 
         try:
             lookup_fim_tokens(TextTokenizer(cfg.tokenizer), p.fim_split_sample or None)
@@ -257,7 +257,7 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
 
 
 def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
-    from training.fork_job import recorded_if_present, run_shape, start_point
+    from training.cluster.fork_job import recorded_if_present, run_shape, start_point
 
     cfg, cluster = run.training, run.cluster
     fork = cfg.engine == "megatron"
@@ -279,12 +279,12 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
                              " conversion.hf_to_megatron or conversion.prepare_release"))
     found += tokenizer_findings
     if not fork:  # the local engine's own rules (a Hugging Face start model of any family, FSDP2, W&B)
-        from training.hf_family.preflight_rules import check_local_start
+        from training.local.hf_family.preflight_rules import check_local_start
 
         found += check_local_start(cfg, cluster.nodes, cluster.gpus_per_node, Finding)
     found += check_pretrain_data(cfg, vocab) if cfg.mode == "pretrain" else check_splits(cfg, vocab, fork)
     if fork:
-        from training.fork_runtime import check_fork_runtime
+        from training.cluster.fork_runtime import check_fork_runtime
 
         found += check_fork_runtime(run, environ, start, recorded, shape)
     return found

@@ -1,6 +1,6 @@
 """The data and loss flags of the fork's ``pretrain_gpt.py`` for ``training.mode: pretrain`` (continued pretraining).
 
-``training.megatron_argv`` builds the rest of the argv (shape, schedule, precision, load/save) the same way for
+``training.cluster.megatron_argv`` builds the rest of the argv (shape, schedule, precision, load/save) the same way for
 both scripts; this module gives what differs: ``--data-path PREFIX --split S --data-impl mmap`` instead of the
 weighted split files, the FIM flags, and the per-document options. They exist on the fork's
 ``multi-query-attention`` branch (the StarCoder pretraining branch), which ``MEGATRON_DIR`` must hold for this

@@ -9,8 +9,8 @@ Prints, for the run whose save folder the config names:
   (the fork's ``iteration N/ M | ...`` lines in the newest job log; the local engine's ``metrics.jsonl``);
 * the latest checkpoint (the tracker of ``training.save``);
 * what a resubmission would do: start from ``training.load``, resume from iteration N, extend the run, or
-  nothing (the run is finished), with the schedule notes of ``training.schedule_resume``, or why it would be
-  refused (``training.run_identity``).
+  nothing (the run is finished), with the schedule notes of ``training.resume.schedule_resume``, or why it would be
+  refused (``training.resume.run_identity``).
 
 Every SLURM command is an argv list from a pure function, run without a shell.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.run_config import RunConfig, load_run_config
-from training.slurm_submit import JOB_ID_NAME, run_dir
+from training.cluster.slurm_submit import JOB_ID_NAME, run_dir
 
 # the fork's training_log line (megatron/training.py): ' iteration        3/       8 | consumed samples: ...'
 FORK_ITERATION = re.compile(r"iteration\s+(\d+)/\s*(\d+) \|.*?elapsed time per iteration \(ms\): ([\d.]+) \|"
@@ -146,9 +146,9 @@ def resubmission(run: RunConfig, tag: str) -> list[str]:
 
     Read-only: it does not claim the save folder (``checkpointing.plan_start`` would, and would clear leftovers that,
     seen from this host, belong to no live process, while a job on another node may be writing them)."""
-    from training.recorded_args import read_recorded_checkpoint
-    from training.run_identity import check_resume_identity
-    from training.schedule_resume import resume_schedule
+    from training.resume.recorded_args import read_recorded_checkpoint
+    from training.resume.run_identity import check_resume_identity
+    from training.resume.schedule_resume import resume_schedule
 
     cfg = run.training
     if not tag:

@@ -28,9 +28,9 @@ from guardrails.atomic_files import write_bytes_atomic, write_text_atomic
 from runconfig.cluster_section import ClusterConfig
 from runconfig.run_config import RunConfig, load_run_config
 from guardrails.output_paths import check_run_folder, own_run_folder
-from training.checkpointing import ADOPT_COMMAND, JOB_FOLDER_NAME, TRAINING_RUN
+from training.local.checkpointing import ADOPT_COMMAND, JOB_FOLDER_NAME, TRAINING_RUN
 
-JOB_SCRIPT = Path(__file__).resolve().parent / "finetune_starcoderbase.sh"
+JOB_SCRIPT = Path(__file__).resolve().parents[1] / "finetune_starcoderbase.sh"  # training/, beside the entry points
 CONFIG_NAME = "run_config.yaml"
 JOB_ID_NAME = "job_id"
 
@@ -100,7 +100,7 @@ def _print_findings(findings: list[Any]) -> bool:
 
 def _preflight_passed(args: argparse.Namespace) -> RunConfig | None:
     """The run config of ``args`` when its preflight finds no error (its findings printed either way)."""
-    from training.preflight import run_preflight
+    from training.cluster.preflight import run_preflight
 
     run = load_run_config(args.config, args.overrides)
     return run if _print_findings(run_preflight(run, os.environ)) else None

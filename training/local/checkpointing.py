@@ -13,7 +13,7 @@ without ``--finetune``, TP=1 PP=1, fp32):
 * ``optimizer``: the fork's ``FP32Optimizer`` state (``conversion.fork_optimizer``: AdamW moments in the fork's
   parameter order and shapes, its two param groups with ``wd_mult``/``lr_mult``); absent for LoRA runs;
 * ``opt_param_scheduler``: the fork's ``OptimizerParamScheduler`` entry, steps counted in samples;
-* ``rng_state``: one entry per data-parallel rank, in the fork's structure (``training.rng_state``);
+* ``rng_state``: one entry per data-parallel rank, in the fork's structure (``training.local.rng_state``);
 * ``args``: every fork argument (``conversion.fork_arg_defaults``) with the run's values: ``iteration``,
   ``consumed_train_samples`` and the batch geometry the data position means, the optimizer settings;
 * ``fork_resume``: what ``optimizer`` holds and whether the fork can load it (``fork_resume_entry``; the
@@ -21,7 +21,7 @@ without ``--finetune``, TP=1 PP=1, fp32):
 * ``local_engine``: what only this engine reads: LoRA adapters and their optimizer state.
 
 Models the fork cannot load (Llama, Mistral, Qwen2, StarCoder2) keep the same ``iter_XXXXXXX`` + tracker
-layout with Hugging Face weights and a ``train_state.pt`` instead (``training.hf_family.checkpoint``);
+layout with Hugging Face weights and a ``train_state.pt`` instead (``training.local.hf_family.checkpoint``);
 ``load_resume_state`` tells the two apart by that file and resumes either exactly.
 
 Where a run starts (``plan_start``): a save folder with a tracker resumes from it (everything restored);
@@ -50,10 +50,10 @@ from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
 from guardrails.folder_lock import LOCK_NAME, hold_run_folder
 from guardrails.output_paths import check_run_folder, is_leftover
 from guardrails.output_records import OutputKind
-from training.hf_family.checkpoint import (
+from training.local.hf_family.checkpoint import (
     is_hf_family_checkpoint, model_from_checkpoint, read_train_state, restore_checkpoint,
 )
-from training.recorded_args import vocab_divisor_from_args
+from training.resume.recorded_args import vocab_divisor_from_args
 
 # a save folder written before records existed (the fork's, or an earlier version's) becomes the run's on the user's word
 ADOPT_COMMAND = "python -m training.launch adopt --config RUN.yaml"
@@ -118,7 +118,7 @@ def hold_save_folder(load: str, save: str, is_main: bool) -> Iterator[None]:
 # the per-rank logs of --structured-logs-dir SAVE/logs); the demo deletes an earlier run of its own only when
 # nothing else is there (the record proves the folder, these names that nothing was added).
 JOB_FOLDER_NAME = "slurm"  # training.launch's default run folder inside the save folder (job scripts, logs)
-FORK_LOGS_NAME = "logs"  # the fork's logs_rank_N.txt (training.megatron_argv passes --structured-logs-dir here)
+FORK_LOGS_NAME = "logs"  # the fork's logs_rank_N.txt (training.cluster.megatron_argv passes --structured-logs-dir here)
 SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
                      "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME, TRAINING_RUN.record, LOCK_NAME, "wandb")
 _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
@@ -145,7 +145,7 @@ def save_checkpoint(
 ) -> Path:
     """Write ``SAVE/iter_{iteration:07d}`` (atomic) and point the tracker at it; returns the iteration folder.
 
-    ``optimizer_state`` is the engine's AdamW ``state_dict()`` (``training.optim_setup`` groups); it is
+    ``optimizer_state`` is the engine's AdamW ``state_dict()`` (``training.local.optim_setup`` groups); it is
     stored as the fork's ``FP32Optimizer`` state unless the run is LoRA (then under ``local_engine``).
     """
     from conversion.megatron_checkpoint import write_megatron_checkpoint
@@ -194,14 +194,14 @@ class ResumeState:
     lora_adapters: dict[str, torch.Tensor] | None
     scheduler_state: dict[str, Any]
     rng_states: list[dict[str, Any]]
-    hf_folder: Path | None = None  # an iteration folder of training.hf_family.checkpoint (else the fork's layout)
+    hf_folder: Path | None = None  # an iteration folder of training.local.hf_family.checkpoint (else the fork's layout)
     hf_train_state: dict[str, Any] | None = None
 
     def build_model(self) -> torch.nn.Module:
         """The model to resume (under the distributed layout its weights come with ``restore_optimizer``)."""
         if self.hf_folder is not None:
             return model_from_checkpoint(self.hf_folder, self.hf_train_state)
-        from training.model_init import model_from_state
+        from training.local.model_init import model_from_state
 
         return model_from_state(self.hf_config, self.hf_state_dict)
 
@@ -210,7 +210,7 @@ class ResumeState:
         if self.hf_folder is not None:
             restore_checkpoint(self.hf_folder, self.hf_train_state, model, optimizer)
             return
-        from training.distributed import load_optimizer_state
+        from training.local.distributed import load_optimizer_state
 
         load_optimizer_state(model, optimizer, self.optimizer_state_for(optimizer.state_dict()), fsdp)
 
@@ -224,9 +224,9 @@ class ResumeState:
 def load_resume_state(save_dir: Path, global_batch_size: int, run_cfg: Any = None) -> ResumeState:
     """Everything a resumed run restores from SAVE's latest checkpoint, checked for completeness; with
     ``run_cfg`` (the ``training:`` section) a checkpoint of another seed, length or data is refused by the rule
-    the cluster path applies (``training.run_identity``)."""
+    the cluster path applies (``training.resume.run_identity``)."""
     from conversion.megatron_checkpoint import read_megatron_checkpoint
-    from training.run_identity import check_resume_identity  # it imports ResumeError from here
+    from training.resume.run_identity import check_resume_identity  # it imports ResumeError from here
 
     folder = Path(save_dir) / tag_dir_name(read_tracker(save_dir))
     if is_hf_family_checkpoint(folder):
@@ -272,9 +272,9 @@ def _check_data_position(where: str, iteration: int, consumed: Any, global_batch
 
 
 def _hf_family_resume_state(folder: Path, global_batch_size: int, run_cfg: Any = None) -> ResumeState:
-    """The resume state of an iteration folder of ``training.hf_family.checkpoint`` (the same checks as the
+    """The resume state of an iteration folder of ``training.local.hf_family.checkpoint`` (the same checks as the
     Megatron layout's: complete, the data position, and, with ``run_cfg``, the same run)."""
-    from training.run_identity import check_resume_identity  # it imports ResumeError from here
+    from training.resume.run_identity import check_resume_identity  # it imports ResumeError from here
 
     state = read_train_state(folder)
     if not state.get("rng_state") or state.get("opt_param_scheduler") is None:

@@ -26,28 +26,28 @@ from tqdm import tqdm
 
 from conversion.checkpoint_format import tag_dir_name
 from guardrails.atomic_files import write_json_atomic
-from training import checkpointing, lora
-from training.distributed import (
+from training.local import checkpointing, lora
+from training.local.distributed import (
     DistEnv, barrier, close_distributed, full_model_state, full_optimizer_state, init_distributed,
     mean_across_ranks, no_grad_sync, wrap_model,
 )
-from training.lr_schedule import SampleLRSchedule
-from training.metrics import (
+from training.local.lr_schedule import SampleLRSchedule
+from training.local.metrics import (
     MetricsLogger, flops_per_token, model_state_gb, peak_flops_for, peak_memory_gb, write_loss_curve,
 )
-from training.hf_family import checkpoint as hf_checkpoint
-from training.hf_family.families import (
+from training.local.hf_family import checkpoint as hf_checkpoint
+from training.local.hf_family.families import (
     decoder_layers, enable_activation_checkpointing, max_positions, uses_megatron_layout,
 )
-from training.model_dropout import apply_run_dropout
-from training.model_init import load_start_model
-from training.optim_setup import build_adamw, set_lr
-from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
-from training.run_identity import identity_values
-from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
-from training.schedule_resume import fresh_schedule, resume_schedule
-from training.wandb_tracker import open_wandb
-from training.train_data import (
+from training.local.model_dropout import apply_run_dropout
+from training.local.model_init import load_start_model
+from training.local.optim_setup import build_adamw, set_lr
+from training.local.packed_attention import PackedLossModel, causal_lm, require_sdpa
+from training.resume.run_identity import identity_values
+from training.local.rng_state import capture_rng_state, restore_rng_state, seed_everything
+from training.resume.schedule_resume import fresh_schedule, resume_schedule
+from training.local.wandb_tracker import open_wandb
+from training.local.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
 )
 
@@ -173,7 +173,7 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
         gathered: list[Any] = [None] * env.world_size
         dist.all_gather_object(gathered, rng[0])
         rng = gathered
-    if not uses_megatron_layout(causal_lm(model).config):  # Hugging Face weights (training.hf_family.checkpoint)
+    if not uses_megatron_layout(causal_lm(model).config):  # Hugging Face weights (training.local.hf_family.checkpoint)
         state = {"consumed_train_samples": consumed, "opt_param_scheduler": schedule.state_dict(consumed),
                  "rng_state": rng, "args": {**_run_args(cfg, env, schedule, consumed), "iteration": iteration}}
         return hf_checkpoint.save_checkpoint(Path(cfg.save), iteration, model, optimizer, env, fsdp, state)

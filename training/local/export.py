@@ -1,19 +1,7 @@
 """A Hugging Face folder of a training run's latest (or named) checkpoint, for any model family.
 
-    python -m training.export --save SAVE --out OUT [--iteration N] [--tokenizer TOKENIZER] \
-        [--dtype auto|float32|bfloat16|float16] [--max-shard-size 2GB]
-
-A GPT-BigCode run (the fork's layout, ``mp_rank_00/``) is converted exactly as ``python -m
-conversion.megatron_to_hf --megatron SAVE --tag N`` converts it. A run of another family
-(``training.hf_family.checkpoint``: safetensors, or the shards of torch's distributed checkpoint under FSDP2)
-is gathered in this one process (the model's weights only, never the optimizer state) and written the same
-way: ``model-0000i-of-0000n.safetensors`` + index, ``config.json``, ``generation_config.json`` (bos/eos from the
-config), the tokenizer files and ``conversion_manifest.json``. The tokenizer is ``--tokenizer``, else the
-tokenizer files of the folder the run started from (``training.load``, e.g. the Llama-2 folder), else the
-run's ``training.tokenizer``. ``OUT`` appears atomically and replaces only a folder that its record
-(``conversion_manifest.json``, ``conversion.output_kinds``) proves an earlier output of the same command (for a
-GPT-BigCode run: ``conversion.megatron_to_hf``'s); the result loads with ``AutoModelForCausalLM`` /
-``AutoTokenizer``.
+The code of ``python -m training.export``; how to run it and what it does: the docstring of its entry point
+``training/export.py``.
 """
 from __future__ import annotations
 
@@ -25,7 +13,6 @@ from typing import Any
 import torch
 
 from conversion.checkpoint_format import CheckpointFormatError, read_tracker, tag_dir_name
-from guardrails.command_errors import run_command
 
 DEFAULT_SHARD_SIZE = "2GB"
 
@@ -52,7 +39,7 @@ def export_hf_family(save: Path, folder: Path, out: Path, tokenizer: str | None,
     from guardrails.atomic_folder import atomic_output_dir
     from guardrails.output_paths import claim_folder
     from guardrails.output_records import write_record
-    from training.hf_family.checkpoint import full_weights, read_train_state
+    from training.local.hf_family.checkpoint import full_weights, read_train_state
 
     kind = hf_model_kind("training.export")
     claim_folder(out, kind, "--out", inputs=[save])
@@ -91,7 +78,7 @@ def export(save: str | Path, out: str | Path, iteration: int | None = None, toke
     """Export iteration ``iteration`` (default: the tracker's) of the save folder ``save`` to ``out``;
     ``dtype`` ``auto`` keeps the stored one (float32: the engine's master weights)."""
     from conversion.hf_checkpoint_writer import DTYPES
-    from training.hf_family.checkpoint import is_hf_family_checkpoint
+    from training.local.hf_family.checkpoint import is_hf_family_checkpoint
 
     save, out = Path(save), Path(out)
     tag = str(iteration) if iteration is not None else read_tracker(save)
@@ -126,7 +113,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {out}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

@@ -1,13 +1,7 @@
 """Fine-tune with the local engine: ``python -m training.finetune --engine local --config RUN.yaml [k=v ...]``.
 
-Reads the ``training:`` section of the run config (overrides as ``training.key=value``), then trains
-on the fork's packed samples, saving Megatron-layout checkpoints in ``training.save``. If that folder
-already has a tracker the run resumes from it exactly; otherwise it starts from ``training.load`` (a
-Megatron release checkpoint or a Hugging Face folder). Several processes: ``python -m
-torch.distributed.run --nproc_per_node N -m training.finetune --config RUN.yaml``.
-
-Prints one JSON line at the end: the final iteration, losses and checkpoint. Exit status 2 on bad
-configuration or data, with the reason on stderr.
+The code of ``python -m training.finetune``; how to run it and what it does: the docstring of its entry point
+``training/finetune.py``.
 """
 from __future__ import annotations
 
@@ -16,7 +10,6 @@ import json
 import os
 import sys
 
-from guardrails.command_errors import run_command
 from runconfig import ConfigError, load_section
 from runconfig.training_section import TrainingConfig
 
@@ -36,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from training.engine import train
-    from training.lora import QLoraUnavailableError
+    from training.local.engine import train
+    from training.local.lora import QLoraUnavailableError
 
     try:
         result = train(cfg)
@@ -56,7 +49,3 @@ def main(argv: list[str] | None = None) -> int:
             "tokens_per_s": round(result.tokens_per_s, 1),
         }))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

@@ -38,7 +38,7 @@ class SampleLRSchedule:
     @classmethod
     def from_config(cls, cfg: Any, decay_samples: int | None = None) -> "SampleLRSchedule":
         """Build from a ``TrainingConfig``; ``lr_decay_samples: 0`` means the whole run. ``decay_samples``: the
-        window a resumed run decays over (``training.schedule_resume``), when it is not the config's."""
+        window a resumed run decays over (``training.resume.schedule_resume``), when it is not the config's."""
         decay = cfg.decay_samples if decay_samples is None else decay_samples
         return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, decay, cfg.lr_decay_style, cfg.weight_decay,
                    cfg.train_iters * cfg.global_batch_size)
@@ -62,7 +62,7 @@ class SampleLRSchedule:
         """The fork's ``OptimizerParamScheduler.state_dict()`` (its keys and value types; steps are samples, as
         in the fork). The fork asserts these equal what its own flags give unless it runs with
         ``--use-checkpoint-opt_param-scheduler`` or ``--override-opt_param-scheduler``
-        (``training.schedule_resume``)."""
+        (``training.resume.schedule_resume``)."""
         return {
             "max_lr": float(self.max_lr),
             "lr_warmup_steps": int(self.warmup_samples),

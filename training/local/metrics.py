@@ -1,6 +1,6 @@
 """Training metrics of the local engine: JSON lines, TensorBoard, throughput, TFLOP/s, MFU, loss-curve PNG.
 
-Everything lands in the save folder (and, with ``training.wandb``, in Weights & Biases: ``training.wandb_tracker``):
+Everything lands in the save folder (and, with ``training.wandb``, in Weights & Biases: ``training.local.wandb_tracker``):
 ``metrics.jsonl`` (one JSON object per logged iteration or
 evaluation, ``{"kind": "train"|"valid", "iteration": ..., "time": unix seconds, ...}``),
 ``tensorboard/`` and, at the end, ``loss_curve.png``. On resume the lines after the restored

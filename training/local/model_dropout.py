@@ -1,6 +1,6 @@
 """The local engine's dropout: ``training.hidden_dropout`` / ``attention_dropout``, else the start checkpoint's.
 
-The fork gets the same two values as ``--hidden-dropout`` / ``--attention-dropout`` (``training.fork_job``), so one
+The fork gets the same two values as ``--hidden-dropout`` / ``--attention-dropout`` (``training.cluster.fork_job``), so one
 config trains with one dropout on either engine. In GPT-BigCode terms the fork's hidden dropout is
 ``embd_pdrop`` and ``resid_pdrop`` (embeddings, attention output, MLP output) and its attention dropout is
 ``attn_pdrop`` (the attention probabilities). Unset keys keep what the model was loaded with: a Megatron

@@ -1,24 +1,7 @@
 """The starting model of the local engine: a tiny random GPT-BigCode, or weights from a release / HF folder.
 
-A tiny model for the demo and the tests (config from flags, vocabulary from a ``tokenizer.json``) is
-written as a Megatron ``release`` checkpoint through ``conversion.megatron_checkpoint`` (and, on
-request, as a Hugging Face folder)::
-
-    python -m training.model_init --tokenizer out/demo/data/tokenizer.json --out out/demo/base_release \
-        --layers 2 --hidden 64 --heads 4 --max-positions 512 [--hf-out out/demo/base_hf]
-
-Both appear atomically, each with its record written last; an existing ``--out`` or ``--hf-out`` is replaced only
-when that record proves it an earlier output of this command (``conversion.output_kinds``).
-``--family llama|mistral|qwen2|starcoder2`` writes a
-tiny random model of that family (``training.hf_family.tiny_models``) as a Hugging Face folder at ``--out``
-instead (with the tokenizer files; the fork cannot load it, so there is no release)::
-
-    python -m training.model_init --family llama --tokenizer tokenizer.json --out out/tiny_llama
-
-``load_start_model(path)`` reads either kind of folder back: a folder with
-``latest_checkpointed_iteration.txt`` is a Megatron checkpoint (a ``GPTBigCodeForCausalLM``, weights only,
-through the key maps), a folder with ``config.json`` is a Hugging Face model of any family the local engine
-trains (``training.hf_family.families``).
+The code of ``python -m training.model_init``; how to run it and what it does: the docstring of its entry point
+``training/model_init.py``.
 """
 from __future__ import annotations
 
@@ -33,13 +16,12 @@ from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
 from conversion.checkpoint_format import TRACKER_NAME
 from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, TRUE_VOCAB_ARG, padded_vocab_size
-from dataset.text_tokenizer import EOD_TOKEN
+from dataset.formats.text_tokenizer import EOD_TOKEN
 from guardrails.atomic_folder import atomic_output_dir
-from guardrails.command_errors import run_command
 from guardrails.output_paths import OutputRefused, claim_folder
 from guardrails.output_records import write_record
 from runconfig.value_rules import POSITIVE, SEED, Bound, check_flags
-from training.hf_family.tiny_models import TINY_FAMILIES
+from training.local.hf_family.tiny_models import TINY_FAMILIES
 
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
 # a model of zero layers, width or heads cannot be built (or trains nothing): refused with the flag
@@ -145,7 +127,7 @@ def write_tiny_hf_model(tokenizer_json: Path, out_dir: Path, family: str, spec: 
     """A tiny random model of ``family`` (not GPT-BigCode) saved as a Hugging Face folder with the tokenizer."""
     from conversion.output_kinds import hf_model_kind
     from conversion.tokenizer_files import write_tokenizer_files
-    from training.hf_family.tiny_models import random_hf_model, tiny_hf_config
+    from training.local.hf_family.tiny_models import random_hf_model, tiny_hf_config
 
     kind = hf_model_kind("training.model_init")
     claim_folder(out_dir, kind, "--out", inputs=[tokenizer_json])
@@ -165,7 +147,7 @@ def load_start_model(path: Path) -> tuple[torch.nn.Module, str]:
     if (path / TRACKER_NAME).exists():
         from conversion.checkpoint_format import read_tracker, tag_dir_name
         from conversion.megatron_checkpoint import read_megatron_checkpoint
-        from training.hf_family.checkpoint import is_hf_family_checkpoint, weights_only
+        from training.local.hf_family.checkpoint import is_hf_family_checkpoint, weights_only
 
         folder = path / tag_dir_name(read_tracker(path))
         if is_hf_family_checkpoint(folder):  # another run's save folder, in the Hugging Face layout
@@ -178,7 +160,7 @@ def load_start_model(path: Path) -> tuple[torch.nn.Module, str]:
     if (path / "config.json").exists():
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        from training.hf_family.families import UnsupportedModelError, family_of
+        from training.local.hf_family.families import UnsupportedModelError, family_of
 
         try:
             family_of(AutoConfig.from_pretrained(str(path)))
@@ -255,7 +237,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"release": str(args.out), "hf": str(args.hf_out) if args.hf_out else None,
                       "params": n_params, "vocab_size": model.config.vocab_size}))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

@@ -9,7 +9,7 @@ A fully masked row (a padding position) would make SDPA's softmax 0/0 = NaN, and
 mask is still NaN in the backward pass, so such a row attends to itself (``sdpa_attend_mask``).
 That changes only the padding positions' own outputs, which no loss reads and no other position sees.
 
-Every family reaches its attention the same way (``training.hf_family``): the decoder stack is the model's
+Every family reaches its attention the same way (``training.local.hf_family``): the decoder stack is the model's
 ``base_model``, the head ``get_output_embeddings()``, and the mask goes through
 ``hf_family.attention.model_attention_mask``, which folds in a sliding window where the model has one.
 
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from training.hf_family.attention import model_attention_mask
-from training.hf_family.families import backbone, head
+from training.local.hf_family.attention import model_attention_mask
+from training.local.hf_family.families import backbone, head
 
 
 def sdpa_attend_mask(fork_mask: torch.Tensor, padding_attends_itself: bool = True) -> torch.Tensor:

@@ -2,12 +2,12 @@
 
 Train: split 0 of ``pretrain.split`` with ``train_iters x global_batch_size`` samples; valid: split 1 with
 the count Megatron asks for (``(train_iters // eval_interval + 1) x eval_iters x global_batch_size``), so the
-index-map files carry the fork's names (``training.gpt_index_cache``, in ``SAVE/index_maps``). FIM follows
-``pretrain.fim_*`` (``training.fim``, tokens by name from ``training.tokenizer``); item ``i`` is the fork's
-in-order item ``i`` whatever the rank or resume point (``training.gpt_dataset``). Batches are built by
-``training.gpt_batch`` with the ``pretrain.reset_*`` / ``eod_mask_loss`` options.
+index-map files carry the fork's names (``training.samples.gpt_index_cache``, in ``SAVE/index_maps``). FIM follows
+``pretrain.fim_*`` (``training.samples.fim``, tokens by name from ``training.tokenizer``); item ``i`` is the fork's
+in-order item ``i`` whatever the rank or resume point (``training.samples.gpt_dataset``). Batches are built by
+``training.samples.gpt_batch`` with the ``pretrain.reset_*`` / ``eod_mask_loss`` options.
 
-    data = build_pretrain_data(cfg, cache_dir)      # RunData, as training.train_data builds for fine-tuning
+    data = build_pretrain_data(cfg, cache_dir)      # RunData, as training.local.train_data builds for fine-tuning
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from dataset.gpt_split_planner import gpt_num_samples
-from training.fim import FimSettings
-from training.gpt_batch import DocumentMasking, get_gpt_batch
-from training.gpt_dataset import BuiltSamples, GPTSampleSettings, build_gpt_samples
-from training.mtf_batch import MTFBatch
+from dataset.splitting.gpt_split_planner import gpt_num_samples
+from training.samples.fim import FimSettings
+from training.samples.gpt_batch import DocumentMasking, get_gpt_batch
+from training.samples.gpt_dataset import BuiltSamples, GPTSampleSettings, build_gpt_samples
+from training.samples.mtf_batch import MTFBatch
 
 
 @dataclass

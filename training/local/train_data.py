@@ -1,6 +1,6 @@
 """The local engine's data: the fork's packed samples, cut into this rank's micro-batches, as ``MTFBatch``.
 
-With ``training.mode: pretrain`` the samples are the fork's GPT samples instead (``training.pretrain_data``).
+With ``training.mode: pretrain`` the samples are the fork's GPT samples instead (``training.local.pretrain_data``).
 
 The train group of ``training.train_split_file`` is built for ``train_iters x global_batch_size``
 samples; every group of ``training.valid_split_file`` for ``eval_iters x global_batch_size``. Sample
@@ -23,16 +23,16 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from dataset.data_vocab import data_vocab
-from dataset.split_files import parse_split_file, resolve_prefix
-from dataset.split_overlap import split_files_overlap
-from dataset.tokenizer_match import check_data_tokenizer
-from dataset.text_tokenizer import TextTokenizer
-from training.distributed import DistEnv, barrier, rank_micro_batches
-from training.model_init import tokenizer_ids
-from training.mtf_batch import MTFBatch, get_batch
-from training.packed_dataset import BlendedPackedDataset, PackedMTFDataset, build_packed_dataset
-from training.pretrain_data import PretrainDataset, build_pretrain_datasets
+from dataset.formats.data_vocab import data_vocab
+from dataset.splitting.split_files import parse_split_file, resolve_prefix
+from dataset.splitting.split_overlap import split_files_overlap
+from dataset.formats.tokenizer_match import check_data_tokenizer
+from dataset.formats.text_tokenizer import TextTokenizer
+from training.local.distributed import DistEnv, barrier, rank_micro_batches
+from training.local.model_init import tokenizer_ids
+from training.samples.mtf_batch import MTFBatch, get_batch
+from training.samples.packed_dataset import BlendedPackedDataset, PackedMTFDataset, build_packed_dataset
+from training.local.pretrain_data import PretrainDataset, build_pretrain_datasets
 
 PackedDataset = PackedMTFDataset | BlendedPackedDataset | PretrainDataset
 
@@ -70,9 +70,9 @@ def resolve_pad_id(cfg: Any, model_config: Any) -> int:
 
 def check_data_fits_model(cfg: Any, model_vocab_size: int, model_source: str) -> list[str]:
     """Refuse data the model cannot embed (torch would fail mid-run with an ``IndexError``) or that another
-    tokenizer than ``training.tokenizer`` made (``dataset.tokenizer_match``); called before anything is written.
+    tokenizer than ``training.tokenizer`` made (``dataset.formats.tokenizer_match``); called before anything is written.
     Returns the warnings to print: data no manifest vouches for, validation reading training documents
-    (``dataset.split_overlap``, as ``dataset.splits plan`` warns). Pretraining's raw documents must fit as well as
+    (``dataset.splitting.split_overlap``, as ``dataset.splits plan`` warns). Pretraining's raw documents must fit as well as
     ``training.tokenizer``, which ``pretrain_data`` reads its EOD and FIM tokens from."""
     warnings: list[str] = []
     if cfg.mode == "pretrain":
@@ -165,7 +165,7 @@ def micro_batches(
         # the rows go to the device first and the masks are built there: the [B, 1, T, T] attention mask
         # costs far more to build on the CPU and copy over than the [B, T+1] rows
         rows = {key: value.to(env.device, non_blocking=True) for key, value in collate(dataset, indices).items()}
-        if hasattr(dataset, "batch"):  # pretraining rows (training.pretrain_data) build their own masks
+        if hasattr(dataset, "batch"):  # pretraining rows (training.local.pretrain_data) build their own masks
             yield dataset.batch(rows, pad_id)
         else:
             yield get_batch(rows, pad_id, cfg.norm_target_loss, cfg.loss_on_targets_only)

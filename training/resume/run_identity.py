@@ -10,7 +10,7 @@ the local engine's, which records no split paths).
     problems = identity_mismatches(recorded_args, training_cfg, shape)     # ["seed: checkpoint 1, run 2", ...]
     check_resume_identity(recorded_args, training_cfg, shape)             # raises ResumeError naming them
 
-The cluster launcher (``training.fork_job``) refuses a resume with it; the local engine can call the same.
+The cluster launcher (``training.cluster.fork_job``) refuses a resume with it; the local engine can call the same.
 Library module, no command line.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
+from dataset.splitting.split_files import SplitFileError, parse_split_file, resolve_prefix
 from runconfig.model_presets import ModelShape
-from training.checkpointing import ResumeError
+from training.local.checkpointing import ResumeError
 
 # the fork's names for the parsed train split file (megatron/arguments.py: parse_data_paths_path)
 _FORK_SPLIT_KEYS = ("train_weighted_split_names", "train_weighted_split_weights", "train_weighted_split_splits",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from training.lr_schedule import SampleLRSchedule
+from training.local.lr_schedule import SampleLRSchedule
 
 
 @dataclass(frozen=True)

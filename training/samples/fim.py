@@ -34,7 +34,7 @@ class FimTokenError(ValueError):
 
 
 class TextCodec(Protocol):
-    """What FIM needs of a tokenizer (``dataset.text_tokenizer.TextTokenizer`` has it)."""
+    """What FIM needs of a tokenizer (``dataset.formats.text_tokenizer.TextTokenizer`` has it)."""
 
     path: object
 

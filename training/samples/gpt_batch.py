@@ -1,6 +1,6 @@
 """Per-micro-batch tensors for continued pretraining, as the fork's ``pretrain_gpt.get_batch`` makes them.
 
-Input: rows ``[B, T+1]`` of GPT samples (``training.gpt_dataset``). Output: the same :class:`MTFBatch` the
+Input: rows ``[B, T+1]`` of GPT samples (``training.samples.gpt_dataset``). Output: the same :class:`MTFBatch` the
 fine-tuning path uses, so the loss model and the engine are shared:
 
 * ``tokens = row[:, :-1]``, ``labels = row[:, 1:]``;
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from training.mtf_batch import MTFBatch, packed_attention_mask, positions_per_segment
+from training.samples.mtf_batch import MTFBatch, packed_attention_mask, positions_per_segment
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``GPTSamples[i]`` is what the fork's ``GPTDataset.__getitem__(i)`` returns (branch ``multi-query-attention``)
 when items ``0 .. i`` are read in order on a fresh object: ``shuffle_idx`` picks the raw sample,
 ``sample_idx``/``doc_idx`` give its ``seq_length + 1`` tokens (the documents' EODs included), and with a FIM
-rate the sample goes through ``training.fim.FimPermuter``. FIM draws from one generator whose state carries
+rate the sample goes through ``training.samples.fim.FimPermuter``. FIM draws from one generator whose state carries
 from item to item, so the fork's item ``i`` depends on every item read before it. Here item ``i`` is always
 the fork's in-order item ``i``, whatever the access order: a read that skips ahead transforms (and drops) the
 items in between, a read that goes back starts the generator over. In-order reading costs nothing extra;
@@ -11,8 +11,8 @@ several ranks each read every item, and a resume replays the consumed items, whi
 identical to an uninterrupted one (the fork's own data loader restarts the generator instead).
 
 ``build_gpt_samples`` is the fork's ``build_train_valid_test_datasets`` for one data prefix and one split:
-``--split`` document ranges (``dataset.gpt_index``), index maps through the key-checked cache
-(``training.gpt_index_cache``), FIM tokens looked up by name. Library module; the command is
+``--split`` document ranges (``dataset.splitting.gpt_index``), index maps through the key-checked cache
+(``training.samples.gpt_index_cache``), FIM tokens looked up by name. Library module; the command is
 ``training.gpt_samples``.
 """
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Iterator
 
 import numpy as np
 
-from dataset.gpt_index import GPTIndex, GPTIndexError, split_document_ranges
-from dataset.indexed_dataset import IndexedDataset
-from dataset.text_tokenizer import TextTokenizer
-from training.fim import FimPermuter, FimSettings, lookup_fim_tokens
-from training.gpt_index_cache import GPTIndexFiles, load_or_build_gpt_index
+from dataset.splitting.gpt_index import GPTIndex, GPTIndexError, split_document_ranges
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.formats.text_tokenizer import TextTokenizer
+from training.samples.fim import FimPermuter, FimSettings, lookup_fim_tokens
+from training.samples.gpt_index_cache import GPTIndexFiles, load_or_build_gpt_index
 
 SPLIT_NAMES = ("train", "valid", "test")
 

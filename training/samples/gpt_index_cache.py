@@ -7,7 +7,7 @@ three files (``np.save`` format 1.0: int32, int32, uint32; the fork can read our
 written into a cache folder under the fork's names, with a sidecar ``..._key.json`` holding a SHA-256 of the
 ``.idx`` file and every parameter (document range included). They are reused only when the key matches;
 otherwise rebuilt. The sidecar is removed first and written last, so an interrupted build never looks
-complete; it is also the maps' record, so that only maps it proves are ever replaced (``training.index_cache``).
+complete; it is also the maps' record, so that only maps it proves are ever replaced (``training.samples.index_cache``).
 Library module (used by ``training.gpt_samples``); no command line.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.gpt_index import EpochPlan, GPTIndex, GPTIndexError, build_gpt_index
-from dataset.indexed_dataset import index_file_path
-from training.index_cache import content_key, store_maps
+from dataset.splitting.gpt_index import EpochPlan, GPTIndex, GPTIndexError, build_gpt_index
+from dataset.formats.indexed_dataset import index_file_path
+from training.samples.index_cache import content_key, store_maps
 
 KEY_TAG = "gpt-index v1"
 KINDS = ("doc", "sample", "shuffle")

@@ -1,22 +1,7 @@
 """Write the fork's GPT pretraining samples (with fill-in-the-middle) of one split, and its index maps.
 
-    python -m training.gpt_samples --data-prefix data/code_content_document --tokenizer tokenizer.json \\
-        --seq-length 2048 --seed 1234 --num-samples 1000 --split 969,30,1 --split-index 0 \\
-        --fim-rate 0.5 --fim-spm-rate 0.5 [--fim-split-sample '<filename>' --fragment-fim-rate 0.5] \\
-        --cache-dir cache --out samples.npy
-
-``--data-prefix`` is a raw-document dataset (``python -m dataset.preprocess --keys content --append-eod``
-writes ``PREFIX_content_document``). The three index maps go into ``--cache-dir`` under the fork's names
-(``{prefix}_{train|valid|test}_indexmap_{N}ns_{seq}sl_{seed}s_{doc,sample,shuffle}_idx.npy``, its dtypes),
-reused only while a key of the data and parameters matches (``training.gpt_index_cache``). ``--out`` gets an
-int64 array ``[num_samples, seq_length + 1]``: items ``0 .. N-1`` of one dataset read in order, exactly what
-the fork's ``GPTDataset`` yields (``training.gpt_dataset``, ``training.fim``). Use it to inspect what the
-model will see, or to check a toolkit or fork upgrade against goldens; ``SAMPLES.npy.manifest.json`` beside it
-is its record, and an existing ``--out`` is replaced only when that record proves it an earlier output of this
-command (never the data, the tokenizer or anyone's file). Exit status 2 on bad input (the reason on stderr,
-nothing written to ``--out``): a ``--tokenizer`` other than the one the data's preprocess manifest records (a
-warning when there is no manifest to check against), and sizes the data or memory cannot hold: a sample longer
-than the split, or rows and index maps larger than the memory available (the message gives both numbers).
+The code of ``python -m training.gpt_samples``; how to run it and what it does: the docstring of its entry point
+``training/gpt_samples.py``.
 """
 from __future__ import annotations
 
@@ -25,18 +10,17 @@ import sys
 
 import numpy as np
 
-from guardrails.command_errors import run_command
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, record_file_output
-from dataset.gpt_index import GPTIndexError
-from dataset.indexed_dataset import IndexFormatError, index_file_path
-from dataset.memory_budget import check_fits
-from dataset.text_tokenizer import TokenizerFileError
-from dataset.tokenizer_match import check_data_tokenizer
+from dataset.splitting.gpt_index import GPTIndexError
+from dataset.formats.indexed_dataset import IndexFormatError, index_file_path
+from dataset.splitting.memory_budget import check_fits
+from dataset.formats.text_tokenizer import TokenizerFileError
+from dataset.formats.tokenizer_match import check_data_tokenizer
 from runconfig.value_rules import SEED, check_flags
-from training.fim import FimSettings, FimTokenError
-from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
-from training.index_cache import save_npy_atomic
+from training.samples.fim import FimSettings, FimTokenError
+from training.samples.gpt_dataset import GPTSampleSettings, build_gpt_samples
+from training.samples.index_cache import save_npy_atomic
 
 SAMPLES = OutputKind("a samples file", "training.gpt_samples")
 
@@ -93,7 +77,3 @@ def main(argv: list[str] | None = None) -> int:
           f"{' (last shuffled separately)' if plan.separate_last_epoch else ''}; index maps "
           f"{'built' if built.rebuilt else 'reused'}: {built.files.base}_*_idx.npy; {args.num_samples} rows -> {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command(main))

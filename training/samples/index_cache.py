@@ -26,11 +26,12 @@ import numpy as np
 from guardrails.atomic_files import atomic_write
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, write_record
-from dataset.indexed_dataset import index_file_path
-from dataset.packed_index import PackedIndex, SkippedPair
+from dataset.formats.indexed_dataset import index_file_path
+from dataset.splitting.packed_index import PackedIndex, SkippedPair
 
 KEY_VERSION = 1
 # one writer for every command that builds maps (training.packing, the engine): a cache is shared by design
+# The writer's name that every existing cache records: it stays as it was when this module moved to samples/.
 INDEX_MAPS = OutputKind("an index map of this toolkit's cache", "training.index_cache")
 
 

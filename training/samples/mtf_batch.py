@@ -1,6 +1,6 @@
 """Per-micro-batch tensors exactly as the fork's ``finetune_mtf.get_batch`` makes them from packed rows.
 
-Input: the collated items of :mod:`training.packed_dataset` (``decoder_token_ids``,
+Input: the collated items of :mod:`training.samples.packed_dataset` (``decoder_token_ids``,
 ``decoder_segment_ids``, ``decoder_is_inputs``, each ``[B, T+1]``). Output (:class:`MTFBatch`), with the
 fork's flags (``loss_on_targets_only=True`` by default), no position/attention reset, no EOD loss masking:
 
@@ -13,7 +13,7 @@ fork's flags (``loss_on_targets_only=True`` by default), no position/attention r
   pair only (block-diagonal), padding rows and columns fully masked (``get_packed_attention_mask``);
 * ``position_ids`` int64 ``[B, T]``: restart at 0 for every run of equal segment ids, padding included.
 
-``training.packed_attention.sdpa_attend_mask`` turns the mask into what PyTorch SDPA expects (True = attend).
+``training.local.packed_attention.sdpa_attend_mask`` turns the mask into what PyTorch SDPA expects (True = attend).
 """
 from __future__ import annotations
 

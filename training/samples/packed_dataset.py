@@ -11,7 +11,7 @@ group of several weighted datasets, ``BlendableDataset.__getitem__(i)``)::
 ``seq_length`` is the *model's* sequence length; rows hold ``seq_length + 1`` tokens because
 finetune_mtf passes ``args.seq_length + 1`` to the dataset (the fixtures: 256 -> rows of 257).
 Prefixes in the split file are resolved relative to the split file's folder unless absolute. Index maps
-are cached in ``cache_dir`` under the fork's names, keyed by content (:mod:`training.index_cache`).
+are cached in ``cache_dir`` under the fork's names, keyed by content (:mod:`training.samples.index_cache`).
 ``legacy_split_offsets=True`` reproduces the fork's bug (a range ``0.95:1`` reads the first 5% of the
 documents); the default reads the documents of the range. Over-long pairs are counted in ``report``.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.blending import blending_weights, build_blending_index, per_dataset_num_samples
-from dataset.indexed_dataset import IndexedDataset
-from dataset.packed_index import PackingError, SkippedPair, build_packed_index, document_offset, pair_lengths
-from dataset.split_files import SplitDataset, SplitFileError, SplitGroup, parse_split_file, resolve_prefix
-from training.index_cache import IndexMapFiles, cache_key, load_or_build
+from dataset.splitting.blending import blending_weights, build_blending_index, per_dataset_num_samples
+from dataset.formats.indexed_dataset import IndexedDataset
+from dataset.splitting.packed_index import PackingError, SkippedPair, build_packed_index, document_offset, pair_lengths
+from dataset.splitting.split_files import SplitDataset, SplitFileError, SplitGroup, parse_split_file, resolve_prefix
+from training.samples.index_cache import IndexMapFiles, cache_key, load_or_build
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The packed rows' attention mask as a model's attention layers read it: one 4-D mask, or one per layer type.
 
 ``transformers`` takes a prepared 4-D mask as it is, for every family (``masking_utils``: "If the mask is
-already 4D, simply return as-is"), so the fork's block-diagonal mask (``training.packed_attention``) reaches
+already 4D, simply return as-is"), so the fork's block-diagonal mask (``training.local.packed_attention``) reaches
 Llama, Mistral, Qwen2 and StarCoder2 unchanged, with the per-document position ids. What a prepared mask
 skips is the model's own sliding window: Mistral and StarCoder2 (``config.sliding_window`` set) limit every
 layer to the last ``window`` keys, Qwen2 with ``use_sliding_window`` limits only the layers that

@@ -11,8 +11,8 @@ the tracker ``latest_checkpointed_iteration.txt`` is pointed at it::
 
 ``train_state.pt``: ``format`` (``codeft.hf_family.v1``), ``layout`` (the two names above), ``iteration``,
 ``consumed_train_samples`` (the data position), ``args`` (the run's settings, the same names as the fork's
-checkpoints record), ``opt_param_scheduler`` (``training.lr_schedule``), ``rng_state`` (one entry per process,
-``training.rng_state``) and, for the safetensors layout, ``optimizer``: AdamW's state keyed by parameter
+checkpoints record), ``opt_param_scheduler`` (``training.local.lr_schedule``), ``rng_state`` (one entry per process,
+``training.local.rng_state``) and, for the safetensors layout, ``optimizer``: AdamW's state keyed by parameter
 name (``torch.distributed.checkpoint.state_dict``), so it loads into any process layout.
 
 Under FSDP2 no process gathers the model: every rank writes its own shards of the weights and of the Adam
@@ -38,7 +38,7 @@ from conversion.checkpoint_format import (
     CheckpointFormatError, load_checkpoint_file, save_checkpoint_file, tag_dir_name, write_tracker,
 )
 from guardrails.atomic_folder import atomic_output_dir
-from training.distributed import DistEnv, barrier
+from training.local.distributed import DistEnv, barrier
 
 STATE_FILE = "train_state.pt"
 FORMAT = "codeft.hf_family.v1"

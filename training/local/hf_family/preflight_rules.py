@@ -1,6 +1,6 @@
 """What ``training.launch preflight`` checks of a local-engine run that starts from a Hugging Face folder.
 
-Called by ``training.preflight.run_preflight`` for ``engine: local`` (not a command). Every problem is one
+Called by ``training.cluster.preflight.run_preflight`` for ``engine: local`` (not a command). Every problem is one
 ``Finding`` naming the value and the fix, found before a job is queued: a family the engine does not train, a
 sequence longer than the model's positions, a tokenizer larger than the model's embeddings, FSDP2 on a
 single process, LoRA on a family whose checkpoints are not the fork's, W&B asked for where ``wandb`` is not
@@ -29,7 +29,7 @@ def check_local_start(cfg: Any, nodes: int, gpus_per_node: int, finding: Any) ->
         return found  # a Megatron release (GPT-BigCode) or a resume: the other rules cover it
     from transformers import AutoConfig
 
-    from training.hf_family.families import UnsupportedModelError, family_of, max_positions
+    from training.local.hf_family.families import UnsupportedModelError, family_of, max_positions
 
     try:
         config = AutoConfig.from_pretrained(str(folder))
@@ -43,7 +43,7 @@ def check_local_start(cfg: Any, nodes: int, gpus_per_node: int, finding: Any) ->
         found.append(finding(True, f"training.lora trains GPT-BigCode models only; {folder} is"
                              f" {config.model_type}: set training.lora.enabled=false"))
     if cfg.tokenizer:
-        from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
+        from dataset.formats.text_tokenizer import TextTokenizer, TokenizerFileError
 
         try:
             tokens = TextTokenizer(cfg.tokenizer).vocab_size

@@ -20,7 +20,7 @@ TINY_FAMILIES = ("llama", "mistral", "qwen2", "starcoder2")
 
 def tiny_hf_config(family: str, vocab_size: int, eod_id: int | None, pad_id: int | None, shape: Any) -> Any:
     """A ``transformers`` config of ``family`` (one of :data:`TINY_FAMILIES`); ``shape`` a
-    ``training.model_init.TinyModelSpec`` (layers, hidden, heads, ffn_hidden, max_positions, dropout)."""
+    ``training.local.model_init.TinyModelSpec`` (layers, hidden, heads, ffn_hidden, max_positions, dropout)."""
     from transformers import AutoConfig
 
     if family not in TINY_FAMILIES:
