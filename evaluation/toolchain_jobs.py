@@ -159,10 +159,12 @@ def judge(outcomes: list[PhaseOutcome], seconds: float = 0.0) -> ProgramResult:
         killed = _signal_name(outcome.returncode)
         if killed and killed != "SIGABRT":
             reason = f"killed by {killed}"
-        elif "--- FAIL" in outcome.tail or "assertion failed" in outcome.tail or "assertion `left" in outcome.tail:
+        elif "assertion failed" in outcome.tail or "assertion `left" in outcome.tail:  # Rust's assert_eq! panics
             reason = "test failed"
-        elif "panic" in outcome.tail:
+        elif "panic" in outcome.tail:  # Go's runtime panic ("panic:"), Rust's other panics ("panicked at")
             reason = "panicked"
+        elif "--- FAIL" in outcome.tail:  # Go: a testify assertion failed
+            reason = "test failed"
         else:
             reason = f"{outcome.name} phase failed (exit status {outcome.returncode})"
         return ProgramResult("failed", reason, "", seconds)
