@@ -132,7 +132,8 @@ def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: Generat
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
                     past_key_values=out.past_key_values, use_cache=True)
-        next_position = next_position + 1
+        # a finished row is still fed (its output ignored): keep its position inside the table
+        next_position = (next_position + 1).clamp(max=model.config.n_positions - 1)
     results = []
     for ids, why, cut in zip(new, stopped, truncated):
         text = decode(ids[:-1] if why == "eos" else ids)
