@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Callable
 
 from evaluation.compiled_programs import humaneval_x_program
 from evaluation.humaneval_tasks import Sample
@@ -37,14 +38,15 @@ def python_program(problem: dict, sample: Sample) -> str:
 class PythonChecker:
     language = "python"
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, program: Callable[[dict, Sample], str] | None = None) -> None:
         self.sandbox = sandbox
+        self.program = program or python_program
 
     def run_text(self, text: str) -> ProgramResult:
         return self.sandbox.run(harness_wrapped(text))
 
     def check(self, problem: dict, sample: Sample) -> ProgramResult:
-        return self.run_text(python_program(problem, sample))
+        return self.run_text(self.program(problem, sample))
 
     def settings(self) -> dict:
         return {"language": "python", "sandbox": dataclasses.asdict(self.sandbox.limits),
@@ -52,8 +54,10 @@ class PythonChecker:
 
 
 class CompiledChecker:
-    def __init__(self, language: str, build: SharedBuild, compile_s: float, run_s: float) -> None:
+    def __init__(self, language: str, build: SharedBuild, compile_s: float, run_s: float,
+                 program: Callable[[dict, Sample], str] | None = None) -> None:
         self.language, self.build, self.compile_s, self.run_s = language, build, compile_s, run_s
+        self.program = program or (lambda problem, sample: humaneval_x_program(language, problem, sample.completion))
         self.runner = JobRunner(compile_s + run_s, (str(build.root),))
         self.make_job = go_job if language == "go" else rust_job
 
@@ -63,17 +67,19 @@ class CompiledChecker:
         return dataclasses.replace(judge(outcomes), seconds=time.monotonic() - started)
 
     def check(self, problem: dict, sample: Sample) -> ProgramResult:
-        return self.run_text(humaneval_x_program(self.language, problem, sample.completion))
+        return self.run_text(self.program(problem, sample))
 
     def settings(self) -> dict:
         return {"language": self.language, "compile_timeout_s": self.compile_s, "run_timeout_s": self.run_s,
                 "sandbox": dataclasses.asdict(self.runner.limits), "shared_build": str(self.build.root)}
 
 
-def make_checker(language: str, timeout_s: float | None = None, compile_timeout_s: float | None = None):
-    """A checker for ``language``; ``timeout_s`` is the run phase's limit (Python: the program's)."""
+def make_checker(language: str, timeout_s: float | None = None, compile_timeout_s: float | None = None,
+                 program: Callable[[dict, Sample], str] | None = None):
+    """A checker for ``language``; ``timeout_s`` is the run phase's limit (Python: the program's); ``program``
+    builds the text to run from a problem and a sample (default: the HumanEval / HumanEval-X program)."""
     run_s = timeout_s if timeout_s is not None else RUN_TIMEOUT_S[language]
     if language == "python":
-        return PythonChecker(Sandbox(SandboxLimits(timeout_s=run_s)))
+        return PythonChecker(Sandbox(SandboxLimits(timeout_s=run_s)), program)
     build = shared_build((language,))
-    return CompiledChecker(language, build, compile_timeout_s or COMPILE_TIMEOUT_S, run_s)
+    return CompiledChecker(language, build, compile_timeout_s or COMPILE_TIMEOUT_S, run_s, program)

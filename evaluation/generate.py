@@ -7,8 +7,8 @@
 Prompts are left-padded into batches of ``batch_size`` sequences (similar lengths together), run once through
 the model, then extended one token per step from the cache; position ids follow the attention mask, so a
 padded row computes exactly what it would alone (greedy batched output equals ``model.generate`` one prompt
-at a time; tested). A row stops at end of text, at a stop sequence (or, for Go and Rust, once the function's
-opening brace is closed, as the harness's HumanEvalPack tasks do) or at its length budget: with the harness's
+at a time; tested). A row stops at end of text, at a stop sequence (or once the function is complete by
+the harness's HumanEvalPack rule: Go/Rust, its opening brace closed; Python, a line that is not indented) or at its length budget: with the harness's
 budget, ``max_length_generation`` tokens for prompt and generation together (a longer prompt is cut to its
 last tokens and gets none, as the harness does), else ``max_new_tokens`` (a prompt longer than the model's
 context then keeps its last tokens). Cut prompts are counted. Ids past the tokenizer's vocabulary (Megatron
@@ -87,9 +87,13 @@ def row_budgets(prompt_ids: Sequence[Sequence[int]], settings: GenerationSetting
     return rows, [min(settings.max_new_tokens, context - len(r)) for r in rows], [len(ids) > keep for ids in prompt_ids]
 
 
-def _braces_closed(text: str) -> bool:
-    """The harness's ``check_fn`` for Go/Rust: the prompt left one brace open, and this text closed it."""
-    return text.count("{") + 1 <= text.count("}")
+def function_complete(text: str, rule: str) -> bool:
+    """The harness's ``check_fn``: Go/Rust, the brace the prompt left open is closed; Python, a line is not indented."""
+    if rule == "braces":
+        return text.count("{") + 1 <= text.count("}")
+    if rule == "unindented":
+        return any(line.strip() and line[0] not in " \t" for line in text.split("\n"))
+    return False
 
 
 @torch.no_grad()
@@ -105,7 +109,7 @@ def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: Generat
     new: list[list[int]] = [[] for _ in rows]
     stopped = ["length"] * len(rows)
     done = [b <= 0 for b in budgets]
-    braces = [""] * len(rows)  # the text of the new tokens, kept only when braces decide the stop
+    texts = [""] * len(rows)  # the text of the new tokens, kept only for a stop rule
     if not all(done):
         out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
     next_position = positions[:, -1] + 1
@@ -117,13 +121,13 @@ def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: Generat
             if done[i]:
                 continue
             new[i].append(token)
-            if settings.stop_when_braces_close:
-                braces[i] += decode([token])
+            if settings.stop_rule:
+                texts[i] += decode([token])
             if token == eos_id:
                 stopped[i], done[i] = "eos", True
             elif (settings.stop_sequences and cut_at_stop(decode(new[i][-STOP_WINDOW_TOKENS:]),
                                                            settings.stop_sequences)[1]) or (
-                    settings.stop_when_braces_close and _braces_closed(braces[i])):
+                    settings.stop_rule and function_complete(texts[i], settings.stop_rule)):
                 stopped[i], done[i] = "stop", True
             elif len(new[i]) >= budgets[i]:
                 done[i] = True

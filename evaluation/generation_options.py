@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 HUMANEVAL_STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 HARNESS_MAX_LENGTH = 512  # the harness's --max_length_generation default: prompt + generation, in tokens
+STOP_RULES = ("", "braces", "unindented")  # "unindented": Python HumanEvalPack, a line that is not indented
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class GenerationSettings:
     seed: int = 1234
     device: str = "auto"  # auto = cuda when available (bf16), else cpu (fp32)
     stop_sequences: tuple[str, ...] = HUMANEVAL_STOP_SEQUENCES
-    stop_when_braces_close: bool = False  # Go/Rust: a row ends once the function's opening brace is closed
+    stop_rule: str = ""  # the harness's check_fn: "braces" (Go/Rust: the function's brace closed), "unindented"
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.batch_size < 1 or self.max_length_generation < 1 or (
@@ -38,6 +39,8 @@ class GenerationSettings:
             raise ValueError("--n, --max-new-tokens, --max-length-generation and --batch-size must be at least 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("--temperature must be >= 0 (0 = greedy) and --top-p in (0, 1]")
+        if self.stop_rule not in STOP_RULES:
+            raise ValueError(f"stop_rule {self.stop_rule!r}: one of {STOP_RULES}")
         if self.temperature == 0 and self.n > 1:
             raise ValueError("greedy decoding (--temperature 0) gives one sample per prompt: use --n 1")
 
@@ -72,8 +75,8 @@ def add_generation_options(parser: argparse.ArgumentParser, max_length: int = HA
 
 
 def settings_from_args(args: argparse.Namespace, stop_sequences: tuple[str, ...] = HUMANEVAL_STOP_SEQUENCES,
-                       stop_when_braces_close: bool = False) -> GenerationSettings:
+                       stop_rule: str = "") -> GenerationSettings:
     return GenerationSettings(n=args.n, temperature=args.temperature, top_p=args.top_p,
                               max_new_tokens=args.max_new_tokens, max_length_generation=args.max_length_generation,
                               batch_size=args.batch_size, seed=args.seed, device=args.device,
-                              stop_sequences=stop_sequences, stop_when_braces_close=stop_when_braces_close)
+                              stop_sequences=stop_sequences, stop_rule=stop_rule)
