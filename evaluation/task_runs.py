@@ -12,7 +12,7 @@ from evaluation.commit_fixes import COMMIT_STOPS, candidate_tasks, commit_prompt
 from evaluation.generate import generate_from_ids, generate_texts
 from evaluation.generation_options import GenerationSettings
 from evaluation.humaneval_score import run_checks
-from evaluation.infilling import INFILL_STOPS, infilled_program, psm_prompt_ids, single_line_tasks, summarize
+from evaluation.infilling import INFILL_STOPS, infilled_program, middle_from, psm_prompt_ids, single_line_tasks, summarize
 from evaluation.sandbox import Sandbox
 
 
@@ -27,7 +27,9 @@ def run_infilling(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox,
     tasks = single_line_tasks(problems, limit)
     prompts = [psm_prompt_ids(tokenizer, task) for task in tasks]  # raises MissingFimTokens first
     outputs = generate_from_ids(model, tokenizer, prompts, greedy(max_new_tokens, INFILL_STOPS, batch_size), progress)
-    lines = [output[0].text for output in outputs]
+    raw = [tokenizer.decode(list(o[0].token_ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+           for o in outputs]
+    lines = [middle_from(text) for text in raw]
     programs = [infilled_program(problems[t.problem_id], t, line) for t, line in zip(tasks, lines)]
     passed = [r.status == "passed" for r in run_checks(programs, sandbox, workers, progress, "infilling tests")]
     return summarize(tasks, lines, passed)
