@@ -35,7 +35,7 @@ def _written_here(path: Path) -> str | None:
     """None for an earlier output of this tool (a JSON report it signed, or its side-by-side table), else why not."""
     try:
         text = path.read_text(encoding="utf-8")
-        ours = (text.startswith("| prompt | language |") if path.suffix == ".md"
+        ours = (text.startswith(("| prompt | language |", "<!-- written by python -m evaluation")) if path.suffix == ".md"
                 else str(json.loads(text).get("written_by", "")).startswith(WRITTEN_BY))
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         ours = False
@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--max-tokens", type=int, default=0, help="longest pair scored (0 = the model's context)")
     ls.add_argument("--max-pairs", type=int, default=None)
     ls.set_defaults(func=loss)
+    from evaluation.report_command import add_report_parser
+
+    add_report_parser(commands)
     return parser
 
 

@@ -1,0 +1,50 @@
+"""The report's picture: pass@1 per benchmark and language, base vs fine-tuned, with 95% bootstrap intervals (PNG).
+
+    write_pass_at_1_plot(rows, Path("out/demo/report_pass_at_1.png"))   # rows: label, base, tuned and intervals
+
+Library module; matplotlib's Agg backend, written atomically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from guardrails.atomic_files import atomic_path
+
+PLOT_SIGNATURE = "python -m evaluation report"  # in the PNG's text chunk: proves a later run may replace it
+
+
+def plot_problem(path: Path) -> str | None:
+    """None for a plot this module wrote (its signature is in the file), else why it may not be replaced."""
+    try:
+        ours = PLOT_SIGNATURE.encode() in path.read_bytes()[:4096]
+    except OSError:
+        ours = False
+    return None if ours else "exists and is not a plot written by python -m evaluation report"
+
+
+def write_pass_at_1_plot(rows: Sequence[dict], path: Path) -> Path:
+    """``rows``: ``{"label", "base", "base_ci", "tuned", "tuned_ci"}`` (pass@1 as fractions, intervals as pairs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.6 * len(rows) + 1.5), 3.6))
+    width = 0.38
+    for offset, side, colour in ((-width / 2, "base", "#8c8c8c"), (width / 2, "tuned", "#1f77b4")):
+        xs = [i + offset for i in range(len(rows))]
+        values = [r[side] for r in rows]
+        errors = [[v - r[f"{side}_ci"][0] for v, r in zip(values, rows)],
+                  [r[f"{side}_ci"][1] - v for v, r in zip(values, rows)]]
+        axes.bar(xs, values, width, yerr=errors, capsize=4, color=colour,
+                 label="base" if side == "base" else "fine-tuned")
+    axes.set_xticks(range(len(rows)), [r["label"] for r in rows], fontsize=8)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("pass@1 (95% bootstrap interval)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE})
+    plt.close(figure)
+    return path
