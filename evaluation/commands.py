@@ -144,7 +144,7 @@ def infill(args: argparse.Namespace) -> int:
     return _model_tasks(args, run_infilling)
 
 
-def commitfix(args: argparse.Namespace) -> int:
+def mutantfix(args: argparse.Namespace) -> int:
     from evaluation.task_runs import run_commit_fixes
 
     return _model_tasks(args, run_commit_fixes)
@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                       humanevalfix, True)
     _model_parser(commands, "infill", "single-line infilling (FIM, PSM) on HumanEval: pass@1 and exact match",
                   infill, 64)
-    _model_parser(commands, "commitfix", "fix planted bugs, OctoPack commit format: pass@1", commitfix, 512)
+    _model_parser(commands, "mutantfix", "fix bugs planted in HumanEval solutions (synthetic, OctoPack's commit "
+                  "format; not HumanEvalFix): pass@1", mutantfix, 512)
     cmp = commands.add_parser("compare", help="fixed Python/Go/Rust prompts, base vs fine-tuned, markdown table")
     ls = commands.add_parser("loss", help="held-out loss on target tokens, base vs fine-tuned")
     for sub in (cmp, ls):
@@ -240,8 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--max-pairs", type=int, default=None)
     ls.set_defaults(func=loss)
     from evaluation.report_command import add_report_parser
+    from evaluation.sweep import add_sweep_parser
+    from evaluation.toy_tasks import add_toy_parser
 
     add_report_parser(commands)
+    add_sweep_parser(commands)
+    add_toy_parser(commands)
     return parser
 
 

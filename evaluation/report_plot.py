@@ -48,3 +48,31 @@ def write_pass_at_1_plot(rows: Sequence[dict], path: Path) -> Path:
         figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE})
     plt.close(figure)
     return path
+
+
+def write_sweep_plot(rows: Sequence[dict], path: Path, title: str) -> Path:
+    """pass@1 (left, with intervals) and held-out loss (right, when measured) against the iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.0, 3.6))
+    its = [r["iteration"] for r in rows]
+    values = [r["pass@1"] for r in rows]
+    errors = [[v - r["pass@1_interval"][0] for v, r in zip(values, rows)],
+              [r["pass@1_interval"][1] - v for v, r in zip(values, rows)]]
+    axes.errorbar(its, values, yerr=errors, marker="o", capsize=3, color="#1f77b4", label="pass@1")
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("pass@1 (95% bootstrap interval)", color="#1f77b4")
+    axes.set_ylim(0, 1.05)
+    if all("heldout_loss" in r for r in rows):
+        loss_axes = axes.twinx()
+        loss_axes.plot(its, [r["heldout_loss"] for r in rows], marker="s", color="#d62728", label="held-out loss")
+        loss_axes.set_ylabel("held-out loss", color="#d62728")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE})
+    plt.close(figure)
+    return path

@@ -85,7 +85,7 @@ def _warm_go_source() -> str:
             "func TestWarm(t *testing.T) {\n    assert.New(t).Equal(1, 1)\n}\n")
 
 
-def _cargo_files() -> dict[str, str]:
+def cargo_files() -> dict[str, str]:
     deps = "".join(f'{name} = "{version}"\n' for name, version in CRATES.items())
     return {"Cargo.toml": f'[package]\nname = "shared_crates"\nversion = "0.1.0"\nedition = "2021"\n\n'
                           f"[dependencies]\n{deps}",
@@ -101,7 +101,7 @@ def cargo_env(home: Path, target: Path) -> dict[str, str]:
 
 def build_key() -> str:
     versions = [_version([GO, "version"]), _version([RUSTC, "--version"]), _version([CARGO, "--version"])]
-    recipe = json.dumps([RECIPE_VERSION, versions, _warm_go_source(), _cargo_files(), GO_PACKAGES])
+    recipe = json.dumps([RECIPE_VERSION, versions, _warm_go_source(), cargo_files(), GO_PACKAGES])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
@@ -123,7 +123,7 @@ def _build(folder: Path) -> dict:
                    env=go_env(go_cache, str(work)))
     shutil.rmtree(work)
     crates = folder / "rust"
-    for name, text in _cargo_files().items():
+    for name, text in cargo_files().items():
         (crates / name).parent.mkdir(parents=True, exist_ok=True)
         (crates / name).write_text(text, encoding="utf-8")
     built = subprocess.run([CARGO, "build", "--offline", "--message-format=json"], cwd=crates, check=True,
