@@ -4,7 +4,7 @@
     pairs = toy_training_pairs(("python", "go"), per_language=600, seed=1234, held_out=16)   # {"inputs", "targets"}
     python -m evaluation toy --out out/demo/toy          # the problem files, wrong samples and pairs, in one folder
 
-Every problem is ``f(ARG) = ARG OP C`` in Python, Go or Rust: the docstring says it in words ("Return count times 7."),
+Every problem is ``f(ARG) = ARG OP C`` in Python, Go or Rust: the docstring states it ("Return x * 7."),
 the body is one return statement, the tests call it on three values (which ``ARG + C + 1``, the wrong
 completion kept for the harness check, never passes). Problems differ by operation (plus,
 minus, times), constant (1-9), argument name and function name. The test problems are drawn first from all
