@@ -27,6 +27,7 @@ OPS = {"plus": "+", "minus": "-", "times": "*"}
 CONSTANTS = tuple(range(1, 10))
 ARGS = ("x", "n")  # two names: learnable by the demo's 2-layer model in a couple of hundred steps
 PROBE = (3, -4, 10)  # the tests' arguments
+NAME_TAGS = ("toy", "fn", "calc", "apply")  # function names of the pairs (the tests': toy_N); combinations differ
 GO_SETUP = 'package main\n\nimport (\n    "testing"\n    "github.com/stretchr/testify/assert"\n)\n'
 EOS = "<|endoftext|>"
 
@@ -56,9 +57,9 @@ def _go(index: int, op: str, constant: int, arg: str, tag: str) -> dict:
     checks = "".join(f"    assert.Equal({_value(op, constant, x)}, {name}({x}))\n" for x in PROBE)
     return {"task_id": f"Go/{tag}_{index}", "prompt": f"// {name} returns {arg} {OPS[op]} {constant}.\n{signature}", "import": "",
             "declaration": "\n" + signature, "test_setup": GO_SETUP,
-            "canonical_solution": f"    return {arg} {OPS[op]} {constant}\n}}\n",
+            "canonical_solution": f"\treturn {arg} {OPS[op]} {constant}\n}}\n",  # gofmt's tab: Go differs from line one
             "test": f"func Test{name}(t *testing.T) {{\n    assert := assert.New(t)\n{checks}}}\n",
-            "wrong_solution": f"    return {arg} + {constant + 1}\n}}\n"}
+            "wrong_solution": f"\treturn {arg} + {constant + 1}\n}}\n"}
 
 
 def _rust(index: int, op: str, constant: int, arg: str, tag: str) -> dict:
@@ -87,7 +88,7 @@ def toy_training_pairs(languages: tuple[str, ...], per_language: int, seed: int,
     pairs = []
     for language in languages:
         for i in range(per_language):
-            p = MAKERS[language](rng.randrange(1000), *pool[i % len(pool)], "fn")
+            p = MAKERS[language](rng.randrange(1000), *pool[i % len(pool)], rng.choice(NAME_TAGS))
             prompt = generation_prompt(language, p).strip()  # what the harness will prompt with
             pairs.append({"inputs": prompt, "targets": "\n" + p["canonical_solution"].rstrip() + EOS})
     rng.shuffle(pairs)

@@ -57,7 +57,7 @@ def _shown(path: Path) -> str:
 class DemoSettings:
     """Knobs of the demo itself (not a run-config section): set with ``demo.key=value``."""
 
-    max_records: int = 3000  # a few thousand pairs keep the data stage to seconds
+    max_records: int = 300  # docstring pairs: few, so the TOY pairs (below) are most of the fine-tune
     max_record_chars: int = 800  # most pairs then fit a 256-token row
     seed: int = 1234
     vocab_size: int = 8192
@@ -71,7 +71,7 @@ class DemoSettings:
     eval_problems: int = 5  # HumanEval problems each model generates for (a labelled subset; the harness takes 164)
     eval_samples: int = 2  # samples per HumanEval problem
     toy_problems: int = 16  # TOY test problems per language (evaluation.toy_tasks), when data.inputs has the toy pairs
-    toy_pairs: int = 1500  # TOY fine-tuning pairs per language (Python, Go), never a test problem
+    toy_pairs: int = 2000  # TOY fine-tuning pairs per language (Python, Go), never a test problem
     toy_samples: int = 5  # samples per TOY problem (pass@1 and pass@5)
 
 
