@@ -35,7 +35,8 @@ def _written_here(path: Path) -> str | None:
     """None for an earlier output of this tool (a JSON report it signed, or its side-by-side table), else why not."""
     try:
         text = path.read_text(encoding="utf-8")
-        ours = (text.startswith(("| prompt | language |", "<!-- written by python -m evaluation")) if path.suffix == ".md"
+        signed = ("| prompt | language |", "<!-- written by python -m evaluation")  # side by side, report
+        ours = (text.startswith(signed) if path.suffix == ".md"
                 else str(json.loads(text).get("written_by", "")).startswith(WRITTEN_BY))
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         ours = False
@@ -216,8 +217,9 @@ def _benchmark_parser(commands, name: str, help_text: str, func, fix: bool) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=(
-        "Did the fine-tune help? HumanEval pass@k in a bubblewrap sandbox, infilling, commit fixes, prompts side by "
-        "side, held-out loss. Exit status: 0 done, 2 bad input or no sandbox."))
+        "Did the fine-tune help? HumanEval / HumanEval-X / HumanEvalFix pass@k in Python, Go and Rust in a bubblewrap "
+        "sandbox, a base-vs-tuned report, checkpoint sweeps, infilling, prompts side by side, held-out loss. Exit "
+        "status: 0 done, 2 bad input, no sandbox or no toolchain."))
     commands = parser.add_subparsers(dest="command", required=True)
     _benchmark_parser(commands, "humaneval", "HumanEval pass@k (Python, Go, Rust): score samples, or generate and score",
                       humaneval, False)
@@ -254,6 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, SandboxUnavailable, ToolchainMissing, OSError) as exc:  # UsageError, SamplesFileError: ValueErrors
+    except (ValueError, SandboxUnavailable, ToolchainMissing, OSError) as exc:  # UsageError...: ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -103,7 +103,8 @@ def _published(pairs: Sequence[tuple[Run, Run]]) -> list[str]:
     if not rows:
         return []
     return ["\n### Published numbers (PUBLISHED, not measured here; full benchmark, the source's settings)\n",
-            "| model | task | language | pass@1 (%) | note | source |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n",
+            "| model | task | language | pass@1 (%) | note | source |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n",
             f"\nHumanEvalFix: see {HUMANEVALFIX_SOURCE}.\n"]
 
 
@@ -113,7 +114,8 @@ def _flips(pairs: Sequence[tuple[Run, Run]], numbers: Sequence[dict]) -> list[st
         label = f"{base.benchmark()} {base.language}"
         parts.append(f"\n**{label}**: now solved {', '.join(n['better']) or 'none'}; "
                      f"now failing {', '.join(n['worse']) or 'none'}.\n")
-        shown = [(t, "now solved") for t in n["better"][:SHOWN_FLIPS]] + [(t, "now failing") for t in n["worse"][:SHOWN_FLIPS]]
+        shown = ([(t, "now solved") for t in n["better"][:SHOWN_FLIPS]]
+                 + [(t, "now failing") for t in n["worse"][:SHOWN_FLIPS]])
         if shown and (base.samples or tuned.samples):
             parts.append("\n| problem | base | fine-tuned |\n|---|---|---|\n" + "\n".join(
                 f"| {task} ({why}) | {code_cell(_completion(base, task, why == 'now failing'))} | "

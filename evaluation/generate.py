@@ -8,10 +8,11 @@ Prompts are left-padded into batches of ``batch_size`` sequences (similar length
 the model, then extended one token per step from the cache; position ids follow the attention mask, so a
 padded row computes exactly what it would alone (greedy batched output equals ``model.generate`` one prompt
 at a time; tested). A row stops at end of text, at a stop sequence (or once the function is complete by
-the harness's HumanEvalPack rule: Go/Rust, its opening brace closed; Python, a line that is not indented) or at its length budget: with the harness's
-budget, ``max_length_generation`` tokens for prompt and generation together (a longer prompt is cut to its
-last tokens and gets none, as the harness does), else ``max_new_tokens`` (a prompt longer than the model's
-context then keeps its last tokens). Cut prompts are counted. Ids past the tokenizer's vocabulary (Megatron
+the harness's HumanEvalPack rule: Go/Rust, its opening brace closed; Python, a line that is not indented) or
+at its length budget: with the harness's budget, ``max_length_generation`` tokens for prompt and generation
+together (a longer prompt is cut to its last tokens and gets none, as the harness does), else
+``max_new_tokens`` (a prompt longer than the model's context then keeps its last tokens). Cut prompts are
+counted. Ids past the tokenizer's vocabulary (Megatron
 pads the embedding) are never sampled. Library module.
 """
 from __future__ import annotations

