@@ -23,12 +23,19 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $@
 
 # Debian packages the suite and the demo use: bubblewrap (the evaluation sandbox; without it generated code is
-# never run) and slurm-wlm + munge (the real-SLURM tests start a private one-node SLURM; without them they skip
-# with the reason). Installed when missing, as root with apt-get only, quietly.
-SYSTEM_PACKAGES := bubblewrap slurm-wlm munge
+# never run), slurm-wlm + munge (the real-SLURM tests start a private one-node SLURM; without them they skip
+# with the reason), and Go and Rust with the libraries HumanEval-X's tests use (the evaluation calls Debian's
+# /usr/bin/go, /usr/bin/rustc and /usr/bin/cargo, offline; without them the Go/Rust tests skip with the reason).
+# Installed when missing, as root with apt-get only, quietly.
+SYSTEM_PACKAGES := bubblewrap slurm-wlm munge golang-go golang-github-stretchr-testify-dev rustc cargo \
+	librust-rand-dev librust-regex-dev librust-regex+default-dev librust-md5-dev
 system-packages:
 	@export PATH="$$PATH:/usr/sbin:/sbin"; \
-	if ! { command -v bwrap && command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch; } >/dev/null 2>&1 \
+	if ! { command -v bwrap && command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch \
+	       && test -x /usr/bin/go && test -x /usr/bin/rustc && test -x /usr/bin/cargo \
+	       && test -d /usr/share/gocode/src/github.com/stretchr/testify \
+	       && ls -d /usr/share/cargo/registry/rand-* /usr/share/cargo/registry/regex-1* /usr/share/cargo/registry/md5-*; \
+	     } >/dev/null 2>&1 \
 	   && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  { apt-get install -y -qq $(SYSTEM_PACKAGES) || { apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES); }; } \
