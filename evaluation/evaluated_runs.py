@@ -6,7 +6,7 @@
 A run is the output of ``humaneval`` / ``humanevalfix`` (``--model``: a folder with ``results.json``,
 ``settings.json`` and ``samples.jsonl``; scoring alone: one ``RESULTS.json``). A folder given that holds no
 ``results.json`` is searched one level down. Two runs pair when they ran the same task and language on the
-same problems (file or dataset) and the same subset; anything else is listed, never compared. Library module.
+same problems (file or dataset, by name) and the same subset; anything else is listed, never compared. Library module.
 """
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ class Run:
 
     @property
     def key(self) -> tuple:
-        return self.task, self.language, self.source, self.subset
+        """What must match for two runs to be compared (the problems file by name: runs move between machines)."""
+        return self.task, self.language, Path(self.source).name, self.subset
 
     @property
     def model(self) -> str:

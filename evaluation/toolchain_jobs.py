@@ -11,7 +11,10 @@ status, whether it timed out, and a bounded tail of its output. It runs a small 
 sandbox's program; the launcher writes the files, runs each phase with ``subprocess`` under its own wall-clock
 limit (killing its whole process group on time-out), drains the output (a correct program may print any
 amount: only the last bytes are kept, never a failure) and prints one JSON line with the outcomes. The
-sandbox's own wall clock is the sum of the phases' limits plus a margin.
+sandbox's own wall clock is the sum of the phases' limits plus a margin. Today the launcher and the test binary
+share one sandbox (same user), so the walls hold for both but a hostile binary could tamper with the launcher's
+report; the sandbox's argv primitive (run each phase itself, judged outside) removes that, and only
+:meth:`JobRunner.run` changes then.
 
 :func:`judge` turns outcomes into a result whose reason is a fixed phrase chosen here (``compile error
 (E0308)``, ``test failed``, ``panicked``, ``killed by SIGKILL``), never the program's output. Library module.
