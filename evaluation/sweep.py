@@ -71,7 +71,8 @@ def sweep(args: argparse.Namespace) -> int:
                    "problems": results["problems"], "subset": results["subset"]}
             if args.valid_prefix:
                 model = load_hf_model(hf, args.device)[0]
-                row["heldout_loss"] = heldout_loss(model, args.valid_prefix, model.config.n_positions)["loss"]
+                row["heldout_loss"] = heldout_loss(model, args.valid_prefix, model.config.n_positions,
+                                                   args.max_pairs)["loss"]
         finally:
             shutil.rmtree(hf, ignore_errors=True)
         rows.append(row)
@@ -99,6 +100,7 @@ def add_sweep_parser(commands) -> None:
     parser.add_argument("--language", choices=LANGUAGES, default="python")
     parser.add_argument("--problems", help="problems file (default for Python: HumanEval)")
     parser.add_argument("--valid-prefix", help="also measure held-out loss on this split (e.g. out/demo/data/pairs_valid)")
+    parser.add_argument("--max-pairs", type=int, default=None, help="held-out loss on the first N pairs only")
     parser.add_argument("--k", default="1", help="pass@k for these k")
     parser.add_argument("--compile-timeout", type=float, default=None)
     add_sandbox_options(parser, timeout=None)

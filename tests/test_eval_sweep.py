@@ -45,12 +45,12 @@ def test_sweep_evaluates_each_saved_checkpoint_and_plots(tmp_path, toy_folder):
     assert commands.main(["sweep", "--run", str(run), "--every", "10", "--out", str(out), "--tokenizer", str(TOKENIZER),
                           "--problems", str(toy_folder / "toy_python.jsonl"), "--limit", "2", "--n", "1",
                           "--temperature", "0", "--max-length-generation", "48", "--k", "1", "--no-progress",
-                          "--valid-prefix", str(FORK_FIXTURES / "sample")]) == 0
+                          "--valid-prefix", str(FORK_FIXTURES / "sample"), "--max-pairs", "16"]) == 0
     summary = json.loads((out / "sweep.json").read_text())
     assert [row["iteration"] for row in summary["checkpoints"]] == [10, 15]  # multiples of 10, and the last
     for row in summary["checkpoints"]:
         model = load_hf_model_from_megatron(run, tag=str(row["iteration"]))
-        expected = heldout_loss(model.eval(), str(FORK_FIXTURES / "sample"), model.config.n_positions)["loss"]
+        expected = heldout_loss(model.eval(), str(FORK_FIXTURES / "sample"), model.config.n_positions, 16)["loss"]
         assert row["heldout_loss"] == pytest.approx(expected, rel=1e-5)
         assert (out / f"iter_{row['iteration']:07d}" / "results.json").is_file() and row["subset"]
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG" and not (out / ".hf-checkpoint").exists()
