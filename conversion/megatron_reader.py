@@ -30,7 +30,11 @@ from conversion.key_map import (
 from conversion.tensor_parallel import split_dim
 from conversion.tensor_source import OpenFiles, Piece, Segment, TensorSource, first_rows, materialize, same_bytes
 from conversion.tokenizer_files import special_token_ids
-from conversion.vocab_padding import TRUE_VOCAB_ARG, VocabPaddingError, real_vocab_size, tokenizer_vocab_size
+from conversion.vocab_padding import (
+    DEFAULT_DIVISIBLE_BY, TRUE_VOCAB_ARG, VocabPaddingError, real_vocab_size, tokenizer_rows_problem,
+    tokenizer_vocab_size,
+)
+from dataset.tokenizer_match import TokenizerMismatchError, check_same_tokenizer
 
 
 _FORK_TOP_LEVEL = ("args", "checkpoint_version", "iteration", "model", "optimizer", "opt_param_scheduler",
@@ -144,10 +148,15 @@ class MegatronReader:
         return hf_tensor_shapes(self.args, vocab_size)
 
     def tokenizer(self, explicit: str | Path | None = None) -> Path | None:
-        """``explicit`` when given, else the tokenizer the checkpoint records (``args.tokenizer_file``) if it is here."""
-        if explicit:
-            return Path(explicit)
+        """``explicit`` when given, else the tokenizer the checkpoint records (``args.tokenizer_file``) if it is here.
+
+        An ``explicit`` tokenizer other than a recorded one that is here is refused (``dataset.tokenizer_match``);
+        ``hf_config`` checks any tokenizer against the embedding rows.
+        """
         recorded = getattr(self.args, "tokenizer_file", None)
+        if explicit:
+            check_same_tokenizer(recorded, explicit, f"the checkpoint {self.layout.root}")
+            return Path(explicit)
         return Path(recorded) if recorded and Path(recorded).exists() else None
 
     def hf_config(self, tokenizer: Path | None) -> Any:
@@ -158,6 +167,13 @@ class MegatronReader:
         """
         bos, eos = special_token_ids(tokenizer)
         where = self.layout.model_file(0, 0)
+        if tokenizer is not None:  # another tokenizer would give every id another token, silently
+            problem = tokenizer_rows_problem(
+                tokenizer_vocab_size(tokenizer), self.args.padded_vocab_size, getattr(self.args, TRUE_VOCAB_ARG, None),
+                getattr(self.args, "make_vocab_size_divisible_by", None) or DEFAULT_DIVISIBLE_BY, self.layout.tp)
+            if problem:
+                raise TokenizerMismatchError(f"the tokenizer {tokenizer} is not the one {where} was trained with: it"
+                                             f" has {problem}; give the model's own tokenizer")
         try:
             vocab, warning = real_vocab_size(
                 self.args.padded_vocab_size, getattr(self.args, TRUE_VOCAB_ARG, None),

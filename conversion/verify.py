@@ -9,6 +9,8 @@
         Run fixed code prompts through both models (one model in memory at a time) and compare their logits.
         The Megatron side goes through conversion.megatron_to_hf.load_hf_model_from_megatron, its weights
         rounded to the dtype A is stored in (so a bfloat16 conversion is checked against bfloat16 weights).
+        Without --tag the Megatron side is the tag A was converted from (A's conversion_manifest.json, when
+        it names DIR), else DIR's tracker: ``convert_large.sh ... --tag 250`` checks iteration 250.
 
 Exit status: 0 when everything matches, 1 on a mismatch, 2 on a usage or input error. ``scripts/check_shards.py
 A B`` is the same as ``shards A B``.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import sys
 from pathlib import Path
@@ -34,6 +37,8 @@ from conversion.logit_compare import (
 from conversion.shard_compare import compare_checkpoints, format_report
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file, json_object_with
+
+CONVERSION_MANIFEST = "conversion_manifest.json"  # written by conversion.megatron_to_hf: source and tag
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
@@ -127,6 +132,23 @@ def stored_float_dtype(hf_dir: Path) -> torch.dtype | None:
     return dtypes.pop() if len(dtypes) == 1 else None
 
 
+def converted_tag(hf_dir: Path, megatron_dir: Path) -> str | None:
+    """The tag (``release`` or an iteration) ``hf_dir`` was converted from, when its conversion manifest says it
+    came from ``megatron_dir``; None otherwise (then the tracker's tag is compared, as before).
+
+    Without it ``convert_large.sh ... --tag 250`` would convert iteration 250 and then compare it with the
+    tracker's latest iteration, reporting a false MISMATCH.
+    """
+    try:
+        manifest = json.loads((Path(hf_dir) / CONVERSION_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("source") != str(Path(megatron_dir).resolve()):
+        return None
+    tag = manifest.get("tag")
+    return str(tag) if isinstance(tag, (str, int)) and not isinstance(tag, bool) else None
+
+
 def load_megatron_model(path: Path, weights_dtype: torch.dtype, dtype: torch.dtype, device: str,
                         tag: str | None = None) -> torch.nn.Module:
     """The Megatron checkpoint as an HF model, its weights rounded to ``weights_dtype``, computing in ``dtype``."""
@@ -158,7 +180,10 @@ def run_logits(args: argparse.Namespace) -> int:
         weights_dtype = stored_float_dtype(args.hf) or dtype
         if weights_dtype != dtype:
             notes.append(f"Megatron weights rounded to {weights_dtype} as stored in {args.hf}, computed in {dtype}")
-        model_b = load_megatron_model(args.megatron, weights_dtype, dtype, args.device, args.tag)
+        tag = args.tag or converted_tag(args.hf, args.megatron)
+        if tag is not None and args.tag is None:
+            notes.append(f"Megatron tag {tag}: the one {args.hf} was converted from ({CONVERSION_MANIFEST})")
+        model_b = load_megatron_model(args.megatron, weights_dtype, dtype, args.device, tag)
         label_b = f"megatron:{args.megatron}"
     else:
         model_b, label_b = load_hf_model(args.hf_b, dtype, args.device), f"hf:{args.hf_b}"

@@ -63,6 +63,24 @@ def tokenizer_vocab_size(tokenizer: str | Path) -> int:
     return Tokenizer.from_file(str(path)).get_vocab_size(with_added_tokens=True)
 
 
+def tokenizer_rows_problem(tokenizer_size: int, padded: int, recorded: int | None, divisible_by: int,
+                           tp: int) -> str | None:
+    """Why a tokenizer of ``tokenizer_size`` tokens cannot be the one a checkpoint of ``padded`` rows was made
+    with (None when it can be): more tokens than the model's vocabulary (the recorded ``true_vocab_size``, else
+    the rows), or, when nothing is recorded (the fork saved it, building its rows from its tokenizer), a size the
+    fork pads to another number of rows. A smaller tokenizer than a recorded vocabulary is a model's own (an HF
+    model's vocabulary may be padded beyond its tokenizer)."""
+    vocabulary = recorded if recorded is not None else padded
+    if tokenizer_size > vocabulary:
+        return (f"{tokenizer_size} tokens, but the checkpoint's vocabulary has {vocabulary}"
+                f" ({'true_vocab_size' if recorded is not None else 'embedding rows'}): ids beyond it mean nothing")
+    if recorded is None and padded_vocab_size(tokenizer_size, divisible_by, tp) != padded:
+        return (f"{tokenizer_size} tokens, padded to a multiple of make_vocab_size_divisible_by x TP ="
+                f" {divisible_by} x {tp} give {padded_vocab_size(tokenizer_size, divisible_by, tp)} rows, but the"
+                f" checkpoint has {padded}")
+    return None
+
+
 def real_vocab_size(padded: int, recorded: int | None, tokenizer_size: int | None) -> tuple[int, str | None]:
     """(rows to keep, warning or None) for a checkpoint with ``padded`` rows.
 

@@ -12,7 +12,8 @@ fixture ``code.jsonl``); with ``--filename-prefix`` TEXT is ``"<filename>" PATH 
 to the source, ``/``-separated), the StarCoder metadata form that ``--fim-split-sample <filename>`` splits on.
 
 Skipped and counted, never silently: files with another extension (``other_extension``), in an excluded
-folder (``excluded_dir``, counted per folder), symlinks and submodules (``not_regular_file``), over
+folder (``excluded_dir``, counted per folder), symlinks, submodules, FIFOs, sockets and devices
+(``not_regular_file``), with ``--filename-prefix`` names that are not UTF-8 (``undecodable_file_name``), over
 ``--max-file-bytes`` (``oversized_file``) or under ``--min-file-bytes`` / whitespace only (``empty_file``),
 binary (a NUL in the first 8000 bytes, as git decides), not UTF-8 (``undecodable_utf8``), holding a special
 token literally (``special_token_in_text``: ``<|endoftext|>`` in a file would end its document early), exact
@@ -97,6 +98,8 @@ def _walk(folder: Path, root: Path, settings: CodeSettings, skipped: Counter) ->
                 yield from _walk(entry, root, settings, skipped)
         elif entry.is_file():
             yield entry.relative_to(root).as_posix(), entry
+        else:  # a FIFO (reading it would block), a socket, a device: never source code
+            skipped["not_regular_file"] += 1
 
 
 def folder_files(root: Path, settings: CodeSettings, skipped: Counter) -> Iterator[tuple[str, int, bytes | None]]:
@@ -170,12 +173,23 @@ def file_skip(path: str, size: int, data: bytes | None, settings: CodeSettings) 
     """Why a file does not become a record, or None when it does."""
     if not wanted_extension(path, settings):
         return "other_extension"
+    if settings.filename_prefix and not _utf8_name(path):
+        return "undecodable_file_name"  # the name goes into the record, which is UTF-8 text
     if size > settings.max_file_bytes or data is None:
         return "oversized_file"
     reason = content_skip(data, settings.max_file_bytes)  # binary, not UTF-8, special token
     if reason is None and (len(data) < settings.min_file_bytes or not data.strip()):
         return "empty_file"
     return reason
+
+
+def _utf8_name(path: str) -> bool:
+    """False for a name that is not UTF-8 on disk (Python holds its bad bytes as surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

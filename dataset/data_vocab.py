@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset.indexed_dataset import IndexedDataset
-from dataset.preprocess_manifest import find_manifest, read_manifest
+from dataset.indexed_dataset import IndexedDataset, index_file_path
+from dataset.preprocess_manifest import read_manifest
 from dataset.preprocess_outputs import ROLES, document_prefix
+from dataset.tokenizer_match import data_manifest
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,18 @@ class DataVocab:
 
 
 def data_vocab(prefix: Path) -> DataVocab:
-    """The vocabulary the datasets ``PREFIX_{inputs,targets}_document`` need (see the module docstring)."""
-    manifest = find_manifest(prefix)
+    """The vocabulary the datasets ``PREFIX_{inputs,targets}_document`` need (see the module docstring); a
+    raw-document prefix (``PREFIX_content_document``, whose own ``.idx`` exists) is one dataset."""
+    manifest = data_manifest(prefix)
     if manifest is not None:
         tokenizer = read_manifest(manifest).get("tokenizer", {})
-        if isinstance(tokenizer.get("vocab_size"), int):
+        if isinstance(tokenizer, dict) and isinstance(tokenizer.get("vocab_size"), int):
             return DataVocab(str(prefix), tokenizer["vocab_size"], str(tokenizer.get("path", "")), str(manifest))
+    raw = index_file_path(prefix).exists()
     largest = -1
-    for role in ROLES:
-        tokens = IndexedDataset(document_prefix(str(prefix), role)).tokens
+    for name in [str(prefix)] if raw else [document_prefix(str(prefix), role) for role in ROLES]:
+        tokens = IndexedDataset(name).tokens
         if tokens.size:
             largest = max(largest, int(tokens.max()))
-    return DataVocab(str(prefix), largest + 1, "", f"the largest token id in {prefix}_*_document.bin")
+    where = f"{prefix}.bin" if raw else f"{prefix}_*_document.bin"
+    return DataVocab(str(prefix), largest + 1, "", f"the largest token id in {where}")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dataset.memory_budget import check_fits
+
 LAST_EPOCH_SHARE = 0.80  # the fork's threshold for shuffling the last epoch separately
 
 
@@ -132,6 +134,25 @@ def build_shuffle_idx(num_samples: int, total_size: int, rng: np.random.RandomSt
     return np.concatenate((first, last))
 
 
+def check_index_size(plan: EpochPlan, documents: int, seq_length: int, num_samples: int) -> None:
+    """Refuse, with the numbers, a sample longer than the data or maps that cannot fit in memory.
+
+    A sample of ``seq_length + 1`` tokens longer than the split repeats the split inside itself (never meant:
+    ``--seq-length 1000000000``), and ``num_samples`` far beyond the data makes ``doc_idx`` hold one entry per
+    document per epoch: both used to run until the machine ran out of memory.
+    """
+    if seq_length >= plan.tokens_per_epoch:
+        raise GPTIndexError(f"seq_length {seq_length}: a sample of {seq_length + 1} tokens is longer than the"
+                            f" split's {plan.tokens_per_epoch} tokens ({documents} documents); lower the sequence"
+                            " length or add data")
+    samples = (plan.epochs * plan.tokens_per_epoch - 1) // seq_length
+    # doc_idx (int32) and the int64 document starts; sample_idx and its int64 positions; shuffle_idx
+    needed = 12 * plan.epochs * documents + 32 * (samples + 1)
+    check_fits(f"{num_samples} samples of {seq_length + 1} tokens ({plan.epochs} epochs of {documents} documents,"
+               f" {plan.tokens_per_epoch} tokens each): the index maps", needed,
+               "lower the number of samples or the sequence length")
+
+
 def build_gpt_index(documents: np.ndarray, sizes: np.ndarray, num_samples: int, seq_length: int,
                     seed: int) -> GPTIndex:
     """The fork's ``_build_index_mappings`` for the documents ``documents`` of a dataset with ``sizes``."""
@@ -139,6 +160,7 @@ def build_gpt_index(documents: np.ndarray, sizes: np.ndarray, num_samples: int, 
     if len(documents) == 0:
         raise GPTIndexError("the split has no documents")
     plan = plan_epochs(int(np.sum(np.asarray(sizes)[documents], dtype=np.int64)), seq_length, num_samples)
+    check_index_size(plan, len(documents), seq_length, num_samples)
     rng = np.random.RandomState(seed=seed)
     doc_idx = build_doc_idx(documents, plan.epochs, rng, plan.separate_last_epoch)
     sample_idx = build_sample_idx(sizes, doc_idx, seq_length, plan.epochs, plan.tokens_per_epoch)

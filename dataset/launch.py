@@ -42,7 +42,9 @@ from dataset.preprocess_manifest import manifest_path, read_manifest
 from dataset.shard_jobs import (
     ShardJob, parse_job_id, parse_squeue, sbatch_array_argv, sbatch_merge_argv, shards_in_flight, squeue_argv,
 )
-from dataset.shard_manifests import shard_manifest_path
+from dataset.shard_manifests import (
+    ShardMergeError, merged_run_facts, read_shard_manifest, run_facts, shard_manifest_path, shard_run_facts,
+)
 from dataset.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_folder
 from dataset.shard_run import output_settings, shard_config
 from runconfig import ConfigError, load_section
@@ -78,18 +80,36 @@ def read_state(prefix: str, num_shards: int) -> LaunchState:
     path = state_path(prefix)
     if not path.is_file():
         return LaunchState(num_shards)
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if raw.get("num_shards") != num_shards:  # jobs of another shard count are not this run's
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"{path}: cannot read the job ids of earlier submissions ({exc}); {_STATE_FIX}") from exc
+    if not _state_shape_ok(raw):  # cut, a list, keys missing or of another type
+        raise LaunchError(f"{path}: damaged (expected an object of num_shards, first_submitted and the lists"
+                          f" array_jobs and merge_jobs of job ids); {_STATE_FIX}")
+    if raw["num_shards"] != num_shards:  # jobs of another shard count are not this run's
         return LaunchState(num_shards)
     return LaunchState(**raw)
+
+
+def _state_shape_ok(raw: Any) -> bool:
+    if not isinstance(raw, dict) or set(raw) != {f.name for f in dataclasses.fields(LaunchState)}:
+        return False
+    jobs_ok = all(isinstance(raw[k], list) and all(isinstance(j, str) for j in raw[k])
+                  for k in ("array_jobs", "merge_jobs"))
+    return jobs_ok and isinstance(raw["num_shards"], int) and isinstance(raw["first_submitted"], (int, float))
+
+
+_STATE_FIX = ("check with squeue that no job of this run is queued or running, then delete the file and submit"
+              " again (finished shards are kept)")
 
 
 def shard_facts(data: DataConfig) -> dict[str, Any]:
     """What a shard's manifest must say for it to count as this run's: settings, inputs, tokenizer."""
     paths = [str(p) for p in data.inputs]
-    facts = {"settings": output_settings(dataclasses.asdict(data)),
-             "inputs": [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
-             "tokenizer": hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest()}
+    facts = run_facts(output_settings(dataclasses.asdict(data)),
+                      [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
+                      hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest())
     return json.loads(json.dumps(facts))  # tuples as lists, as in a manifest
 
 
@@ -105,22 +125,29 @@ def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None =
         path = shard_manifest_path(prefix, ShardSpec(index, num_shards))
         if not path.is_file():
             continue
-        manifest = read_manifest(path)
-        if facts is not None and facts != {"settings": manifest["shard"]["settings"],
-                                           "inputs": manifest["shard"]["inputs"],
-                                           "tokenizer": manifest["tokenizer"]["sha256"]}:
+        manifest = read_shard_manifest(path, index, num_shards)  # damaged: one line naming it
+        if facts is not None and facts != shard_run_facts(manifest):
             stale.append(index)
         else:
             done[index] = manifest
     return done, stale
 
 
-def merged(prefix: str, num_shards: int) -> bool:
+def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
+    """True when ``prefix`` holds the merge of this run's shards, None when it holds a merge made with other
+    settings, inputs or tokenizer (the run config changed since: the shards are made again), else False."""
     path = manifest_path(prefix)
     if not path.is_file():
         return False
-    m = read_manifest(path)
-    return m.get("stage") == "merge_shards" and len(m.get("shards", [])) == num_shards
+    try:
+        m = read_manifest(path)
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"{path}: cannot read the merged manifest ({exc}); move it away to make the dataset"
+                          " again") from exc
+    if not isinstance(m, dict) or m.get("stage") != "merge_shards" or not isinstance(m.get("shards"), list) \
+            or len(m["shards"]) != num_shards:
+        return False
+    return True if merged_run_facts(m) == facts else None
 
 
 def progress_line(data: DataConfig, done: dict[int, dict[str, Any]], in_flight: int, state: LaunchState,
@@ -178,11 +205,15 @@ def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob
 def submit(args: argparse.Namespace) -> int:
     data, settings, job = _load(args)
     prefix, n = job.output_prefix, job.num_shards
-    if merged(prefix, n):
+    facts = shard_facts(data)
+    is_merged = merged(prefix, n, facts)
+    if is_merged:
         print(f"already merged: {manifest_path(prefix)}; nothing to submit")
         return 0
+    if is_merged is None:
+        print(f"{manifest_path(prefix)} was merged from other settings, inputs or tokenizer: making it again")
     state = read_state(prefix, n)
-    done, stale = finished_shards(prefix, n, shard_facts(data))
+    done, stale = finished_shards(prefix, n, facts)
     if stale:
         print(f"shards {stale} were made with other settings, inputs or tokenizer: making them again")
     states = _queue(state)
@@ -227,13 +258,18 @@ def submit(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     data, _, job = _load(args)
     state = read_state(job.output_prefix, job.num_shards)
-    done, stale = finished_shards(job.output_prefix, job.num_shards, shard_facts(data))
+    facts = shard_facts(data)
+    done, stale = finished_shards(job.output_prefix, job.num_shards, facts)
     if stale:
         print(f"shards {stale} were made with other settings, inputs or tokenizer: submit makes them again")
     flying = shards_in_flight(_queue(state), state.array_jobs)
     print(progress_line(data, done, len(flying), state, time.time()))
-    if merged(job.output_prefix, job.num_shards):
+    is_merged = merged(job.output_prefix, job.num_shards, facts)
+    if is_merged:
         print(f"merged: {manifest_path(job.output_prefix)}")
+    elif is_merged is None:
+        print(f"{manifest_path(job.output_prefix)} was merged from other settings, inputs or tokenizer: submit"
+              " makes it again")
     return 0
 
 
@@ -253,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return submit(args) if args.command == "submit" else status(args)
-    except (LaunchError, ConfigError, ShardPlanError) as exc:
+    except (LaunchError, ConfigError, ShardPlanError, ShardMergeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except SlurmError as exc:

@@ -31,7 +31,7 @@ from guardrails.output_paths import check_output_prefix, note_complete, prefix_c
 from dataset.heldout import HeldOutError, check_heldout_result
 from dataset.indexed_concat import ConcatenatedDataset
 from dataset.indexed_dataset import IndexFormatError, remove_stale_temporaries
-from dataset.preprocess_manifest import manifest_path, summary_lines, write_manifest
+from dataset.preprocess_manifest import REMOVED_MAPS_KEY, manifest_path, summary_lines, write_manifest
 from dataset.preprocess_outputs import commit_datasets, document_prefix, valid_output_prefix
 from dataset.shard_manifests import ShardMergeError, merged_manifest, read_shard_manifests
 from dataset.shard_plan import ShardPlanError, ShardSpec, shard_prefix, shards_folder
@@ -80,7 +80,7 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
             dataset.finalize()
         copied = time.perf_counter()
         path = manifest_path(prefix)
-        commit_datasets(prefix, roles, every, path)
+        removed_maps = commit_datasets(prefix, roles, every, path)
     except BaseException:
         for dataset in every:
             dataset.abort()
@@ -91,6 +91,7 @@ def merge_shards(prefix: str, count: int, remove_shards: bool = False) -> MergeS
                for split in splits}
     timings = {"copy": copied - started, "total": time.perf_counter() - started}
     manifest = merged_manifest(prefix, manifests, outputs, timings)
+    manifest[REMOVED_MAPS_KEY] = [str(p) for p in removed_maps]
     write_manifest(path, manifest)
     note_complete(prefix_claim(prefix))  # an interrupt from here on: "complete"
     if remove_shards:

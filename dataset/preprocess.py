@@ -21,8 +21,9 @@ Speed: the main process reads the files in chunks of whole lines; ``--workers`` 
 core) each validate and tokenize a chunk with the Rust batch encoder (``dataset.chunk_encoder``) and send the
 ids back; the main process writes them in input order. Only a few chunks per worker are in flight, so memory
 does not grow with the input. Outputs appear only when complete (``dataset.preprocess_outputs``), then
-``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). CLI flags override the ``data:`` section
-of ``--config``.
+``PREFIX.preprocess.manifest.json`` (``dataset.preprocess_manifest``). The fork's index maps of a replaced
+prefix are removed with its old files (``dataset.index_map_files``; the summary lists them). CLI flags override
+the ``data:`` section of ``--config``.
 """
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ from dataset.heldout import HeldOutError, check_heldout_result, select_heldout
 from dataset.jsonl_records import (
     InputFileError, InvalidRecordError, LongLine, RecordIssue, count_records, iter_chunks,
 )
-from dataset.preprocess_manifest import RunCounts, build_manifest, manifest_path, summary_lines, write_manifest
+from dataset.preprocess_manifest import (
+    REMOVED_MAPS_KEY, RunCounts, build_manifest, manifest_path, summary_lines, write_manifest,
+)
 from dataset.preprocess_outputs import PreprocessOutputs, roles_for_keys
 from dataset.shard_plan import LineNumbers, ShardPlanError, ShardSpec, plan_shard
 from dataset.shard_run import resolve_shard, shard_config, shard_manifest_section
@@ -151,11 +154,12 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
             raise PreprocessError(f"no valid records to write ({state.records} read, skipped: {dict(state.skipped)})")
         committing = time.perf_counter()
         path = manifest_path(config.output_prefix)
-        outputs.commit(path)
+        removed_maps = outputs.commit(path)
         timings["commit"] = time.perf_counter() - committing
         timings["total"] = time.perf_counter() - started
         manifest = build_manifest(config, tokenizer, [p.path for p in pieces], digests, state, outputs,
                                   mask, workers, timings)
+        manifest[REMOVED_MAPS_KEY] = [str(p) for p in removed_maps]
         if shard is not None:
             manifest["shard"] = shard_manifest_section(final_config, shard, pieces, digests)
         write_manifest(path, manifest)

@@ -78,8 +78,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return read_json_strict(path)
 
 
+REMOVED_MAPS_KEY = "removed_index_maps"  # the fork's index maps of the replaced datasets, removed at the commit
+
+
 def summary_lines(manifest: dict[str, Any]) -> list[str]:
-    """What a finished run (or merge) prints: one line per split written, then the skips if any."""
+    """What a finished run (or merge) prints: one line per split written, the skips, the index maps removed."""
     lines = []
     for split, out in manifest["outputs"].items():
         tokens = " and ".join(f"{n} {role} tokens" for role, n in out["tokens"].items())
@@ -88,6 +91,10 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"{split}: {out['documents']} documents, {tokens} -> {out['prefix']}_{roles}_document.{{bin,idx}}")
     if manifest["skipped"]:
         lines.append(f"skipped: {manifest['skipped']}")
+    removed = manifest.get(REMOVED_MAPS_KEY) or []
+    if removed:
+        lines.append(f"removed {len(removed)} index map(s) of the replaced data (the fork would reuse them by name):"
+                     f" {', '.join(Path(p).name for p in removed)}")
     return lines
 
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dataset.index_map_files import remove_index_maps
 from dataset.indexed_dataset import (
     IndexedDatasetWriter, TemporaryDatasetFiles, data_file_path, index_file_path, remove_dataset,
     remove_stale_temporaries,
@@ -99,11 +100,12 @@ class PreprocessOutputs:
     def _writers(self) -> list[IndexedDatasetWriter]:
         return [w for pair in self.pairs.values() for w in pair.writers.values()]
 
-    def commit(self, manifest_path: Path) -> None:
-        """Make every file durable, then rename them into place: all ``.bin`` before any ``.idx``."""
+    def commit(self, manifest_path: Path) -> list[Path]:
+        """Make every file durable, then rename them into place: all ``.bin`` before any ``.idx``; returns the
+        fork's index maps of the replaced datasets, which it removed (``commit_datasets``)."""
         for writer in self._writers:
             writer.finalize()
-        commit_datasets(self.prefix, self.roles, self._writers, manifest_path)
+        return commit_datasets(self.prefix, self.roles, self._writers, manifest_path)
 
     def abort(self) -> None:
         """Delete every temporary (on an error or an interrupt)."""
@@ -117,17 +119,20 @@ class PreprocessOutputs:
 
 
 def commit_datasets(prefix: str, roles: Sequence[str], datasets: Sequence[TemporaryDatasetFiles],
-                    manifest_path: Path) -> None:
+                    manifest_path: Path) -> list[Path]:
     """Rename finalized ``datasets`` (the splits of ``prefix``) into place: all ``.bin`` before any ``.idx``.
 
     Also what ``dataset.merge_shards`` commits with. The old manifest goes first: it must never vouch for a
-    half-renamed set.
+    half-renamed set. The fork's index maps of the replaced datasets go too (``dataset.index_map_files``: the
+    fork would reuse them by name on the new data); returns those removed.
     """
     manifest_path.unlink(missing_ok=True)
     # old files go, index first; a hold-out from an earlier run goes too, even when this run has none
     for split_prefix in (prefix, valid_output_prefix(prefix)):
         for role in roles:
             remove_dataset(document_prefix(split_prefix, role))
+    removed = remove_index_maps(name for split_prefix in (prefix, valid_output_prefix(prefix))
+                                for name in (split_prefix, *(document_prefix(split_prefix, r) for r in roles)))
     try:
         for dataset in datasets:
             dataset.commit_data()
@@ -138,6 +143,7 @@ def commit_datasets(prefix: str, roles: Sequence[str], datasets: Sequence[Tempor
             remove_dataset(dataset.prefix)
         raise
     _fsync_directory(Path(prefix).parent)
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:

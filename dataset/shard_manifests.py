@@ -4,12 +4,14 @@ Used by ``dataset.merge_shards`` (not a command). A shard counts as finished onl
 (``dataset.preprocess`` writes it last, after every dataset file is in place). The shards of one merge must
 all have been made for the same shard count, with the same tokenizer (sha256), token dtype, keys and
 byte-deciding settings (``dataset.shard_run.output_settings``), over the same input files of the same sizes;
-and their pieces, in shard order, must cover those inputs exactly once. Every refusal names the shard, its
-manifest and what differs.
+their pieces, in shard order, must cover those inputs exactly once; and where shards saw an input at different
+times, each piece must still hash as its shard recorded (one version of the file). A damaged manifest (cut, not
+an object, keys missing) is refused like a missing one. Every refusal names the shard, its manifest and what
+differs.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,18 +39,118 @@ def read_shard_manifests(prefix: str, count: int) -> list[dict[str, Any]]:
             raise ShardMergeError(
                 f"shard {index} of {count} is missing or unfinished: no {path}{_other_counts(prefix, count)};"
                 f" make it with python -m dataset.preprocess ... --num-shards {count} --shard-index {index}")
-        try:
-            manifest = read_manifest(path)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ShardMergeError(f"shard {index} of {count}: cannot read {path} ({exc}); remake the shard") from exc
-        section = manifest.get("shard") or {}
-        if (section.get("index"), section.get("count")) != (index, count):
-            raise ShardMergeError(f"shard {index} of {count}: {path} says shard {section.get('index')} of"
-                                  f" {section.get('count')}; remake the shard")
-        manifests.append(manifest)
+        manifests.append(read_shard_manifest(path, index, count))
     _check_same_run(prefix, manifests)
     _check_coverage(prefix, manifests)
+    _check_one_version(prefix, manifests)
     return manifests
+
+
+# what the merge and dataset.launch read from a shard's manifest: a key's dotted path and its type
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "shard": dict, "shard.index": int, "shard.count": int, "shard.inputs": list, "shard.pieces": list,
+    "shard.settings": dict, "shard.settings.valid_fraction": (int, float), "shard.settings.valid_seed": int,
+    "shard.output_prefix": str, "tokenizer": dict, "tokenizer.sha256": str, "dtype": str, "keys": dict,
+    "append_eod": bool, "outputs": dict, "records_in": int, "skipped": dict, "skipped_examples": list,
+    "blank_lines": int, "input_bytes": int, "timings_s": dict,
+}
+_ITEM_SHAPE = {"shard.inputs": {"path": str, "bytes": int}, "outputs": {"documents": int, "tokens": dict},
+               "shard.pieces": {"path": str, "start": int, "end": int, "sha256": str}}
+
+
+def read_shard_manifest(path: Path, index: int, count: int) -> dict[str, Any]:
+    """Shard ``index`` of ``count``'s manifest, with every key the merge reads; else one clear refusal.
+
+    A manifest cut short, replaced by a list or missing keys used to end in a traceback.
+    """
+    try:
+        manifest = read_manifest(path)
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON, a key twice (runconfig.strict_json)
+        raise ShardMergeError(f"shard {index} of {count}: cannot read {path} ({exc}); remake the shard") from exc
+    problem = _shape_problem(manifest)
+    if problem:
+        raise ShardMergeError(f"shard {index} of {count}: {path} is damaged ({problem}); remake the shard")
+    section = manifest["shard"]
+    if (section["index"], section["count"]) != (index, count):
+        raise ShardMergeError(f"shard {index} of {count}: {path} says shard {section['index']} of"
+                              f" {section['count']}; remake the shard")
+    return manifest
+
+
+def _shape_problem(manifest: Any) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    for dotted, kind in _SHAPE.items():
+        value: Any = manifest
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{dotted} is missing or not a {getattr(kind, '__name__', 'number')}"
+        for key, item_kind in _ITEM_SHAPE.get(dotted, {}).items():
+            items = value.values() if isinstance(value, dict) else value
+            if any(not isinstance(item, dict) or not isinstance(item.get(key), item_kind) for item in items):
+                return f"an entry of {dotted} has no {key} ({item_kind.__name__})"
+    return None
+
+
+def run_facts(settings: dict[str, Any], inputs: list[dict[str, Any]], tokenizer_sha256: str) -> dict[str, Any]:
+    """What makes shards (or a merged dataset) this run's: byte-deciding settings, input paths and sizes, tokenizer.
+
+    ``dataset.launch`` compares them with the run config to tell finished work from work made otherwise.
+    """
+    return {"settings": settings, "inputs": [{"path": i["path"], "bytes": i["bytes"]} for i in inputs],
+            "tokenizer": tokenizer_sha256}
+
+
+def shard_run_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    shard = manifest["shard"]
+    return run_facts(shard["settings"], shard["inputs"], manifest["tokenizer"]["sha256"])
+
+
+def merged_run_facts(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The facts of a merged dataset's manifest (``merged_manifest``), None when it is not one of those."""
+    try:
+        settings = {k: v for k, v in manifest["config"].items() if k not in ("output_prefix", "num_shards")}
+        return run_facts(settings, manifest["inputs"], manifest["tokenizer"]["sha256"])
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def range_sha256(path: str, start: int, end: int) -> str:
+    """The sha256 of bytes ``start:end`` of ``path`` as they are now (what a shard recorded for its piece)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        left = end - start
+        while left > 0:
+            block = handle.read(min(left, 1 << 22))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def _check_one_version(prefix: str, manifests: list[dict[str, Any]]) -> None:
+    """Shards that saw an input at different modification times may have read two versions of it (an edit
+    in place keeps the size, so the plan and the coverage still agree): the pieces of such an input are
+    hashed again and compared with what each shard recorded. Inputs every shard saw at one time cost nothing.
+    """
+    times: dict[str, set[Any]] = {}
+    for manifest in manifests:
+        for item in manifest["shard"]["inputs"]:
+            times.setdefault(item["path"], set()).add(item.get("mtime_ns"))
+    changed = {path for path, seen in times.items() if len(seen) > 1}
+    count = len(manifests)
+    for index, manifest in enumerate(manifests):
+        for piece in manifest["shard"]["pieces"]:
+            if piece["path"] not in changed:
+                continue
+            if range_sha256(piece["path"], piece["start"], piece["end"]) != piece["sha256"]:
+                raise ShardMergeError(
+                    f"shard {index} of {count} ({shard_manifest_path(prefix, ShardSpec(index, count))})"
+                    f" read bytes {piece['start']}-{piece['end']} of {piece['path']}, which hold other bytes now: the"
+                    " file was edited while the shards were made, so they hold two versions of it; remake them all")
 
 
 def _other_counts(prefix: str, count: int) -> str:
@@ -64,7 +166,7 @@ def _facts(manifest: dict[str, Any]) -> dict[str, Any]:
         "token dtype": manifest["dtype"],
         "keys": manifest["keys"],
         "settings": manifest["shard"]["settings"],
-        "input files (paths and sizes)": manifest["shard"]["inputs"],
+        "input files (paths and sizes)": shard_run_facts(manifest)["inputs"],
         "output prefix": manifest["shard"]["output_prefix"],
     }
 

@@ -77,6 +77,16 @@ def input_sizes(paths: list[str]) -> list[int]:
     return [os.stat(p).st_size for p in paths]
 
 
+def input_stats(paths: list[str]) -> list[dict[str, int | str]]:
+    """Each input's path, size (the plan's basis) and modification time, as a shard's manifest records them.
+
+    Shards that saw one input at different times may have read two versions of it (an edit in place keeps
+    the size): ``dataset.shard_manifests`` then compares their recorded hashes with the file.
+    """
+    stats = [os.stat(p) for p in paths]
+    return [{"path": p, "bytes": s.st_size, "mtime_ns": s.st_mtime_ns} for p, s in zip(paths, stats)]
+
+
 def _next_line_start(path: str, offset: int, size: int) -> int:
     """The first line start at or after ``offset`` in a plain file (``size`` when no newline follows)."""
     if offset <= 0:

@@ -2,9 +2,9 @@
 
 A shard run is an ordinary run over the shard's pieces of the inputs (``dataset.shard_plan``), written to the
 shard's own prefix (``PREFIX.shards/IIIII-of-NNNNN/part``) with the usual atomic outputs and manifest, plus a
-``shard`` section in that manifest: which shard, the final prefix, every input's size (the plan's basis), the
-pieces read with their sha256, and the settings that decide the bytes written. ``dataset.merge_shards``
-accepts shards only when those settings and input sizes agree across all of them.
+``shard`` section in that manifest: which shard, the final prefix, every input's size (the plan's basis) and
+modification time, the pieces read with their sha256, and the settings that decide the bytes written.
+``dataset.merge_shards`` accepts shards only when those settings and input sizes agree across all of them.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Any
 
-from dataset.shard_plan import InputPiece, ShardPlanError, ShardSpec, input_sizes, shard_prefix
+from dataset.shard_plan import InputPiece, ShardPlanError, ShardSpec, input_stats, shard_prefix
 from runconfig.data_section import DataConfig
 
 ARRAY_TASK_VARIABLE = "SLURM_ARRAY_TASK_ID"
@@ -56,7 +56,7 @@ def shard_manifest_section(config: DataConfig, shard: ShardSpec, pieces: list[In
         "index": shard.index,
         "count": shard.count,
         "output_prefix": config.output_prefix,
-        "inputs": [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
+        "inputs": input_stats(paths),
         "pieces": [{"path": p.path, "start": p.start, "end": p.end, "sha256": d} for p, d in zip(pieces, digests)],
         "settings": output_settings(dataclasses.asdict(config)),
     }

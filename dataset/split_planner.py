@@ -31,6 +31,8 @@ from dataset.indexed_dataset import IndexedDataset
 from dataset.packed_index import build_packed_index, document_offset, pair_lengths, rows_per_epoch
 from dataset.preprocess_outputs import document_prefix
 from dataset.split_files import SplitGroup
+from dataset.split_overlap import overlap_warnings
+from runconfig.value_rules import SEED
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class PlanSettings:
         for name in ("train_iters", "global_batch_size", "eval_interval", "eval_iters"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if SEED.problem(self.seed):  # the packing's RandomState would stop half-way
+            raise ValueError(f"seed {SEED.problem(self.seed)}")
 
     @property
     def row_length(self) -> int:
@@ -184,31 +188,8 @@ def _warnings(plan: SplitPlan) -> list[str]:
     train = [d for d in plan.datasets if d.split == "train"]
     for v in (d for d in plan.datasets if d.split != "train"):
         for t in (d for d in train if d.prefix == v.prefix):
-            found.extend(_overlap_warnings(v, t))
+            found.extend(overlap_warnings(v, t))  # the local engine says the same (dataset.split_overlap)
     return found
-
-
-def _overlap_warnings(valid: DatasetPlan, train: DatasetPlan) -> list[str]:
-    warnings = []
-    (vs, ve), (ts, te) = valid.document_range, train.document_range
-    if max(vs, ts) < min(ve, te):
-        warnings.append(
-            f"OVERLAP: {valid.split}/{valid.group} documents [{vs}, {ve}) of {valid.prefix} intersect the"
-            f" training documents [{ts}, {te}); validation is not held out. Give disjoint ranges."
-        )
-    # Under the fork's bug both ranges are read from document 0, so two non-empty ranges always intersect
-    # there, unless both really start at 0 (then the real ranges were checked above).
-    if min(ve - vs, te - ts) > 0 and not (vs == 0 and ts == 0) and valid.kind == "pairs":
-        warnings.append(
-            "!!! FORK RANGE BUG: "
-            f"{valid.split}/{valid.group} range {valid.range} of {valid.prefix} means documents [{vs}, {ve}),"
-            f" but the fork's finetune_mtf reads documents [0, {ve - vs}) instead, which are training"
-            f" documents [{ts}, {te}) too: its validation loss is measured on training data. Hold the"
-            " validation documents out in their own prefix (dataset.preprocess valid_fraction) and use"
-            " range 0:1 for both, or accept it knowingly (the local engine reads the real range"
-            " unless --legacy-split-offsets)."
-        )
-    return warnings
 
 
 def format_plan(plan: SplitPlan) -> str:

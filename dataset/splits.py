@@ -12,7 +12,9 @@
     python -m dataset.splits plan --data-path data/code_content_document --split 969,30,1 --seq-length 2048 \\
         --train-iters 250 --global-batch-size 128 [--eval-interval 50 --eval-iters 2] [--json plan.json]
 
-``write`` prints the exact bytes it wrote. ``check`` exits 0 when the fork accepts the file (its
+``write`` prints the exact bytes it wrote; relative prefixes are written absolute (resolved next to the split
+file, as this toolkit reads them), because the fork opens them from the job's working folder
+(``--keep-relative`` writes them as given). ``check`` exits 0 when the fork accepts the file (its
 parser's asserts plus the dataset build's: ``0 <= START < END <= 1``, positive weights) and 1 with
 the reason otherwise. ``plan`` prints a table and saves it as JSON (default: ``split_plan.json`` next
 to the train split file); ``--seq-length`` is the model's (rows of N+1). Prefixes are resolved relative
@@ -29,6 +31,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
@@ -63,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--group", nargs="+", action="append", default=[], metavar="NAME_THEN_ENTRIES",
                        help="a further group: its name then its entries")
     write.add_argument("--config", type=Path, help="write train/valid files from the run config's splits:")
+    write.add_argument("--keep-relative", action="store_true",
+                       help="write relative prefixes as given (default: made absolute, next to the split file)")
     check = commands.add_parser("check", help="exit 0 when the fork would accept the split file")
     check.add_argument("file", type=Path)
     check.add_argument("--role", choices=ROLES, help="train files take exactly one group")
@@ -106,6 +111,25 @@ def _config_groups(config: SplitsConfig) -> dict[str, SplitGroup]:
     return groups
 
 
+def absolute_groups(groups: list[SplitGroup], split_file: Path) -> list[SplitGroup]:
+    """``groups`` with every relative prefix made absolute, resolved as this toolkit resolves it (next to the split
+    file): the fork opens a relative prefix from the job's working folder, which is rarely the split file's."""
+    def absolute(d: Any) -> Any:
+        return dataclasses.replace(d, prefix=str(resolve_prefix(d.prefix, split_file)))
+
+    return [dataclasses.replace(g, datasets=tuple(absolute(d) for d in g.datasets)) for g in groups]
+
+
+def _write(path: Path, groups: list[SplitGroup], keep_relative: bool) -> None:
+    try:
+        groups = groups if keep_relative else absolute_groups(groups, path)
+    except SplitFileError as exc:  # the split format cannot hold whitespace, and the absolute path has some
+        raise SplitFileError(f"{exc}; move the data to a folder without spaces, or write the prefixes as given with"
+                             " --keep-relative (the fork then opens them from the job's working folder)") from None
+    written = write_split_file(path, groups)
+    print(f"{written}: {format_split_line(groups)}", end="")
+
+
 def command_write(args: argparse.Namespace) -> int:
     if args.config is not None:
         # with --config the positional words are splits.key=value overrides
@@ -113,14 +137,11 @@ def command_write(args: argparse.Namespace) -> int:
         if not config.out_dir:
             raise SplitFileError(f"{args.config}: splits.out_dir is empty; say where the split files go")
         for role, group in _config_groups(config).items():
-            path = write_split_file(Path(config.out_dir) / SPLIT_FILE_NAMES[role], [group])
-            print(f"{path}: {format_split_line([group])}", end="")
+            _write(Path(config.out_dir) / SPLIT_FILE_NAMES[role], [group], args.keep_relative)
         return 0
     if args.out is None:
         raise SplitFileError("write needs --out FILE (or --config RUN.yaml)")
-    groups = _groups_from_args(args)
-    path = write_split_file(args.out, groups)
-    print(f"{path}: {format_split_line(groups)}", end="")
+    _write(args.out, _groups_from_args(args), args.keep_relative)
     return 0
 
 

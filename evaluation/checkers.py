@@ -13,15 +13,15 @@ compile and run time limits. Library module.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import time
 from typing import Callable
 
 from evaluation.compiled_programs import humaneval_x_program
 from evaluation.humaneval_tasks import Sample
 from evaluation.python_programs import harness_wrapped, humaneval_program, humaneval_x_program as python_x_program
 from evaluation.sandbox import ProgramResult, Sandbox, SandboxLimits
-from evaluation.toolchain_jobs import JobRunner, judge
+from evaluation.toolchain_jobs import JobRunner
 from evaluation.toolchains import SharedBuild, go_job, rust_job, shared_build
 
 RUN_TIMEOUT_S = {"python": 3.0, "go": 20.0, "rust": 20.0}  # the harness: humaneval 3 s; HumanEvalPack go 20 s
@@ -33,6 +33,11 @@ def python_program(problem: dict, sample: Sample) -> str:
         prefix = problem["prompt"] if sample.prefix is None else sample.prefix
         return humaneval_program(problem, prefix, sample.completion)
     return python_x_program(problem, sample.completion)
+
+
+def sandbox_settings(sandbox: Sandbox) -> dict:
+    """The limits asked for and what holds on this machine (cgroup or not, uid, seccomp): results files record it."""
+    return {**dataclasses.asdict(sandbox.limits), "in_force": sandbox.in_force}
 
 
 class PythonChecker:
@@ -48,8 +53,12 @@ class PythonChecker:
     def check(self, problem: dict, sample: Sample) -> ProgramResult:
         return self.run_text(self.program(problem, sample))
 
+    def warm(self, workers: int) -> contextlib.AbstractContextManager:
+        """Sandboxes started ahead while many programs run (the sandbox's warm pool)."""
+        return self.sandbox.warm(2 * max(1, workers))
+
     def settings(self) -> dict:
-        return {"language": "python", "sandbox": dataclasses.asdict(self.sandbox.limits),
+        return {"language": "python", "sandbox": sandbox_settings(self.sandbox),
                 "prelude": "BigCode harness: exec in {} (__name__ == 'builtins'), reliability_guard, output swallowed"}
 
 
@@ -58,20 +67,21 @@ class CompiledChecker:
                  program: Callable[[dict, Sample], str] | None = None) -> None:
         self.language, self.build, self.compile_s, self.run_s = language, build, compile_s, run_s
         self.program = program or (lambda problem, sample: humaneval_x_program(language, problem, sample.completion))
-        self.runner = JobRunner(compile_s + run_s, (str(build.root),))
+        self.runner = JobRunner(language, compile_s, run_s)
         self.make_job = go_job if language == "go" else rust_job
 
     def run_text(self, text: str) -> ProgramResult:
-        started = time.monotonic()
-        outcomes = self.runner.run(self.make_job(self.build, text, self.compile_s, self.run_s))
-        return dataclasses.replace(judge(outcomes), seconds=time.monotonic() - started)
+        return self.runner.run(self.make_job(self.build, text, self.compile_s, self.run_s))
 
     def check(self, problem: dict, sample: Sample) -> ProgramResult:
         return self.run_text(self.program(problem, sample))
 
+    def warm(self, workers: int) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()  # each job starts its own sandbox (no pool for native programs)
+
     def settings(self) -> dict:
         return {"language": self.language, "compile_timeout_s": self.compile_s, "run_timeout_s": self.run_s,
-                "sandbox": dataclasses.asdict(self.runner.limits), "shared_build": str(self.build.root)}
+                "sandbox": sandbox_settings(self.runner.sandbox), "shared_build": str(self.build.root)}
 
 
 def make_checker(language: str, timeout_s: float | None = None, compile_timeout_s: float | None = None,

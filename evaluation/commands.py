@@ -17,11 +17,12 @@ from evaluation.checkers import make_checker
 from evaluation.generation_options import HARNESS_MAX_LENGTH
 from evaluation.generation_tasks import humaneval_task, humanevalfix_task
 from evaluation.humanevalfix import FIX_MAX_LENGTH, reference_completion
-from evaluation.humaneval_score import format_scores, score_samples
+from evaluation.humaneval_score import format_scores, sandbox_settings, score_samples
 from evaluation.humaneval_tasks import Sample, canonical_samples, load_problems, read_samples
 from evaluation.problem_files import LANGUAGES, load_problem_set
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 from evaluation.toolchains import ToolchainMissing
+from runconfig.value_rules import DEVICE, POSITIVE, SEED, Bound, check_flags
 
 
 class UsageError(ValueError):
@@ -131,7 +132,8 @@ def _model_tasks(args: argparse.Namespace, run) -> int:
     summary = run(model, tokenizer, problems, sandbox, args.limit, args.workers, args.max_new_tokens,
                   args.batch_size, not args.no_progress)
     summary["settings"] = {"model": str(args.model), "device": str(device), "limit": args.limit,
-                           "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True}
+                           "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True,
+                           "sandbox": sandbox_settings(sandbox)}
     write_json_atomic(args.out, {"written_by": f"{WRITTEN_BY} {args.command}", **summary}, indent=1)
     extra = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
     print(f"pass@1={summary['pass@1']:.4f}{extra} over {summary['tasks']} tasks "
@@ -166,9 +168,15 @@ def compare(args: argparse.Namespace) -> int:
 
 def loss(args: argparse.Namespace) -> int:
     from evaluation.generate import load_hf_model
-    from evaluation.heldout_loss import heldout_loss
+    from evaluation.heldout_loss import check_model_meets_data, heldout_loss
+
+    from transformers import AutoConfig
 
     check_replaceable(args.out)
+    for path in (args.base, args.tuned):  # both checked before either model is loaded
+        warning = check_model_meets_data(path, AutoConfig.from_pretrained(str(path)).vocab_size, args.valid_prefix)
+        if warning:
+            print(warning, file=sys.stderr)
     report: dict = {"written_by": f"{WRITTEN_BY} loss"}
     for label, path in (("base", args.base), ("fine-tuned", args.tuned)):
         model = load_hf_model(path, args.device)[0]
@@ -252,9 +260,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# every numeric flag of every subcommand (those a subcommand lacks are skipped): what can be meant
+FLAG_BOUNDS = {"limit": POSITIVE, "n": POSITIVE, "max_new_tokens": POSITIVE, "batch_size": POSITIVE,
+               "workers": POSITIVE, "timeout": Bound(low=0, low_open=True, note="seconds per program"),
+               "temperature": Bound(low=0, note="0 = greedy"), "top_p": Bound(low=0, high=1, low_open=True),
+               "seed": SEED, "max_tokens": Bound(low=0, note="0 = the model's context"), "max_pairs": POSITIVE,
+               "device": DEVICE, "max_length_generation": POSITIVE, "every": POSITIVE,
+               "pairs_per_language": POSITIVE, "compile_timeout": Bound(low=0, low_open=True, note="seconds")}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_flags(args, FLAG_BOUNDS)  # --limit -3 would silently drop the last 3 problems
+        if getattr(args, "device", "auto") not in ("auto", "cpu"):
+            from evaluation.generate import resolve_device
+
+            resolve_device(args.device)  # a GPU that is not here: refused before anything is claimed or loaded
         return args.func(args)
     except (ValueError, SandboxUnavailable, ToolchainMissing, OSError) as exc:  # UsageError...: ValueErrors
         print(f"error: {exc}", file=sys.stderr)

@@ -41,6 +41,10 @@ def resolve_device(name: str) -> tuple[torch.device, torch.dtype]:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():  # else torch fails deep inside .to(device)
+        raise ValueError(f"--device {name}: no CUDA device is visible on this machine; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device, (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 
@@ -48,9 +52,15 @@ def load_hf_model(path, device_name: str = "auto"):
     """A Hugging Face causal LM and its tokenizer from one folder, in eval mode, offline."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from safetensors import SafetensorError
+
     device, dtype = resolve_device(device_name)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    except SafetensorError as exc:  # a cut or damaged weights file: the user's to fix, not a traceback
+        raise ValueError(f"{path}: its weights cannot be read ({exc}); the file is damaged or incomplete (a cut"
+                         " copy or download?): copy or convert the model again") from exc
     return model.to(device).eval(), tokenizer, device
 
 

@@ -6,14 +6,35 @@ Reads the validation split that ``dataset.preprocess`` held out (``PREFIX_inputs
 ``PREFIX_targets_document``), runs every pair ``[inputs|targets]`` on its own (the attention and positions a
 packed row gives each pair) and averages the cross-entropy of predicting each target token over all target
 tokens: the quantity the local engine's validation reports, without the packing's batching. Pairs longer than
-``max_tokens`` are skipped and counted (packing skips them too). Library module behind ``python -m evaluation loss``.
+``max_tokens`` are skipped and counted (packing skips them too). ``check_model_meets_data`` first refuses a model
+whose tokenizer did not make the data, or whose vocabulary its ids exceed. Library module behind
+``python -m evaluation loss``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from dataset.data_vocab import data_vocab
 from dataset.indexed_dataset import IndexedDataset
 from dataset.preprocess_outputs import document_prefix
+from dataset.tokenizer_match import check_data_tokenizer, tokenizer_json
+
+
+def check_model_meets_data(model_dir: Path, vocab_size: int, prefix: str) -> str | None:
+    """Refuse a model whose tokenizer is not the one that made ``prefix`` (``dataset.tokenizer_match``) or whose
+    vocabulary is smaller than the data's ids (torch would fail on the first such id); returns a warning line
+    when there is nothing to check the tokenizer against."""
+    if not tokenizer_json(model_dir).is_file():
+        warning = f"warning: {model_dir} holds no tokenizer.json, so it cannot be checked against {prefix}'s tokenizer"
+    else:
+        warning = check_data_tokenizer(prefix, model_dir)
+    need = data_vocab(Path(prefix))
+    if need.vocab_size > vocab_size:
+        raise ValueError(f"{prefix} holds token ids up to {need.vocab_size - 1} ({need.source}), but {model_dir} has"
+                         f" {vocab_size} token embeddings; score it with a model of the data's tokenizer")
+    return warning
 
 
 @torch.no_grad()

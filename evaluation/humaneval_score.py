@@ -9,7 +9,9 @@ from ``evaluation.checkers`` is used as it is.
 ``results`` is what ``python -m evaluation humaneval`` writes to ``RESULTS.json``: ``pass@K`` for each K the
 sample count allows, ``problems`` (how many the samples cover), ``samples``, and ``results``, one entry per
 sample in input order with ``task_id``, ``completion_id`` (its rank among its task's samples), ``passed`` and
-``result`` (``passed``, ``failed: REASON`` or ``timed out``). Library module.
+``result`` (``passed``, ``failed: REASON`` or ``timed out``; REASON is the sandbox's bounded, sanitised reason,
+never the program's output), and ``settings.sandbox``: the limits and which of them held (``in_force``).
+Library module.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from evaluation.checkers import PythonChecker
+from evaluation.checkers import PythonChecker, sandbox_settings
 from evaluation.humaneval_tasks import Sample
 from evaluation.pass_at_k import mean_pass_at_k
 from evaluation.sandbox import ProgramResult, Sandbox
@@ -35,8 +37,9 @@ def run_all(items: Sequence, run: Callable, workers: int, progress: bool = True,
 
 def run_checks(programs: Sequence[str], sandbox: Sandbox, workers: int, progress: bool = True,
                label: str = "tests") -> list[ProgramResult]:
-    """Run ``programs`` (complete texts) in parallel in the sandbox, results in input order."""
-    return run_all(programs, sandbox.run, workers, progress, label)
+    """Run ``programs`` (complete texts) in parallel in the sandbox (started ahead), results in input order."""
+    with sandbox.warm(2 * max(1, workers)):
+        return run_all(programs, sandbox.run, workers, progress, label)
 
 
 def subset_label(problems: int, total: int) -> str | None:
@@ -47,7 +50,8 @@ def subset_label(problems: int, total: int) -> str | None:
 def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox, ks: Sequence[int],
                   workers: int, progress: bool = True) -> dict:
     checker = PythonChecker(sandbox) if isinstance(sandbox, Sandbox) else sandbox
-    outcomes = run_all(samples, lambda s: checker.check(problems[s.task_id], s), workers, progress)
+    with checker.warm(workers):
+        outcomes = run_all(samples, lambda s: checker.check(problems[s.task_id], s), workers, progress)
     seen: Counter[str] = Counter()
     entries = []
     for sample, outcome in zip(samples, outcomes):

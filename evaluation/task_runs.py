@@ -12,7 +12,7 @@ from __future__ import annotations
 from evaluation.commit_fixes import COMMIT_STOPS, candidate_tasks, commit_prompt, fix_program
 from evaluation.generate import generate_from_ids, generate_texts
 from evaluation.generation_options import GenerationSettings
-from evaluation.humaneval_score import run_all
+from evaluation.humaneval_score import run_checks as run_texts
 from evaluation.infilling import INFILL_STOPS, infilled_program, middle_from, psm_prompt_ids, single_line_tasks, summarize
 from evaluation.python_programs import harness_wrapped
 from evaluation.sandbox import Sandbox
@@ -20,7 +20,7 @@ from evaluation.sandbox import Sandbox
 
 def run_checks(programs, sandbox: Sandbox, workers: int, progress: bool, label: str):
     """The programs in the harness's prelude, in parallel in the sandbox, results in input order."""
-    return run_all(programs, lambda text: sandbox.run(harness_wrapped(text)), workers, progress, label)
+    return run_texts([harness_wrapped(text) for text in programs], sandbox, workers, progress, label)
 
 
 def greedy(max_new_tokens: int, stops: tuple[str, ...], batch_size: int) -> GenerationSettings:

@@ -1,174 +1,111 @@
-"""Compiled-language checks in the sandbox: files placed in the working folder, then phases (compile, run).
+"""Compiled-language checks in the sandbox: a Go or Rust test program compiled, then run, behind the same wall.
 
-    job = Job(files=(("main_test.go", text),), phases=(Phase("compile", go_argv, 60.0, env), Phase("run", ...)),
-              binds=(shared_build,))
-    outcomes = JobRunner(limits).run(job)   # one PhaseOutcome per phase, in order; later phases not run
-    result = judge(outcomes)                # a ProgramResult: passed / failed (sanitised reason) / timed out
+    runner = JobRunner(compile_s=60, run_s=20, binds=(shared_build_folder,))
+    result = runner.run(argv_program)   # an ArgvProgram (evaluation.toolchains builds it): a ProgramResult
 
-:class:`JobRunner` is the one seam between the Go and Rust checks and the sandbox: it takes an argv per phase,
-the files, each phase's time limit and the read-only folders the phases need, and reports each phase's exit
-status, whether it timed out, and a bounded tail of its output. It runs a small trusted launcher as the
-sandbox's program; the launcher writes the files, runs each phase with ``subprocess`` under its own wall-clock
-limit (killing its whole process group on time-out), drains the output (a correct program may print any
-amount: only the last bytes are kept, never a failure) and prints one JSON line with the outcomes. The
-sandbox's own wall clock is the sum of the phases' limits plus a margin. Today the launcher and the test binary
-share one sandbox (same user), so the walls hold for both but a hostile binary could tamper with the launcher's
-report; the sandbox's argv primitive (run each phase itself, judged outside) removes that, and only
-:meth:`JobRunner.run` changes then.
+The seam between the Go/Rust checks and the sandbox: ``Sandbox.run_argv`` (``evaluation.sandbox_argv``) runs
+the phases (compile, then run) in the working folder, each under its own wall-clock limit, with the files
+placed there, the toolchain's shared build bound read-only and the sandbox's own ``/proc`` (Go and rustc read
+``/proc/self/exe``). The run phase goes through :data:`DRAIN`, a few lines of trusted Python run by the
+sandbox's interpreter: it runs the test binary, reads all of its output and passes on only the last
+:data:`TAIL_BYTES`, and exits with the binary's status, so a correct program may print any amount without
+reaching the sandbox's output cap.
 
-:func:`judge` turns outcomes into a result whose reason is a fixed phrase chosen here (``compile error
-(E0308)``, ``test failed``, ``panicked``, ``killed by SIGKILL``), never the program's output. Library module.
+:func:`judge` turns the sandbox's result into a ProgramResult whose reason is a fixed phrase chosen here
+(``compile error (E0308)``, ``test failed``, ``panicked``, ``killed by SIGKILL``), never program output. A run
+that exits 0 passes only when the test harness's own success line ends it (Go: ``PASS``; Rust: ``test result:
+ok.``): a Rust completion that calls ``std::process::exit(0)`` before the tests ran fails. A hostile program
+can still print that line itself and exit 0 (the sandbox's caveat for every native program); it cannot leave
+the wall. Library module.
 """
 from __future__ import annotations
 
-import base64
-import json
 import re
 import signal
-from dataclasses import dataclass, field
+import time
 
-import sys
+from evaluation.sandbox import ProgramResult, Sandbox, SandboxLimits
+from evaluation.sandbox_argv import ArgvProgram, ArgvResult
 
-from evaluation.sandbox import (ProgramResult, Sandbox, SandboxLimits, bwrap_argv, find_bwrap, interpreter_paths,
-                                rebind_under_hidden)
-
-TAIL_BYTES = 4096  # of each phase's output, kept for judging only (never written to results)
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str  # "compile" or "run"
-    argv: tuple[str, ...]
-    timeout_s: float
-    env: tuple[tuple[str, str], ...] = ()  # "{work}" in a value stands for the working folder
-
-
-@dataclass(frozen=True)
-class Job:
-    files: tuple[tuple[str, str], ...]  # (name in the working folder, text)
-    phases: tuple[Phase, ...]
-    binds: tuple[str, ...] = ()  # folders the phases read (toolchain, shared build): read-only in the sandbox
-
-
-@dataclass(frozen=True)
-class PhaseOutcome:
-    name: str
-    status: str  # "ok", "failed", "timed out"
-    returncode: int | None
-    tail: str = field(default="", repr=False)  # the end of the phase's output, for judge() only
-
-
-_LAUNCHER = r'''
-import base64, json, os, selectors, signal, subprocess, time
-JOB = json.loads(JOB_JSON)
-for name, text in JOB["files"]:
-    with open(name, "w", encoding="utf-8") as handle:
-        handle.write(text)
-outcomes = []
-for phase in JOB["phases"]:
-    env = {name: value.replace("{work}", os.getcwd()) for name, value in phase["env"]}
-    proc = subprocess.Popen(phase["argv"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    deadline, tail, status = time.monotonic() + phase["timeout_s"], b"", ""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
-                status = "timed out"
-                break
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            tail = (tail + chunk)[-TAIL:]
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    code = proc.wait()
-    status = status or ("ok" if code == 0 else "failed")
-    outcomes.append([phase["name"], status, code, base64.b64encode(tail).decode("ascii")])
-    if status != "ok":
+TAIL_BYTES = 4096  # of the test binary's output: judged here, never written to results
+SANDBOX_PYTHON = "/usr/bin/python3"  # the sandbox's interpreter (evaluation.sandbox binds it); runs DRAIN
+DRAIN = r'''import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+tail = b""
+while True:
+    chunk = os.read(child.stdout.fileno(), 65536)
+    if not chunk:
         break
-print("\n" + json.dumps({"outcomes": outcomes}))
-'''
+    tail = (tail + chunk)[-TAIL:]
+code = child.wait()
+os.write(1, tail)
+sys.exit(code if code >= 0 else 128 - code)
+'''.replace("TAIL", str(TAIL_BYTES))
+SUCCESS = {"go": re.compile(rb"(?m)^PASS\s*\Z"), "rust": re.compile(rb"test result: ok\.[^\n]*\n\s*\Z")}
+_RUST_ERROR = re.compile(rb"error\[(E\d{4})\]")
 
 
-def launcher_program(job: Job) -> str:
-    """The trusted Python program the sandbox runs for ``job`` (pure: the job is embedded as JSON)."""
-    encoded = json.dumps({"files": job.files, "phases": [{"name": p.name, "argv": p.argv, "timeout_s": p.timeout_s,
-                                                           "env": p.env} for p in job.phases]})
-    return f"JOB_JSON = {encoded!r}\nTAIL = {TAIL_BYTES}\n{_LAUNCHER}"
+def drained(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """``argv`` run through :data:`DRAIN` (pure)."""
+    return (SANDBOX_PYTHON, "-I", "-S", "-c", DRAIN, *argv)
 
 
-def compiled_limits(job_seconds: float, base: SandboxLimits = SandboxLimits()) -> SandboxLimits:
+def compiled_limits(compile_s: float, run_s: float, base: SandboxLimits = SandboxLimits()) -> SandboxLimits:
     """Room for a compiler: more memory, processes (threads count), file and tmpfs space than a Python test."""
-    return SandboxLimits(timeout_s=job_seconds, memory_bytes=max(base.memory_bytes, 2 << 30),
+    return SandboxLimits(timeout_s=max(compile_s, run_s), memory_bytes=max(base.memory_bytes, 2 << 30),
                          max_processes=max(base.max_processes, 64), max_output_bytes=base.max_output_bytes,
                          max_file_bytes=max(base.max_file_bytes, 64 << 20), tmpfs_bytes=max(base.tmpfs_bytes, 512 << 20),
                          open_files=max(base.open_files, 1024))
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def judge(language: str, result: ArgvResult) -> ProgramResult:
+    """Passed when every phase exited 0 and the tests' own success line ends the output; else a fixed phrase."""
+    if result.status == "timed out":
+        compiling = bool(result.phases) and result.phases[-1].name == "compile"
+        return ProgramResult("timed out", "compile phase over its time limit" if compiling else "", result.seconds)
+    last = result.phases[-1] if result.phases else None
+    if last is None:
+        return ProgramResult("failed", result.reason, result.seconds)  # the sandbox's own bounded reason
+    if last.name == "compile" and (last.status != "exit" or last.code != 0):
+        code = _RUST_ERROR.search(result.output)
+        return ProgramResult("failed", f"compile error ({code.group(1).decode()})" if code else "compile error",
+                             result.seconds)
+    tail = result.output[-TAIL_BYTES:]
+    if result.status == "passed":
+        if SUCCESS[language].search(tail):
+            return ProgramResult("passed", "", result.seconds)
+        return ProgramResult("failed", "exited before the tests finished", result.seconds)
+    if last.status == "signal" or (last.status == "exit" and last.code > 128 and last.code - 128 != signal.SIGABRT):
+        number = last.code if last.status == "signal" else last.code - 128
+        return ProgramResult("failed", f"killed by {_signal_name(number)}", result.seconds)
+    if b"assertion failed" in tail or b"assertion `left" in tail:  # Rust's assert_eq! panics
+        reason = "test failed"
+    elif b"panic" in tail:  # Go's runtime panic ("panic:"), Rust's other panics ("panicked at")
+        reason = "panicked"
+    elif b"--- FAIL" in tail:  # Go: a testify assertion failed
+        reason = "test failed"
+    else:
+        reason = result.reason if result.reason.startswith("output over") else f"run phase: exit status {last.code}"
+    return ProgramResult("failed", reason, result.seconds)
+
+
 class JobRunner:
-    """Runs jobs whose phases fit ``phase_seconds`` in total and read only ``binds`` besides the system (one
-    sandbox set-up check, then thread-safe runs)."""
+    """One sandbox set-up check, then thread-safe runs of Go or Rust test programs."""
 
-    MARGIN_S = 5.0  # the launcher's own start and bookkeeping
-
-    def __init__(self, phase_seconds: float, binds: tuple[str, ...] = ()) -> None:
-        self.limits = compiled_limits(phase_seconds + self.MARGIN_S)
-        self.binds = binds
+    def __init__(self, language: str, compile_s: float, run_s: float) -> None:
+        self.language = language
+        self.limits = compiled_limits(compile_s, run_s)
         self.sandbox = Sandbox(self.limits)
-        # today's sandbox shows the whole system read-only but hides /tmp: a bind under it is bound back
-        python = sys.executable
-        self.sandbox.argv = bwrap_argv(find_bwrap(), python, self.limits,
-                                       rebind_under_hidden([*interpreter_paths(python), *binds]))
 
-    def run(self, job: Job) -> list[PhaseOutcome]:
-        if not set(job.binds) <= set(self.binds):
-            raise ValueError(f"the job reads {sorted(set(job.binds) - set(self.binds))}, not bound in this runner")
-        result = self.sandbox.run(launcher_program(job))
-        if result.status == "timed out":
-            return [PhaseOutcome(job.phases[0].name, "timed out", None)]
-        lines = [line for line in result.output.splitlines() if line.startswith('{"outcomes": ')]
-        if result.status != "passed" or not lines:
-            # the launcher did not finish: the program took it down (e.g. a memory limit hit the whole sandbox)
-            return [PhaseOutcome(job.phases[0].name, "failed", None, result.reason)]
-        return [PhaseOutcome(name, status, code, base64.b64decode(tail).decode("utf-8", "replace"))
-                for name, status, code, tail in json.loads(lines[-1])["outcomes"]]
-
-
-_RUST_ERROR = re.compile(r"error\[(E\d{4})\]")
-
-
-def _signal_name(code: int | None) -> str | None:
-    if code is None:
-        return None
-    number = -code if code < 0 else code - 128 if code > 128 else 0
-    return signal.Signals(number).name if number in {s.value for s in signal.Signals} else None
-
-
-def judge(outcomes: list[PhaseOutcome], seconds: float = 0.0) -> ProgramResult:
-    """Passed when every phase ran and succeeded; otherwise a fixed phrase naming the phase and the kind."""
-    for outcome in outcomes:
-        if outcome.status == "ok":
-            continue
-        if outcome.status == "timed out":
-            reason = "" if outcome.name == "run" else f"{outcome.name} phase over its time limit"
-            return ProgramResult("timed out", reason, "", seconds)
-        if outcome.name == "compile":
-            code = _RUST_ERROR.search(outcome.tail)
-            return ProgramResult("failed", f"compile error ({code.group(1)})" if code else "compile error", "", seconds)
-        killed = _signal_name(outcome.returncode)
-        if killed and killed != "SIGABRT":
-            reason = f"killed by {killed}"
-        elif "assertion failed" in outcome.tail or "assertion `left" in outcome.tail:  # Rust's assert_eq! panics
-            reason = "test failed"
-        elif "panic" in outcome.tail:  # Go's runtime panic ("panic:"), Rust's other panics ("panicked at")
-            reason = "panicked"
-        elif "--- FAIL" in outcome.tail:  # Go: a testify assertion failed
-            reason = "test failed"
-        else:
-            reason = f"{outcome.name} phase failed (exit status {outcome.returncode})"
-        return ProgramResult("failed", reason, "", seconds)
-    return ProgramResult("passed", "", "", seconds)
+    def run(self, program: ArgvProgram) -> ProgramResult:
+        started = time.monotonic()
+        result = self.sandbox.run_argv(program)
+        judged = judge(self.language, result)
+        return ProgramResult(judged.status, judged.reason, time.monotonic() - started)

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guardrails.atomic_folder import atomic_output_dir
-from evaluation.toolchain_jobs import Job, Phase
+from evaluation.sandbox_argv import ArgvProgram, Phase
+from evaluation.sandbox_binds import WORK_DIR
+from evaluation.toolchain_jobs import drained
 
 GO = "/usr/bin/go"
 RUSTC = "/usr/bin/rustc"
@@ -74,7 +76,7 @@ def _version(argv: list[str]) -> str:
 
 
 def go_env(cache: Path | str, work: str) -> dict[str, str]:
-    """Go's environment; ``work`` is its home and temporary folder (``{work}`` in a job: the working folder)."""
+    """Go's environment; ``work`` is its home and temporary folder."""
     return {"PATH": SYSTEM_PATH, "HOME": work, "TMPDIR": work, "GOPATH": GOPATH, "GO111MODULE": "off", "GOCACHE": str(cache), "GOENV": "off", "GOFLAGS": "",
             "CGO_ENABLED": "0", "GOMAXPROCS": "2", "GOTOOLCHAIN": "local"}
 
@@ -159,13 +161,12 @@ def shared_build(languages: tuple[str, ...] = ("go", "rust"), cache_root: Path |
     return _located(folder, json.loads(record_path.read_text(encoding="utf-8")))
 
 
-def go_job(build: SharedBuild, program: str, compile_s: float, run_s: float) -> Job:
+def go_job(build: SharedBuild, program: str, compile_s: float, run_s: float) -> ArgvProgram:
     """HumanEval-X's ``go test main_test.go``, as its two halves: build the test binary (vet included), run it."""
-    env = tuple(go_env(build.go_cache, "{work}").items())
-    return Job(files=(("main_test.go", program),),
-               phases=(Phase("compile", (GO, "test", "-c", "-o", "main.test", "main_test.go"), compile_s, env),
-                       Phase("run", ("./main.test", f"-test.timeout={int(run_s)}s"), run_s, env)),
-               binds=(str(build.root),))
+    return ArgvProgram(phases=(Phase("compile", (GO, "test", "-c", "-o", "main.test", "main_test.go"), compile_s),
+                               Phase("run", drained(("./main.test", f"-test.timeout={int(run_s)}s")), run_s)),
+                       files={"main_test.go": program.encode("utf-8")}, ro_binds=(str(build.root),),
+                       env={**go_env(build.go_cache, WORK_DIR), "TMPDIR": "/tmp"}, proc=True)
 
 
 def rust_argv(build: SharedBuild) -> tuple[str, ...]:
@@ -174,9 +175,8 @@ def rust_argv(build: SharedBuild) -> tuple[str, ...]:
             "strip=debuginfo", "-A", "warnings", "-L", f"dependency={build.rust_deps}", *externs)
 
 
-def rust_job(build: SharedBuild, program: str, compile_s: float, run_s: float) -> Job:
+def rust_job(build: SharedBuild, program: str, compile_s: float, run_s: float) -> ArgvProgram:
     """HumanEval-X's ``cargo test`` of one file, as ``rustc --test`` against the shared crates, then the binary."""
-    env = (("PATH", SYSTEM_PATH), ("HOME", "{work}"), ("TMPDIR", "{work}"))
-    return Job(files=(("main.rs", program),),
-               phases=(Phase("compile", rust_argv(build), compile_s, env), Phase("run", ("./main.test",), run_s, env)),
-               binds=(str(build.root),))
+    return ArgvProgram(phases=(Phase("compile", rust_argv(build), compile_s), Phase("run", drained(("./main.test",)), run_s)),
+                       files={"main.rs": program.encode("utf-8")}, ro_binds=(str(build.root),),
+                       env={"PATH": SYSTEM_PATH, "HOME": WORK_DIR, "TMPDIR": "/tmp"}, proc=True)

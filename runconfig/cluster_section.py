@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from runconfig.value_rules import check_values
+
 # SLURM's --time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 _MEM = re.compile(r"^\d+[KMGT]?$")  # sbatch --mem: a number of megabytes, or with a unit
@@ -49,9 +51,7 @@ class ClusterConfig:
     merge_time: str | int = "04:00:00"
 
     def __post_init__(self) -> None:
-        if self.nodes < 1 or self.gpus_per_node < 1:
-            raise ValueError(f"nodes and gpus_per_node must be >= 1, got nodes={self.nodes}"
-                             f" gpus_per_node={self.gpus_per_node}")
+        check_values(self)  # each number's range (nodes, ports, CPUs): runconfig.value_rules
         for name in ("time", "preprocess_time", "merge_time"):
             value = getattr(self, name)
             if isinstance(value, int):  # YAML 1.1 reads 24:00:00 as 86400 and 30 as 30: neither is meant
@@ -62,13 +62,6 @@ class ClusterConfig:
         for name in ("preprocess_mem", "merge_mem"):
             if not _MEM.match(getattr(self, name)):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not a SLURM memory size; write e.g. 32G")
-        if self.preprocess_cpus_per_task < 1 or self.preprocess_max_parallel < 0:
-            raise ValueError(f"preprocess_cpus_per_task must be >= 1 and preprocess_max_parallel >= 0, got"
-                             f" {self.preprocess_cpus_per_task} and {self.preprocess_max_parallel}")
-        if not 0 < self.rdzv_port < 65536:
-            raise ValueError(f"rdzv_port {self.rdzv_port} is not a TCP port (1-65535)")
-        if self.cpus_per_task < 0:
-            raise ValueError(f"cpus_per_task must be >= 0, got {self.cpus_per_task}")
         for arg in self.sbatch_args:
             if not arg.startswith("--"):
                 raise ValueError(f"sbatch_args item {arg!r}: write each option whole, e.g. --mail-type=END")

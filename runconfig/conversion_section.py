@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from runconfig.sizes import parse_size
+from runconfig.value_rules import check_values
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,5 @@ class ConversionConfig:
     tokenizer: str = ""
 
     def __post_init__(self) -> None:
-        if self.tp < 1 or self.pp < 1:
-            raise ValueError(f"tp and pp must be >= 1, got tp={self.tp} pp={self.pp}")
-        if self.make_vocab_size_divisible_by < 1:
-            raise ValueError(f"make_vocab_size_divisible_by must be >= 1, got {self.make_vocab_size_divisible_by}")
+        check_values(self)  # tp, pp and the divisor are positive: runconfig.value_rules
         parse_size(self.max_shard_size)  # raises with the accepted forms

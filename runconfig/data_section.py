@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runconfig.value_rules import check_values
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -28,16 +30,9 @@ class DataConfig:
     num_shards: int = 1  # >1: one process per shard (dataset.shard_plan), then dataset.merge_shards
 
     def __post_init__(self) -> None:
+        check_values(self)  # each value's range: runconfig.value_rules
         if len(self.keys) not in (1, 2):
             raise ValueError(f"keys must name two fields (inputs, targets) or one (raw documents, e.g. content), "
                              f"got {list(self.keys)}")
-        if not 0.0 <= self.valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.valid_fraction and self.valid_count:
             raise ValueError("give valid_fraction or valid_count, not both")
-        if self.valid_count < 0 or self.workers < 0:
-            raise ValueError("valid_count and workers must not be negative")
-        if self.num_shards < 1:
-            raise ValueError(f"num_shards must be at least 1, got {self.num_shards}")
-        if self.max_line_bytes <= 0:
-            raise ValueError(f"max_line_bytes must be positive, got {self.max_line_bytes}")

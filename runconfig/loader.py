@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
+from runconfig.value_rules import value_problem
+
 T = TypeVar("T")
 
 
@@ -72,12 +74,18 @@ def read_yaml_lines(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, .
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a run config is a mapping of sections, got {type(data).__name__}")
     lines: dict[tuple[str, ...], int] = {}
-    for key_node, value_node in node.value:
-        lines[(str(key_node.value),)] = key_node.start_mark.line + 1
-        if isinstance(value_node, yaml.MappingNode):
-            for inner, _ in value_node.value:
-                lines[(str(key_node.value), str(inner.value))] = inner.start_mark.line + 1
+    _record_lines(node, (), lines)
     return data, lines
+
+
+def _record_lines(node: yaml.Node, owners: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+    """The line of every key of a mapping, nested mappings (``training: lora: rank:``) included."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, value_node in node.value:
+        key = (*owners, str(key_node.value))
+        lines[key] = key_node.start_mark.line + 1
+        _record_lines(value_node, key, lines)
 
 
 def parse_overrides(overrides: Sequence[str], section: str) -> dict[str, Any]:
@@ -104,7 +112,8 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str,
                     lines: Mapping[str, str] | None = None) -> T:
     """Instantiate frozen dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types.
 
-    ``where`` is ``FILE:SECTION``; ``lines`` maps a key (``""``: the section) to ``FILE:LINE`` for errors.
+    ``where`` is ``FILE:SECTION``; ``lines`` maps a key (``""``: the section; ``lora.rank``: a key of a nested
+    section) to ``FILE:LINE`` for errors.
     """
     lines = lines or {}
     section = where.split(":")[-1]
@@ -122,7 +131,15 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str,
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         at = f"{lines[name]}: {section}.{name}" if name in lines else f"{where}.{name}"
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, Mapping):  # a nested section: its own lines
+            inner = {key.split(".", 1)[1]: line for key, line in lines.items() if key.startswith(f"{name}.")}
+            inner.update({"": lines[name]} if name in lines else {})
+            kwargs[name] = build_dataclass(hints[name], value, f"{where}.{name}", inner)
+            continue
         kwargs[name] = _coerce(value, hints[name], at)
+        problem = value_problem(cls.__name__, name, kwargs[name])  # the key's own line, before anything runs
+        if problem:
+            raise ConfigError(f"{at}: {problem}")
     missing = [
         n for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

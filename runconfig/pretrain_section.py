@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runconfig.value_rules import check_values
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -27,6 +29,4 @@ class PretrainConfig:
     eod_mask_loss: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("fim_rate", "fim_spm_rate", "fragment_fim_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"pretrain.{name} must be between 0 and 1, got {getattr(self, name)}")
+        check_values(self)  # the rates are probabilities: runconfig.value_rules

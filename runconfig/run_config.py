@@ -99,9 +99,11 @@ def _build(path: str | Path | None, raw: dict[str, Any], lines: dict[tuple[str, 
     values = dict(raw.get(name) or {})
     given = parse_overrides(overrides, name)
     merge_overrides(values, given)  # a dotted key (lora.rank) sets one key of a nested section
-    overridden = {key.split(".", 1)[0] for key in given}
-    where = {key[1]: f"{path}:{line}" for key, line in lines.items() if len(key) == 2 and key[0] == name
-             and key[1] not in overridden}
+    where = {}
+    for key, line in lines.items():  # ("training", "lora", "rank") -> "lora.rank", unless an override set it
+        dotted = ".".join(key[1:])
+        if len(key) >= 2 and key[0] == name and not any(dotted == g or dotted.startswith(f"{g}.") for g in given):
+            where[dotted] = f"{path}:{line}"
     if (name,) in lines:
         where[""] = f"{path}:{lines[(name,)]}"
     return build_dataclass(cls, values, f"{path or '<defaults>'}:{name}", where)

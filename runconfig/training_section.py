@@ -14,6 +14,7 @@ from typing import Literal
 
 from runconfig.pretrain_section import PretrainConfig
 from runconfig.model_presets import preset
+from runconfig.value_rules import check_values
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,7 @@ class LoraConfig:
     qlora: bool = False  # 4-bit base weights through bitsandbytes; needs a GPU
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"lora.rank must be >= 1, got {self.rank}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        check_values(self)  # each value's range: runconfig.value_rules
         if not self.target_modules:
             raise ValueError("lora.target_modules is empty; name at least one of c_attn, c_proj, c_fc")
 
@@ -73,8 +71,13 @@ class TrainingConfig:
     # true: every split range is read from document 0, as the fork's packed dataset does (so a valid range
     # 0.95:1 reads the first 5% of the documents, which training also sees); false: the range's own documents
     legacy_split_offsets: bool = False
-    # auto: float32 on CPU, bfloat16 on GPU (the fork: --bf16); float16 only for the fork (--fp16)
+    # auto: bfloat16 on GPUs, float32 on CPUs, for both engines (the fork's GPUs: cluster.request_gpus; see
+    # compute_dtype); float16 only for the fork (--fp16)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # dropout of the hidden states (embeddings, attention output, MLP) and of the attention probabilities; null =
+    # the start checkpoint's recorded values (a resume: the save folder's); the fork gets them as flags
+    hidden_dropout: float | None = None
+    attention_dropout: float | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     peak_flops: float = 0.0  # 0 = look up the device in the table
     cpu_threads: int = 0  # local engine: torch threads per process; 0 = torch's default
@@ -93,8 +96,7 @@ class TrainingConfig:
     extra_args: tuple[str, ...] = ()  # appended last to finetune_mtf.py's argv, checked against the fork's flags
 
     def __post_init__(self) -> None:
-        if self.micro_batch_size < 1 or self.global_batch_size < 1:
-            raise ValueError("micro_batch_size and global_batch_size must be >= 1")
+        check_values(self)  # each value's range (lr, betas, eval_iters, device...): runconfig.value_rules
         if self.global_batch_size % self.micro_batch_size:
             raise ValueError(
                 f"global_batch_size {self.global_batch_size} is not a multiple of micro_batch_size"
@@ -102,14 +104,6 @@ class TrainingConfig:
             )
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr {self.min_lr} is above lr {self.lr}")
-        if self.train_iters < 0 or self.lr_warmup_samples < 0 or self.lr_decay_samples < 0:
-            raise ValueError("train_iters, lr_warmup_samples and lr_decay_samples must not be negative")
-        if self.save_interval < 1 or self.eval_interval < 1 or self.log_interval < 1:
-            raise ValueError("save_interval, eval_interval and log_interval must be >= 1")
-        if self.cpu_threads < 0:
-            raise ValueError(f"cpu_threads must be >= 0, got {self.cpu_threads}")
-        if self.tensor_model_parallel_size < 1 or self.pipeline_model_parallel_size < 1:
-            raise ValueError("tensor_model_parallel_size and pipeline_model_parallel_size must be >= 1")
         if self.model:
             preset(self.model)  # raises with the known names
         if self.engine == "megatron" and self.mode == "pretrain" and self.pretrain.reset_attention_mask \
@@ -125,6 +119,12 @@ class TrainingConfig:
                 f"lr_decay_samples ({self.decay_samples}{'' if self.lr_decay_samples else ' = train_iters x global_batch_size'})"
                 f" must exceed lr_warmup_samples ({self.lr_warmup_samples}); lower the warmup or raise lr_decay_samples"
             )
+
+    def compute_dtype(self, on_gpu: bool) -> str:
+        """``dtype`` with ``auto`` resolved, the same rule for both engines: bfloat16 on GPUs, float32 on CPUs."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if on_gpu else "float32"
 
     @property
     def decay_samples(self) -> int:

@@ -73,3 +73,46 @@ def test_mode_other_than_write_is_refused(tmp_path):
         with atomic_write(tmp_path / "x", "ab"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def disk_calls(monkeypatch):
+    """Every ``os.fsync`` (with the file it synced and that file's size then) and ``os.replace``, in order."""
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        calls.append(("fsync", target, os.fstat(fd).st_size))
+        return real_fsync(fd)
+
+    def replace(src, dst, **kwargs):
+        calls.append(("replace", os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize("writer", ["bytes", "json", "path"])
+def test_the_whole_content_is_fsynced_before_the_rename(tmp_path, disk_calls, writer):
+    """A rename reaches the disk before the data it names unless the data is fsynced first: after a power cut
+    the final name would hold an empty or partial file. The sync must cover the whole temporary, then rename it."""
+    target = tmp_path / "out.bin"
+    payload = b"x" * 100_000
+    if writer == "bytes":
+        write_bytes_atomic(target, payload)
+    elif writer == "json":
+        write_json_atomic(target, {"x": "x" * (100_000 - 10)})  # {"x": "..."} and a newline: 100000 bytes
+    else:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(payload)
+    size = target.stat().st_size
+    assert size == 100_000
+    renames = [c for c in disk_calls if c[0] == "replace" and c[2] == str(target)]
+    assert len(renames) == 1, disk_calls
+    temporary = renames[0][1]
+    at = disk_calls.index(renames[0])
+    synced = [c for c in disk_calls[:at] if c[0] == "fsync" and c[1] == temporary]
+    assert synced and synced[-1][2] == size, disk_calls  # fsynced, complete, before the rename

@@ -42,7 +42,7 @@ def test_cluster_section_loads_and_checks(tmp_path):
     cfg = load_run_config(p)
     assert (cfg.cluster.nodes, cfg.cluster.gpus_per_node, cfg.cluster.partition) == (4, 8, "gpu")
     for bad, message in [("time=24h", "not a SLURM time limit"), ("nodes=0", "must be >= 1"),
-                         ("rdzv_port=70000", "not a TCP port"), ("sbatch_args=[-x]", "write each option whole")]:
+                         ("rdzv_port=70000", "must be >= 1 and <= 65535"), ("sbatch_args=[-x]", "write each option whole")]:
         with pytest.raises(ConfigError, match=message):
             load_run_config(p, [f"cluster.{bad}"])
     with pytest.raises(ConfigError, match="quote the time limit"):  # YAML 1.1 reads 24:00:00 as 86400

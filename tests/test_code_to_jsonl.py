@@ -1,5 +1,6 @@
 """``python -m dataset.code_to_jsonl``: raw files -> {"content"} jsonl, filtered, counted, deterministic."""
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -60,6 +61,23 @@ def test_nothing_selected_is_an_error_and_writes_nothing(tmp_path, capsys):
     assert main(["--source", str(src), "--output", str(tmp_path / "o.jsonl"), "--extensions", ".rs"]) == 2
     assert "no file passed the filters" in capsys.readouterr().err and not (tmp_path / "o.jsonl").exists()
     assert main(["--source", str(tmp_path / "missing"), "--output", str(tmp_path / "o.jsonl")]) == 2
+
+
+def test_a_fifo_and_a_name_that_is_not_utf8_are_skipped_and_counted(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("x = 1\n")
+    os.mkfifo(src / "pipe.py")  # reading it would block forever; it is no source file
+    (src / os.fsdecode(b"b\xff.py")).write_text("y = 2\n")  # a Latin-1 name on a UTF-8 system
+    out = tmp_path / "o.jsonl"
+    assert main(["--source", str(src), "--output", str(out), "--filename-prefix", "--no-shuffle"]) == 0
+    assert _lines(out) == [{"content": "<filename>a.py\nx = 1\n"}]
+    manifest = json.loads((tmp_path / "o.manifest.json").read_text())
+    assert manifest["skipped"] == {"not_regular_file": 1, "undecodable_file_name": 1}
+    assert "undecodable_file_name=1" in capsys.readouterr().out
+    # without --filename-prefix the name is never written, so the file is read like any other
+    assert main(["--source", str(src), "--output", str(tmp_path / "p.jsonl"), "--no-shuffle"]) == 0
+    assert _lines(tmp_path / "p.jsonl") == [{"content": "x = 1\n"}, {"content": "y = 2\n"}]
 
 
 def test_git_revision_reads_tracked_files_only(tmp_path):

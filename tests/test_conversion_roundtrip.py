@@ -14,7 +14,6 @@ from conversion import hf_to_megatron, megatron_to_hf
 from conversion.checkpoint_format import discover_layout, read_tracker
 from tests.tiny_hf_checkpoints import LAYOUTS, save_layout, stored_state_dict, tiny_model
 
-TOKENIZER = Path(__file__).parent / "fixtures" / "fork" / "tokenizer.json"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_roundtrip_is_bitwise(hf_model_dir: Path, tmp_path: Path, tp: int, pp: i
 def test_cli_roundtrip_with_bin_shards(hf_model_dir: Path, tmp_path: Path) -> None:
     assert hf_to_megatron.main(["--hf", str(hf_model_dir), "--out", str(tmp_path / "m"), "--tp", "2", "--pp", "2"]) == 0
     assert megatron_to_hf.main(["--megatron", str(tmp_path / "m"), "--out", str(tmp_path / "b"), "--format", "bin",
-                                "--tokenizer", str(TOKENIZER), "--max-shard-size", "100KB", "--no-progress"]) == 0
+                                "--max-shard-size", "100KB", "--no-progress"]) == 0
     index = json.loads((tmp_path / "b/pytorch_model.bin.index.json").read_text())
     files = sorted(set(index["weight_map"].values()))
     assert files[0] == f"pytorch_model-00001-of-{len(files):05d}.bin" and len(files) > 1

@@ -42,6 +42,21 @@ def test_converts_then_verifies_the_logits(tmp_path: Path) -> None:
     assert (manifest["tp"], manifest["pp"], manifest["dtype"]) == (2, 2, "bfloat16")
 
 
+def test_tag_converts_and_verifies_that_iteration_not_the_trackers(tmp_path: Path) -> None:
+    config = GPTBigCodeConfig(vocab_size=8192, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64,
+                              multi_query=True, activation_function="gelu_pytorch_tanh")
+    for seed, iteration in ((5, 10), (6, 20)):  # two different models; the tracker ends at iteration 20
+        torch.manual_seed(seed)
+        state = {k: v.detach().clone() for k, v in GPTBigCodeForCausalLM(config).state_dict().items()}
+        write_megatron_checkpoint(tmp_path / "megatron", iteration, state, config)
+    assert (tmp_path / "megatron" / "latest_checkpointed_iteration.txt").read_text().strip() == "20"
+    result = _run(str(tmp_path / "megatron"), str(tmp_path / "hf"), "--tokenizer", str(TOKENIZER), "--tag", "10",
+                  "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "MATCH"  # before: iteration 20 compared with a conversion of 10
+    assert "Megatron tag 10" in result.stdout
+    assert json.loads((tmp_path / "hf" / "conversion_manifest.json").read_text())["iteration"] == 10
+
 
 def test_runs_the_python_named_by_PYTHON_without_one_on_PATH(tmp_path: Path) -> None:
     import shutil

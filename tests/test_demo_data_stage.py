@@ -34,10 +34,19 @@ def test_data_steps_write_usable_outputs(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "=== [1/" in printed and f"pairs: {pairs}" in printed and f"tokenizer: {tokenizer}" in printed
-    assert (data / "train_data_paths.txt").read_text() == '"train: 1.0 0:1 pairs"\n'
-    assert (data / "valid_data_paths.txt").read_text() == '"valid: 1.0 0:1 pairs_valid"\n'
+    assert (data / "train_data_paths.txt").read_text() == f'"train: 1.0 0:1 {data}/pairs"\n'
+    assert (data / "valid_data_paths.txt").read_text() == f'"valid: 1.0 0:1 {data}/pairs_valid"\n'
     for name in ("pairs_inputs_document.idx", "pairs_valid_targets_document.bin", "split_plan.json"):
         assert (data / name).exists() and f": {data / name}" in printed
+    # the split files name absolute prefixes, so the same config passes the fork's data checks (engine: megatron)
+    from runconfig import load_section
+    from runconfig.training_section import TrainingConfig
+    from training.preflight import check_splits
+
+    fork_cfg = load_section(REPO_ROOT / "scripts" / "configs" / "demo.yaml", "training", TrainingConfig, [
+        "training.engine=megatron", f"training.train_split_file={data / 'train_data_paths.txt'}",
+        f"training.valid_split_file={data / 'valid_data_paths.txt'}"])
+    assert [f.message for f in check_splits(fork_cfg, 400, fork=True) if f.error] == []
     records = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
     assert 0 < len(records) <= 20
     tok = Tokenizer.from_file(str(tokenizer))

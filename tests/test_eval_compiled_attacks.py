@@ -87,3 +87,21 @@ def test_rust_cannot_write_outside_reach_the_network_or_spawn_onto_the_host(tmp_
         listener.close()
     assert results[0].startswith("failed") and results[1].startswith("failed") and results[3] == "timed out"
     assert not target.exists() and received == []
+
+
+def test_rust_cannot_read_host_files_at_compile_or_run_time_nor_fake_a_pass_by_exiting(tmp_path, host_folder):
+    toolchain("rust")
+    canary = host_folder / "canary"
+    canary.write_text("secret-canary-7d1f")
+    canary.chmod(0o600)
+    results = score(tmp_path, "rust", [
+        f'    let s = include_str!("{canary}");\n    s.len() as i32\n}}\n',  # the compiler reads it
+        f'    let s = std::fs::read_to_string("{canary}").unwrap();\n    s.len() as i32\n}}\n',
+        '    let s = include_str!("/etc/shadow");\n    s.len() as i32\n}\n',
+        "    std::process::exit(0);\n}\n",  # exit status 0 before the tests ran: not a pass
+        '    for _ in 0..200000 { println!("a line of output that is not short"); }\n'
+        "    xs.iter().map(|x| x * x).sum()\n}\n"])  # printing megabytes never fails a correct program
+    assert results[0].startswith("failed: compile error") and results[2].startswith("failed: compile error")
+    assert results[1] == "failed: panicked" and results[3] == "failed: exited before the tests finished"
+    assert results[4] == "passed"
+    assert "secret-canary" not in (tmp_path / "r.json").read_text()

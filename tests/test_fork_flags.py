@@ -7,7 +7,8 @@ from runconfig.run_config import load_run_config
 from tests.conftest import REPO_ROOT
 from training.fork_flags import argv_problems, extract_flags, main
 from training.megatron_argv import StartPoint, build_megatron_argv
-from training.preflight import check_fork_argv
+from tests.fork_stand_in import fork_arguments_source
+from training.fork_runtime import check_fork_argv
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fork_flags" / "mtf_arguments_flags.json"
 SOURCE = '''
@@ -45,16 +46,8 @@ def test_argv_problems_name_the_flag_and_the_fix():
 
 def _fake_fork(tmp_path, drop=()):
     """A MEGATRON_DIR whose arguments.py defines the mtf branch's flags (rebuilt from the names-only fixture)."""
-    lines = ["def f(group):"]
-    for flag, spec in json.loads(FIXTURE.read_text()).items():
-        if flag in drop:
-            continue
-        extra = "" if spec["takes_value"] else ", action='store_true'"
-        extra += f", choices={spec['choices']!r}" if "choices" in spec else ""
-        extra += f", nargs={spec['nargs']!r}" if "nargs" in spec else ""
-        lines.append(f"    group.add_argument({flag!r}{extra})")
     (tmp_path / "megatron").mkdir(parents=True)
-    (tmp_path / "megatron" / "arguments.py").write_text("\n".join(lines) + "\n")
+    (tmp_path / "megatron" / "arguments.py").write_text(fork_arguments_source(drop))
     return str(tmp_path)
 
 
@@ -86,4 +79,6 @@ def test_extra_args_may_not_repeat_or_switch_the_data_mode(tmp_path):
         "training.extra_args repeats --lr, which the run config already sets; change the training: key instead"
         " (one value in one place)",
         "training.extra_args has --data-path: the fork refuses it next to the weighted split files"
-        " (train_split_file / valid_split_file)"]
+        " (train_split_file / valid_split_file)",
+        f"{tmp_path / 'no-fork' / 'megatron' / 'arguments.py'} does not exist, so the argv's flags could not be"
+        f" checked: MEGATRON_DIR={tmp_path / 'no-fork'} is not a whole checkout of the fork; check out its branch there"]

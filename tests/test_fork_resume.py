@@ -49,7 +49,7 @@ def _start_model(folder: Path) -> Path:
 def _run(tmp: Path, base: Path, save: Path, iters: int) -> None:
     cfg = load_section(None, "training", TrainingConfig, run_overrides(
         tmp, base, save, train_iters=iters, save_interval=1, eval_interval=100, seq_length=64, global_batch_size=4,
-        lr_warmup_samples=2, seed=SEED))
+        lr_warmup_samples=2, lr_decay_samples=8, seed=SEED))  # one window for both lengths (a resume keeps its own)
     train(cfg, say=lambda _m: None)
 
 

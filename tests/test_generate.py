@@ -74,6 +74,26 @@ def test_cut_at_stop_and_completion_for():
     assert completion_for(prompt, " pass") == " pass"
 
 
+# bigcode-evaluation-harness, bigcode_eval/tasks/humaneval.py (commit 01762fc7), GeneralHumanEval.__init__: stop_words
+HARNESS_HUMANEVAL_STOP_WORDS = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>"]
+
+
+def _humaneval_settings():
+    from evaluation.generation_options import settings_from_args
+
+    return settings_from_args(commands.build_parser().parse_args(["humaneval", "--model", "m", "--out", "o"]))
+
+
+def test_humaneval_generation_stops_where_the_harness_stops():
+    assert list(_humaneval_settings().stop_sequences) == HARNESS_HUMANEVAL_STOP_WORDS
+
+
+@pytest.mark.parametrize("stop", HARNESS_HUMANEVAL_STOP_WORDS)
+def test_every_harness_stop_word_cuts_a_humaneval_completion(stop):
+    text = "    return sorted(numbers)" + stop + " something the harness throws away\n"
+    assert cut_at_stop(text, _humaneval_settings().stop_sequences) == ("    return sorted(numbers)", True)
+
+
 def test_humaneval_generate_command(tmp_path):
     hf = tiny_hf_folder(tmp_path / "hf")
     out = tmp_path / "run"

@@ -132,3 +132,55 @@ def test_missing_data_and_bad_rates_exit_2(tmp_path, capsys):
     assert main(argv) == 2
     assert "FIM rate must be between 0 and 1, got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "out.npy").exists()
+
+
+def _train_tokens() -> int:
+    """Tokens of the fixture's train split (969,30,1 of its documents), read from the data itself."""
+    from dataset.gpt_index import split_document_ranges
+    from dataset.indexed_dataset import IndexedDataset
+
+    sizes = IndexedDataset(str(FIM_DIR / "code_content_document")).sizes
+    return int(sizes[:split_document_ranges("969,30,1", len(sizes))[1]].sum())
+
+
+def test_sizes_the_data_or_memory_cannot_hold_are_refused_with_the_numbers(tmp_path, capsys, monkeypatch):
+    from dataset import memory_budget
+
+    monkeypatch.setattr(memory_budget, "available_memory", lambda: 2 * 10**9)  # a 2 GB machine, whatever runs it
+    case, cache, out = CASES["nofim_train"], tmp_path / "cache", tmp_path / "out.npy"
+    argv = _argv(case, cache, out)
+    argv[argv.index("--seq-length") + 1] = "1000000000"  # once: 11 GB after two minutes, still growing
+    argv[argv.index("--num-samples") + 1] = "10"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "10 rows of 1000000001 int64 tokens needs 80.0 GB of memory" in err and "2.0 GB available" in err, err
+    tokens = _train_tokens()
+    argv[argv.index("--seq-length") + 1] = str(tokens)  # fits in memory, but one sample is longer than the data
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"a sample of {tokens + 1} tokens is longer than the split's {tokens} tokens" in err, err
+    assert not out.exists() and not cache.exists()
+    argv[argv.index("--seq-length") + 1] = str(tokens - 1)  # the longest sample the split holds still works
+    argv[argv.index("--num-samples") + 1] = "1"
+    assert main(argv) == 0 and np.load(out).shape == (1, tokens)
+
+
+def test_index_maps_beyond_memory_are_refused_before_the_cache_is_touched(tmp_path, monkeypatch):
+    from dataset import memory_budget
+    from dataset.memory_budget import MemoryBudgetError
+    from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
+
+    monkeypatch.setattr(memory_budget, "available_memory", lambda: 10**6)  # 1 MB left
+    settings = GPTSampleSettings(str(FIM_DIR / "code_content_document"), str(FIM_DIR / "tokenizer.json"), 128,
+                                 10**5)  # the local engine's path: maps only, no rows
+    with pytest.raises(MemoryBudgetError, match=r"100000 samples of 129 tokens \(\d+ epochs of 291 documents"):
+        build_gpt_samples(settings, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cache_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "cache").write_text("a user's file\n")
+    assert main(_argv(CASES["nofim_train"], tmp_path / "cache", tmp_path / "out.npy")) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and f"{tmp_path / 'cache'}: exists and is not a folder" in lines[0], lines
+    assert (tmp_path / "cache").read_text() == "a user's file\n" and not (tmp_path / "out.npy").exists()

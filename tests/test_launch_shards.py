@@ -154,3 +154,58 @@ def test_the_site_env_is_sourced_first_when_it_exists(run_config, slurm, capsys)
         assert shlex.split(body)[:3] == [".", str(site), "&&"] and _option(argv, "qos") == "low"
         assert body.startswith(f". {shlex.quote(str(site))} && exec ")
     assert not (run_config.parent / "pwned2").exists()
+
+
+def _make_and_merge(run_config, monkeypatch, *overrides):
+    from dataset import merge_shards
+
+    for index in range(3):
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(index))
+        assert preprocess.main(["--config", str(run_config), *overrides]) == 0
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    assert merge_shards.main(["--output-prefix", "out/data/pairs", "--num-shards", "3"]) == 0
+
+
+def test_a_merge_made_with_another_tokenizer_or_input_is_not_already_merged(run_config, fork_dir, slurm, capsys,
+                                                                             monkeypatch, tmp_path):
+    _make_and_merge(run_config, monkeypatch)
+    capsys.readouterr()
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run"]) == 0
+    assert "already merged" in capsys.readouterr().out  # the run as it was: nothing to do
+    other = tmp_path / "other_tokenizer.json"  # the same vocabulary, other bytes: another sha256
+    other.write_text(json.dumps(json.loads((fork_dir / "tokenizer.json").read_text()), indent=1))
+    assert launch.main(["status", "--config", str(run_config), f"data.tokenizer={other}"]) == 0
+    out = capsys.readouterr().out
+    assert "shards [0, 1, 2] were made with other settings" in out and "submit makes it again" in out, out
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run", f"data.tokenizer={other}"]) == 0
+    out = capsys.readouterr().out
+    assert "already merged" not in out and "was merged from other settings, inputs or tokenizer" in out, out
+    assert _option(shlex.split(out.splitlines()[2]), "array") == "0-2"  # every shard made again, then a merge
+    grown = tmp_path / "grown.jsonl"  # an input that changed (here: grew) since the merge
+    grown.write_bytes((fork_dir / "sample.jsonl").read_bytes() * 2)
+    inputs = f"data.inputs=['{grown}', '{fork_dir / 'sample2.jsonl'}']"
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run", inputs]) == 0
+    assert "already merged" not in capsys.readouterr().out
+    assert slurm[1]() == []
+
+
+@pytest.mark.parametrize("damage", ["cut", "a list", "keys missing"])
+def test_damaged_launch_state_or_shard_manifest_is_one_line(run_config, slurm, capsys, monkeypatch, damage):
+    from dataset.shard_manifests import shard_manifest_path
+
+    assert launch.main(["submit", "--config", str(run_config)]) == 0
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    assert preprocess.main(["--config", str(run_config)]) == 0
+    capsys.readouterr()
+    state = shards_folder("out/data/pairs") / "launch.json"
+    manifest = shard_manifest_path("out/data/pairs", ShardSpec(0, 3))
+    for path in (state, manifest):
+        good = path.read_text()
+        path.write_text({"cut": good[: len(good) // 2], "a list": "[1, 2]\n",
+                         "keys missing": json.dumps({"num_shards": 3, "shard": {}})}[damage])
+        for command in ("status", "submit"):
+            assert launch.main([command, "--config", str(run_config)]) == 2
+            err = capsys.readouterr().err
+            assert str(path) in err and len(err.strip().splitlines()) == 1, err
+        path.write_text(good)
+    assert [c[0] for c in slurm[1]()] == ["sbatch", "sbatch"]  # only the first submission reached SLURM

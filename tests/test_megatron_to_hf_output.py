@@ -77,6 +77,7 @@ def test_config_files_and_offline_loading(megatron_root, tmp_path: Path) -> None
 
 def test_bos_eos_come_from_the_tokenizer(megatron_root, tmp_path: Path) -> None:
     vocab = {"a": 0, "b": 1, "c": 2, "<|endoftext|>": 3, "[UNK]": 4}
+    vocab.update({f"t{i}": i for i in range(5, 8192)})  # the model's 8192 tokens: only its own tokenizer fits
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.save(str(tmp_path / "tokenizer.json"))

@@ -56,3 +56,19 @@ def test_hf_out_is_a_folder_auto_tokenizer_and_auto_model_load(fork_dir: Path, t
     text = "def add(a, b):\n    return a + b<|endoftext|>"
     assert loaded(text)["input_ids"] == reference.encode(text).ids
     assert loaded.eos_token_id == 0 and AutoModelForCausalLM.from_pretrained(str(hf)).config.vocab_size == 8192
+
+
+def test_release_records_the_tokenizers_vocab_so_exports_keep_its_rows(fork_dir: Path, tmp_path: Path) -> None:
+    """A tokenizer of 8195 tokens: 8320 embedding rows (padded to 128), but the model's vocab is 8195."""
+    tokenizer = Tokenizer.from_file(str(fork_dir / "tokenizer.json"))
+    tokenizer.add_tokens(["<extra_a>", "<extra_b>", "<extra_c>"])
+    odd = tmp_path / "tokenizer.json"
+    tokenizer.save(str(odd))
+    assert tokenizer.get_vocab_size() == 8195
+    out = tmp_path / "base"
+    assert main(["--tokenizer", str(odd), "--out", str(out), "--layers", "1", "--hidden", "32", "--heads", "4",
+                 "--max-positions", "64"]) == 0
+    ckpt = read_megatron_checkpoint(out)
+    assert ckpt.args.true_vocab_size == 8195 and ckpt.args.padded_vocab_size == 8320
+    hf = convert(out, tmp_path / "hf", progress=False)
+    assert json.loads((hf / "config.json").read_text())["vocab_size"] == 8195

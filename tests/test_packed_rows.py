@@ -136,6 +136,24 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path):
     assert other.report.members[0].rebuilt and other[0]["decoder_token_ids"].shape == (32,)
 
 
+def test_cache_is_rebuilt_when_only_the_range_changes(tmp_path):
+    rng = np.random.default_rng(1)
+    _write_dataset(tmp_path / "d", [(rng.integers(5, 99, size=3), rng.integers(5, 99, size=2)) for _ in range(30)])
+    split = tmp_path / "s.txt"
+
+    def build(cache):  # the fork's file names hold neither the range nor the data: 0:1 and 0:0.5 share them
+        return build_packed_dataset(split, None, 10, 15, 7, cache, 0)
+
+    split.write_text('"train: 1.0 0:1 d"\n')
+    whole = build(tmp_path / "cache")
+    assert max(int(d) for d in whole.shuffle_idx) >= 15  # the second half is read
+    split.write_text('"train: 1.0 0:0.5 d"\n')
+    half = build(tmp_path / "cache")
+    assert half.report.members[0].rebuilt  # stale maps would read documents beyond the range
+    assert {int(d) for d in half.shuffle_idx} <= set(range(15))
+    np.testing.assert_array_equal(half.batch_idx, build(tmp_path / "fresh").batch_idx)
+
+
 def test_cli_builds_every_group_of_a_valid_file(fork_dir, tmp_path):
     root = fork_dir.resolve()
     (tmp_path / "v.txt").write_text(f'"valid: 1.0 0.95:1 {root}/sample" "other: 1.0 0:1 {root}/sample2"\n')

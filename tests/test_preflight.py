@@ -10,9 +10,9 @@ from runconfig.training_section import TrainingConfig
 from tests.conftest import FORK_FIXTURES
 from tests.local_engine_fixtures import TOKENIZER, tiny_release
 from training.launch import main
-from training.preflight import (
-    check_grid, check_megatron_dir, check_splits, check_start_checkpoint, check_tokenizer,
-)
+from tests.fork_stand_in import site_env_text, stand_in_checkout
+from training.fork_runtime import check_megatron_dir, megatron_dir
+from training.preflight import check_grid, check_splits, check_start_checkpoint, check_tokenizer
 from training.recorded_args import RecordedCheckpoint, read_recorded_checkpoint
 
 TINY = ModelShape(2, 64, 4, 256, 256, 8192)
@@ -172,14 +172,16 @@ def test_validation_must_not_overlap_training(tmp_path):
 
 def test_megatron_dir_must_hold_finetune_mtf(tmp_path):
     site = tmp_path / "site.env"
-    assert "MEGATRON_DIR is not set" in _messages(check_megatron_dir({}, str(site)))[0]
+    assert "MEGATRON_DIR is not set" in _messages(check_megatron_dir(megatron_dir({}, str(site)), str(site)))[0]
     fork = tmp_path / "Megatron LM"
     fork.mkdir()
     site.write_text(f'source /x/activate\nexport MEGATRON_DIR="{fork}"\n')
-    assert "holds no finetune_mtf.py" in _messages(check_megatron_dir({}, str(site)))[0]
+    assert "holds no finetune_mtf.py" in _messages(check_megatron_dir(megatron_dir({}, str(site)), str(site)))[0]
     (fork / "finetune_mtf.py").write_text("")
-    assert check_megatron_dir({}, str(site)) == []
-    assert "holds no" in _messages(check_megatron_dir({"MEGATRON_DIR": str(tmp_path)}, str(site)))[0]  # env wins
+    assert check_megatron_dir(megatron_dir({}, str(site)), str(site)) == []
+    # the job sources the site env after inheriting the environment: its value wins, as here
+    assert megatron_dir({"MEGATRON_DIR": str(tmp_path)}, str(site)) == str(fork)
+    assert megatron_dir({"MEGATRON_DIR": str(tmp_path)}, str(tmp_path / "none.env")) == str(tmp_path)
 
 
 def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch):
@@ -195,14 +197,14 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     for expected in ("2 GPUs is not divisible by TP x PP = 3 x 1", "4 attention heads are not divisible",
                      "seq_length 512 exceeds", "split TP=1 PP=1, the run uses TP=3", "MEGATRON_DIR is not set",
-                     "128 x 3 give 8448 rows", "preflight: 6 problem(s); nothing was queued"):
+                     "128 x 3 give 8448 rows", "site.env: the site env file is missing",
+                     "preflight: 7 problem(s); nothing was queued"):
         assert expected in err
-    (tmp_path / "fork").mkdir()
-    (tmp_path / "fork" / "finetune_mtf.py").write_text("")
-    monkeypatch.setenv("MEGATRON_DIR", str(tmp_path / "fork"))
+    (tmp_path / "site.env").write_text(site_env_text(stand_in_checkout(tmp_path / "fork")))
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
                  "training.tensor_model_parallel_size=1"]) == 0
-    assert "preflight: OK" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "preflight: OK" in captured.out and "note: training.dtype auto: the fork trains in bfloat16" in captured.err
     # saving into the release folder itself is refused, and the other rules are still checked
     assert main(["preflight", "--config", str(config), f"training.save={base}", "training.seq_length=256"]) == 2
     err = capsys.readouterr().err

@@ -185,7 +185,8 @@ def test_a_holdout_that_leaves_no_training_record_is_refused(fork_dir, tmp_path,
         assert _run("--input", fork_dir / "sample.jsonl", "--tokenizer", fork_dir / "tokenizer.json",
                     "--output-prefix", tmp_path / "all", *flags) == 2
     err = capsys.readouterr().err
-    assert "holding out 400 of 400 records leaves none" in err and "not both" in err and "negative" in err
+    assert "holding out 400 of 400 records leaves none" in err and "not both" in err
+    assert "data.valid_count: must be >= 0, got -1" in err  # the flag's value, refused before any work
     assert not list(tmp_path.iterdir())
 
 

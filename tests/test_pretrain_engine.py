@@ -108,9 +108,9 @@ def test_pretrain_needs_its_data_path_and_a_model_that_covers_the_tokenizer(tmp_
     with pytest.raises(ValueError, match="training.pretrain.data_path is empty"):
         train(_cfg(tmp_path, **{"pretrain.data_path": ""}))
     small = tmp_path / "small"
-    # a 2-token vocabulary, padded to 128 embeddings (model_init pads to a multiple of 128)
+    # a 2-token vocabulary (model_init pads the embedding to 128 rows and records the real vocab, 2)
     write_tiny_release(_tiny_vocab_tokenizer(tmp_path), small, TinyModelSpec(layers=1, hidden=16, heads=2, max_positions=128))
-    with pytest.raises(ValueError, match="8192 tokens, but the model in training.load has only 128 embeddings"):
+    with pytest.raises(ValueError, match="8192 tokens, but the model in training.load has only 2 embeddings"):
         train(_cfg(tmp_path, load=small))
     assert not (tmp_path / "run" / "index_maps").exists()  # refused before the index maps are written
 

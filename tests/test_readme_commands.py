@@ -73,6 +73,12 @@ SKIPPED: dict[str, str] = {
     "python -m training.launch argv --config RUN.yaml": CLUSTER,
     "python -m training.launch submit --config RUN.yaml --dry-run": CLUSTER,
     "python -m training.launch submit --config RUN.yaml": CLUSTER,
+    "python -m training.launch submit --config RUN.yaml training.train_iters=500": CLUSTER,
+    "python -m training.launch status --config RUN.yaml": "asks SLURM (scontrol) about the jobs submit queued;"
+                                                          " tests/test_slurm_jobs.py runs it on a private SLURM",
+    ".venv/bin/pip install -e '.[fork]'": "installs packages with pip (needs the network)",
+    "MEGATRON_DIR=/path/to/Megatron-LM .venv/bin/python -m pytest -q tests/test_fork_training.py":
+        "needs a checkout of the fork (the git clone above); without MEGATRON_DIR the suite skips that test, saying why",
     "conversion/convert_large.sh runs/sc1b/checkpoints hf/sc1b-finetuned --tokenizer"
     " ckpt/starcoderbase-1b-hf/tokenizer.json": CLUSTER,
 }

@@ -2,6 +2,7 @@
 import filecmp
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -185,6 +186,49 @@ def test_merge_refuses_a_shard_whose_files_changed_after_its_manifest(fork_dir, 
     shutil.copy(f"{shard_prefix(prefix, ShardSpec(1, 3))}_targets_document.idx", f"{part}_targets_document.idx")
     assert merge_shards.main(["--output-prefix", prefix, "--num-shards", "3"]) == 2
     assert "shard 0 of 3" in (err := capsys.readouterr().err) and "changed since" in err
+    assert not list((tmp_path / "out").glob("ds_*"))
+
+
+def test_merge_refuses_shards_cut_from_two_versions_of_an_input_edited_in_place(fork_dir, tmp_path, capsys):
+    source = tmp_path / "in" / "a.jsonl"
+    source.parent.mkdir()
+    shutil.copy(fork_dir / "sample.jsonl", source)
+    prefix = str(tmp_path / "out" / "ds")
+    shard = lambda index: preprocess.main(_flags(fork_dir, [str(source)], prefix, "--num-shards", 2,
+                                                 "--shard-index", index))
+    assert shard(0) == 0
+    # edit a record inside shard 0's range in place: same size, so the plan and the coverage still agree
+    data = source.read_bytes()
+    at = data.index(b'"targets": "') + len(b'"targets": "')
+    edited = data[:at] + (b"Z" if data[at:at + 1] != b"Z" else b"Y") + data[at + 1:]
+    source.write_bytes(edited)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))  # a later edit
+    assert len(edited) == len(data) and shard(1) == 0
+    assert merge_shards.main(["--output-prefix", prefix, "--num-shards", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "shard 0 of 2" in err and str(source) in err and "edited while the shards were made" in err, err
+    assert not list((tmp_path / "out").glob("ds_*"))
+    # touched only (another time, the same bytes): every piece still hashes as recorded, so the merge goes on
+    source.write_bytes(data)
+    assert shard(1) == 0 and merge_shards.main(["--output-prefix", prefix, "--num-shards", "2"]) == 0
+
+
+@pytest.mark.parametrize("damage", ["cut", "a list", "no pieces", "pieces without sha256"])
+def test_a_damaged_shard_manifest_is_one_clear_refusal(fork_dir, tmp_path, corpus, capsys, damage):
+    prefix = str(tmp_path / "out" / "ds")
+    for index in range(2):
+        assert preprocess.main(_flags(fork_dir, corpus, prefix, "--num-shards", 2, "--shard-index", index)) == 0
+    path = manifest_path(shard_prefix(prefix, ShardSpec(1, 2)))
+    manifest = json.loads(path.read_text())
+    if damage == "no pieces":
+        del manifest["shard"]["pieces"]
+    if damage == "pieces without sha256":
+        del manifest["shard"]["pieces"][0]["sha256"]
+    text = {"cut": path.read_text()[:200], "a list": "[]\n"}.get(damage, json.dumps(manifest))
+    path.write_text(text)
+    assert merge_shards.main(["--output-prefix", prefix, "--num-shards", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"shard 1 of 2: cannot read {path}" in err or f"shard 1 of 2: {path} is damaged" in err, err
     assert not list((tmp_path / "out").glob("ds_*"))
 
 

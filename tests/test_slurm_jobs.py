@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pytest
 import yaml
 
 from conversion.checkpoint_format import read_tracker
-from tests.conftest import REPO_ROOT
+from tests.conftest import FORK_FIXTURES, REPO_ROOT
+from tests.fork_stand_in import site_env_text, stand_in_checkout
 from tests.local_engine_fixtures import PYTHON, run_overrides, tiny_release
 from tests.slurm_cluster import free_ports, slurm_cluster  # noqa: F401  (the fixture)
 from training.launch import main
@@ -106,29 +108,40 @@ def test_submit_resume_cancel_resubmit(slurm_cluster, tiny_run, monkeypatch):
     assert read_tracker(save) == str(last + 2)
     # nothing lost, nothing done twice: every iteration is in the metrics once, in order
     assert _train_iterations(save) == list(range(1, last + 3))
+    status = _status(config, f"training.train_iters={last + 2}")
+    states = [line.split(": ", 1)[1].split(";")[0] for line in status.splitlines() if line.startswith("job ")]
+    assert states[0] == states[2] == "COMPLETED (exit 0:0)" and states[1].startswith("CANCELLED"), status
+    assert str(log) in status and f"last logged: iteration {last + 2} of {last + 2}" in status
     assert not list(tmp.rglob("injected*")) and not list(Path.cwd().glob("injected*"))
 
 
-def test_megatron_engine_job_hands_the_argv_to_every_worker(slurm_cluster, tiny_run, monkeypatch):
-    """engine: megatron through the same path, with a stand-in finetune_mtf.py that records what it was given."""
+def _status(config, *overrides):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["status", "--config", str(config), *overrides]) == 0
+    return out.getvalue()
+
+
+def test_megatron_engine_jobs_start_resubmit_and_extend(slurm_cluster, tiny_run, monkeypatch):
+    """engine: megatron through the same path, with a stand-in checkout whose finetune_mtf.py writes what the fork
+    writes (checkpoints, tracker, SAVE/logs, SAVE/tensorboard, index maps next to the data) and records its argv."""
     tmp, config = tiny_run
-    fork, seen = tmp / "fake Megatron-LM", tmp / "seen"
-    fork.mkdir()
+    # the data folder outside the odd run folder: the split-file format cannot hold whitespace
+    fork, seen, data = stand_in_checkout(tmp / "fake Megatron-LM"), tmp / "seen", tmp.parent / "data"
     seen.mkdir()
-    (fork / "finetune_mtf.py").write_text(
-        "import json, os, sys\n"
-        "keys = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')\n"
-        "with open(os.path.join(os.environ['SEEN'], 'rank' + os.environ['RANK'] + '.json'), 'w') as f:\n"
-        "    json.dump({'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in keys}}, f)\n")
-    site = Path(yaml.safe_load(config.read_text())["cluster"]["site_env"])
+    data.mkdir()
+    for path in FORK_FIXTURES.glob("sample_*_document.*"):  # the fork writes its index maps next to the data
+        shutil.copyfile(path, data / path.name)
+    (data / "train.txt").write_text(f'"train: 1.0 0:1 {data / "sample"}"\n')
     megatron_site = tmp / "megatron site.env"
-    megatron_site.write_text(site.read_text() + f"export MEGATRON_DIR={shlex.quote(str(fork))}\n"
-                             f"export SEEN={shlex.quote(str(seen))}\n")
-    overrides = ["training.engine=megatron", f"training.save={tmp / 'fork save'}", "training.valid_split_file=",
-                 "cluster.gpus_per_node=2", f"cluster.site_env={megatron_site}", f"cluster.rdzv_port={free_ports(1)[0]}"]
+    megatron_site.write_text(site_env_text(fork, SEEN=str(seen)))
+    save = tmp / "fork save"
+    overrides = ["training.engine=megatron", f"training.save={save}", f"training.train_split_file={data / 'train.txt'}",
+                 "training.valid_split_file=", "training.tensorboard=true", "cluster.gpus_per_node=2",
+                 f"cluster.site_env={megatron_site}",
+                 f"cluster.rdzv_port={free_ports(1)[0]}"]
     for key in ("SLURM_CONF", "PATH"):
         monkeypatch.setenv(key, slurm_cluster.env[key])
-    monkeypatch.setenv("MEGATRON_DIR", str(fork))
     monkeypatch.chdir(tmp)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -142,4 +155,24 @@ def test_megatron_engine_job_hands_the_argv_to_every_worker(slurm_cluster, tiny_
     for rank, record in enumerate(ranks[f"rank{r}.json"] for r in range(2)):
         assert record["argv"] == expected  # the values arrive as Python built them, spaces included
         assert record["env"]["RANK"] == str(rank) and record["env"]["WORLD_SIZE"] == "2"
+    assert sorted(p.name for p in save.iterdir()) == [
+        "iter_0000002", "iter_0000004", "latest_checkpointed_iteration.txt", "logs", "slurm", "tensorboard"]
+    assert list(data.glob("sample_train_indexmap_16ns_1234s_decoder_packed_*_idx.npy"))
+    status = _status(config, *overrides)
+    assert f"job {job} (" in status and "COMPLETED (exit 0:0)" in status and str(log) in status
+    assert "last logged: iteration 4 of 4" in status and f"latest checkpoint: {save / 'iter_0000004'}" in status
+    assert "a resubmission would resume from iteration 4" in status and "trains nothing more" in status
+
+    # README step 4: submit the same config again (the save folder holds the fork's logs/ and tensorboard/)
+    longer = [*overrides, "training.train_iters=6", f"cluster.rdzv_port={free_ports(1)[0]}"]
+    assert "extends the run: its checkpoints were made for 4 iterations" in _status(config, *longer)
+    job2, log2 = _submit(config, *longer)
+    assert slurm_cluster.wait(job2) == "COMPLETED", log2.read_text()[-3000:]
+    text = log2.read_text()
+    assert f"resume: {save} holds this run's checkpoints" in text and "iteration        5/       6" in text
+    resumed = json.loads((seen / "rank0.json").read_text())["argv"]
+    assert resumed[resumed.index("--load") + 1] == str(save) and "--finetune" not in resumed
+    assert "--override-opt_param-scheduler" in resumed and resumed[resumed.index("--lr-decay-samples") + 1] == "4000"
+    status = _status(config, *longer)
+    assert f"job {job} (" in status and f"job {job2} (" in status and "last logged: iteration 6 of 6" in status
     assert not list(tmp.rglob("injected*"))

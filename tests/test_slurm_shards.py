@@ -82,3 +82,30 @@ def test_array_job_with_a_cancelled_task_resubmitted_merges_byte_identical(slurm
                 assert filecmp.cmp(ours, theirs, shallow=False), f"{ours} differs from {theirs}"
     assert launch.main(["submit", "--config", str(config)]) == 0
     assert "already merged" in capsys.readouterr().out
+
+
+def test_shard_and_merge_jobs_whose_paths_hold_spaces_and_shell_words_run(slurm_cluster, fork_dir, tmp_path,
+                                                                           monkeypatch, capsys):
+    cluster = slurm_cluster
+    work = tmp_path / "my runs $(touch pwned)"  # the job body is a shell line: every path must stay one word
+    (work / "in put").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for key in ("SLURM_CONF", "PATH"):
+        monkeypatch.setenv(key, cluster.env[key])
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+    inputs = [work / "in put" / "a b.jsonl", work / "in put" / "c;d.jsonl"]
+    for source, copy in zip(("sample.jsonl", "sample2.jsonl"), inputs):
+        copy.write_bytes((fork_dir / source).read_bytes())
+    data = {"inputs": [str(p) for p in inputs], "tokenizer": str(fork_dir / "tokenizer.json"),
+            "output_prefix": "out dir/pairs 'x'", "workers": 1, "num_shards": 2}
+    jobs = {"partition": cluster.partition, "preprocess_cpus_per_task": 1, "preprocess_mem": "500M",
+            "preprocess_time": "10:00", "merge_mem": "500M", "merge_time": "10:00"}
+    config = work / "run config.yaml"
+    config.write_text(yaml.safe_dump({"data": data, "cluster": jobs}))
+    assert launch.main(["submit", "--config", str(config)]) == 0
+    state = json.loads((work / "out dir/pairs 'x'.shards/launch.json").read_text())
+    assert cluster.wait(state["merge_jobs"][-1]) == "COMPLETED", cluster.logs()
+    merged = read_manifest(manifest_path("out dir/pairs 'x'"))
+    assert [s["index"] for s in merged["shards"]] == [0, 1] and merged["records_in"] == 400 + 150
+    assert {p["path"] for p in merged["pieces"]} == {str(p) for p in inputs}
+    assert not list(tmp_path.rglob("pwned"))  # nothing in a path was run as a command

@@ -67,15 +67,25 @@ def test_format_reproduces_the_fixture_bytes(fork_dir):
 ])
 def test_write_cli_is_byte_identical(fork_dir, tmp_path, name, entries):
     out = tmp_path / name
-    assert splits_main(["write", "--out", str(out), "--name", *entries]) == 0
+    assert splits_main(["write", "--out", str(out), "--keep-relative", "--name", *entries]) == 0
     assert out.read_bytes() == (fork_dir / name).read_bytes()
+
+
+def test_write_makes_relative_prefixes_absolute_next_to_the_split_file(tmp_path, monkeypatch):
+    """The fork opens a prefix from the job's working folder: write absolute ones, resolved as the toolkit reads them."""
+    monkeypatch.chdir(tmp_path)  # a relative --out: the prefixes resolve next to it, not here
+    (tmp_path / "data").mkdir()
+    assert splits_main(["write", "--out", "data/train.txt", "--name", "train", "1.0 0:1 pairs", "0.5 0:1 /abs/x"]) == 0
+    assert (tmp_path / "data/train.txt").read_text() == f'"train: 1.0 0:1 {tmp_path}/data/pairs, 0.5 0:1 /abs/x"\n'
+    assert splits_main(["write", "--out", "data/t2.txt", "--keep-relative", "--name", "train", "1.0 0:1 pairs"]) == 0
+    assert (tmp_path / "data/t2.txt").read_text() == '"train: 1.0 0:1 pairs"\n'
 
 
 def test_write_cli_several_groups_round_trip(tmp_path):
     out = tmp_path / "valid.txt"
     argv = ["write", "--out", str(out), "--name", "valid", "0.7 0.9:1 a", "0.3 0:1 b", "--group", "other", "1 0:0.5 /x/c"]
     assert splits_main(argv) == 0
-    assert out.read_text() == '"valid: 0.7 0.9:1 a, 0.3 0:1 b" "other: 1.0 0:0.5 /x/c"\n'
+    assert out.read_text() == f'"valid: 0.7 0.9:1 {tmp_path}/a, 0.3 0:1 {tmp_path}/b" "other: 1.0 0:0.5 /x/c"\n'
     groups = parse_split_file(out)
     assert [g.name for g in groups] == ["valid", "other"]
     assert fork_accepts(out.read_text())
@@ -161,3 +171,10 @@ def test_document_range_rounds_like_python(fork_dir):
     assert train.datasets[0].document_range(400) == (0, 380)
     assert valid.datasets[0].document_range(400) == (380, 400)
     assert SplitDataset(1.0, 0, 0.5, "p").document_range(5) == (0, 2)  # round(2.5) == 2 (half to even)
+
+
+def test_a_bound_on_half_a_document_rounds_as_the_fork_does_not_down():
+    # the fork's get_split_by_range_ takes round(0.95 * 50) = round(47.5) = 48 (half to even); int() would give 47
+    assert SplitDataset(1.0, 0, 0.95, "p").document_range(50) == (0, 48)
+    assert SplitDataset(1.0, 0.95, 1, "p").document_range(50) == (48, 50)
+    assert SplitDataset(1.0, 0.15, 0.85, "p").document_range(10) == (2, 8)  # 1.5 -> 2, 8.5 -> 8: both halves to even

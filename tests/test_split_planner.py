@@ -76,8 +76,10 @@ def test_plan_cli_from_files_and_from_the_run_config(fork_dir, tmp_path, capsys)
     assert splits_main(["plan", "--config", str(config)]) == 0
     saved = json.loads((data / "split_plan.json").read_text())
     assert [d["num_samples"] for d in saved["datasets"]] == [85, 37]
-    assert splits_main(["write", "--config", str(config)]) == 0
+    assert splits_main(["write", "--config", str(config), "--keep-relative"]) == 0
     assert (data / "train_data_paths.txt").read_bytes() == (fork_dir / "train_blend_data_paths.txt").read_bytes()
+    assert splits_main(["write", "--config", str(config)]) == 0  # by default, absolute: next to out_dir
+    assert (data / "train_data_paths.txt").read_text() == f'"train: 0.7 0:1 {data}/sample, 0.3 0:1 {data}/sample2"\n'
     assert splits_main(["plan", "--config", str(config), "training.seq_length=0"]) == 1
     capsys.readouterr()
     # the run parameters live in training: only; splits: has no such key
@@ -113,3 +115,19 @@ def test_an_over_long_validation_pair_is_never_evaluated_on(fork_dir, tmp_path):
     assert len(skipped) == 2
     assert skipped[0].startswith("SKIPPED: 1 pair(s) of train/train") and skipped[0].endswith("never trained on")
     assert skipped[1].startswith("SKIPPED: 1 pair(s) of valid/valid") and skipped[1].endswith("never evaluated on")
+
+
+def test_the_plan_reads_0_to_0_95_of_50_documents_as_48(fork_dir, tmp_path):
+    from dataset.preprocess import main as preprocess_main
+
+    lines = (fork_dir / "sample.jsonl").read_text().splitlines()[:50]
+    (tmp_path / "fifty.jsonl").write_text("\n".join(lines) + "\n")
+    assert preprocess_main(["--input", str(tmp_path / "fifty.jsonl"), "--tokenizer", str(fork_dir / "tokenizer.json"),
+                            "--output-prefix", str(tmp_path / "fifty"), "--workers", "1"]) == 0
+    prefix = tmp_path / "fifty"
+    (tmp_path / "train.txt").write_text(f'"train: 1.0 0:0.95 {prefix}"\n')
+    (tmp_path / "valid.txt").write_text(f'"valid: 1.0 0.95:1 {prefix}"\n')
+    splits = {"train": load(tmp_path / "train.txt", "train"), "valid": load(tmp_path / "valid.txt", "valid")}
+    train, valid = plan_splits(splits, PlanSettings(seq_length=2048)).datasets
+    assert (train.document_range, train.documents) == ((0, 48), 48)  # round(47.5) = 48, as the fork rounds
+    assert (valid.document_range, valid.documents) == ((48, 50), 2)

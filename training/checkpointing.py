@@ -84,10 +84,12 @@ def plan_start(load: str, save: str) -> StartPlan:
     return StartPlan(False, Path(load))
 
 
-# What a run writes into training.save (engine, metrics, train_data): anything else there is the user's.
+# What a run writes into training.save (engine, metrics, train_data; the fork: tracker, iter_*, tensorboard/ and
+# the per-rank logs of --structured-logs-dir SAVE/logs): anything else there is the user's.
 JOB_FOLDER_NAME = "slurm"  # training.launch's default run folder inside the save folder (job scripts, logs)
+FORK_LOGS_NAME = "logs"  # the fork's logs_rank_N.txt (training.megatron_argv passes --structured-logs-dir here)
 SAVE_FOLDER_NAMES = (TRACKER_NAME, "training_config.json", "metrics.jsonl", "tensorboard", "loss_curve.png",
-                     "index_maps", JOB_FOLDER_NAME)
+                     "index_maps", JOB_FOLDER_NAME, FORK_LOGS_NAME)
 _ITERATION_FOLDER = re.compile(r"^iter_\d{7}$")
 
 
@@ -161,9 +163,12 @@ class ResumeState:
         return from_fork_optimizer(self.optimizer_state, template, self.hf_config.n_embd, self.hf_config.vocab_size)
 
 
-def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
-    """Everything a resumed run restores from SAVE's latest checkpoint, checked for completeness."""
+def load_resume_state(save_dir: Path, global_batch_size: int, run_cfg: Any = None) -> ResumeState:
+    """Everything a resumed run restores from SAVE's latest checkpoint, checked for completeness; with
+    ``run_cfg`` (the ``training:`` section) a checkpoint of another seed, length or data is refused by the rule
+    the cluster path applies (``training.run_identity``)."""
     from conversion.megatron_checkpoint import read_megatron_checkpoint
+    from training.run_identity import check_resume_identity  # it imports ResumeError from here
 
     ckpt = read_megatron_checkpoint(Path(save_dir))
     where = f"{save_dir}/{ckpt.tag}"
@@ -187,6 +192,8 @@ def load_resume_state(save_dir: Path, global_batch_size: int) -> ResumeState:
             f"{where}: {consumed} samples consumed in {ckpt.iteration} iterations does not match"
             f" global_batch_size {global_batch_size}; resume with the batch size the run was started with"
         )
+    if run_cfg is not None:
+        check_resume_identity(vars(ckpt.args), run_cfg)
     return ResumeState(
         iteration=int(ckpt.iteration),
         consumed_train_samples=int(consumed),

@@ -33,10 +33,13 @@ from training.distributed import (
 )
 from training.lr_schedule import SampleLRSchedule
 from training.metrics import MetricsLogger, flops_per_token, peak_flops_for, write_loss_curve
+from training.model_dropout import apply_run_dropout
 from training.model_init import load_start_model, model_from_state
 from training.optim_setup import build_adamw, set_lr
 from training.packed_attention import PackedLossModel, causal_lm, require_sdpa
+from training.run_identity import identity_values
 from training.rng_state import capture_rng_state, restore_rng_state, seed_everything
+from training.schedule_resume import fresh_schedule, resume_schedule
 from training.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
 )
@@ -55,7 +58,7 @@ class TrainResult:
 
 
 def _compute_dtype(env: DistEnv, cfg: Any) -> str:
-    return cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if env.device.type == "cuda" else "float32")
+    return cfg.compute_dtype(env.device.type == "cuda")
 
 
 def _amp(env: DistEnv, cfg: Any) -> contextlib.AbstractContextManager:
@@ -110,6 +113,9 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
         say(f"loaded: {where}")
     if cfg.seq_length > model.config.n_positions:
         raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {model.config.n_positions} positions")
+    dropout = apply_run_dropout(model, cfg)  # the config's, else the start checkpoint's; before LoRA's own
+    if dropout is not None:
+        say(f"dropout: hidden {dropout[0]}, attention {dropout[1]}")
     if cfg.lora.enabled:
         if cfg.fsdp:
             raise ValueError("training.lora with training.fsdp is not supported; LoRA trains with DDP (fsdp=false)")
@@ -154,7 +160,7 @@ def _save(cfg: Any, env: DistEnv, model: torch.nn.Module, optimizer: torch.optim
                     "save_interval": cfg.save_interval, "eval_interval": cfg.eval_interval,
                     "eval_iters": cfg.eval_iters, "log_interval": cfg.log_interval,
                     "loss_on_targets_only": cfg.loss_on_targets_only, "norm_target_loss": cfg.norm_target_loss,
-                    "local_engine": True}
+                    "local_engine": True, **identity_values(cfg)}  # what a resume must share (the data files too)
         if cfg.tokenizer:
             run_args["tokenizer_file"] = str(Path(cfg.tokenizer).resolve())
         path = checkpointing.save_checkpoint(
@@ -185,14 +191,17 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
         torch.set_num_threads(cfg.cpu_threads)
     torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
     plan = checkpointing.plan_start(cfg.load, cfg.save)
-    resume = checkpointing.load_resume_state(plan.source, cfg.global_batch_size) if plan.resume else None
+    resume = (checkpointing.load_resume_state(plan.source, cfg.global_batch_size, cfg)
+              if plan.resume else None)
     seed_everything(cfg.seed)
     divisible_by = checkpointing.vocab_divisor(plan.source)  # the run's checkpoints pad the vocab as its start
     model = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
+    # before the first file is written (the index maps under SAVE): data the model cannot embed is refused,
+    # first, since a tokenizer larger than the model also explains a padding id beyond its embeddings
+    for line in check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source)):
+        say(line)  # data no manifest vouches for; validation reading training documents (as splits plan says)
     pad_id = resolve_pad_id(cfg, inner_config)
-    # before the first file is written (the index maps under SAVE): data the model cannot embed is refused
-    check_data_fits_model(cfg, inner_config.vocab_size, str(plan.source))
     data = build_run_data(cfg, env, pad_id, Path(cfg.save) / "index_maps")
     for block in describe_run_data(data):
         say(f"data: {block}")
@@ -209,13 +218,16 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, causal_lm(model).transformer.h)
     # after FSDP sharding, which replaces the parameters
     optimizer = build_adamw(model, cfg, fused=not (cfg.fsdp and env.distributed))
-    schedule = SampleLRSchedule.from_config(cfg)
+    # a resume keeps its checkpoint's decay window unless training.lr_decay_samples says otherwise (as the fork)
+    decision = resume_schedule(cfg, resume.scheduler_state, resume.consumed_train_samples) if resume is not None \
+        else fresh_schedule(cfg)
+    schedule = SampleLRSchedule.from_config(cfg, decision.decay_samples)
     iteration, consumed = 0, 0
     if resume is not None:
         load_optimizer_state(model, optimizer, resume.optimizer_state_for(optimizer.state_dict()),
                              cfg.fsdp and env.distributed)
-        for problem in schedule.check_matches(resume.scheduler_state):
-            say(f"warning: LR schedule differs from the checkpoint's ({problem}); the config wins")
+        for line in decision.lines():
+            say(line)
         if env.world_size > len(resume.rng_states):  # said once, by the main rank
             # more processes than the checkpoint was saved with: a rank without its own state borrows rank 0's,
             # so its dropout masks repeat rank 0's; exact resume holds only for the same number of processes

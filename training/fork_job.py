@@ -1,29 +1,35 @@
 """What one job runs: the script, the process grid and the argv, decided from the run config and the save folder.
 
 ``engine: megatron``: the fork's ``finetune_mtf.py`` (``pretrain_gpt.py`` with ``training.mode: pretrain``) with
-``megatron_argv.build_megatron_argv``; the model
-shape from ``training.model`` (a preset) or from the start checkpoint's recorded args, the vocab divisor
-from those args (the fork compares it), start or resume from the save folder (``checkpointing.plan_start``,
-the rule the local engine uses too). ``engine: local``: ``python -m training.finetune --config RUN.yaml``,
-which makes the same start/resume decision itself.
+``megatron_argv.build_megatron_argv``; the model shape from ``training.model`` (a preset) or from the start
+checkpoint's recorded args, the vocab divisor and (unless the config sets them) the dropouts from those args,
+start or resume from the save folder (``checkpointing.plan_start``, the rule the local engine uses too); a resume
+must be the same run (``training.run_identity``) and continues its LR schedule as the local engine does
+(``training.schedule_resume``). ``engine: local``: ``python -m training.finetune --config RUN.yaml``, which makes
+the same start/resume decision itself.
 
     job = plan_job(run_config, "run.yaml", ["training.train_iters=10"])
     job.to_json()   # {"script": "finetune_mtf.py", "nodes": 4, "gpus_per_node": 8, "argv": [...]}
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.model_presets import ModelShape, preset
 from runconfig.run_config import RunConfig
-from training.checkpointing import ResumeError, plan_start
+from conversion.fork_arg_defaults import FORK_ARG_DEFAULTS
+from training.checkpointing import plan_start
 from training.megatron_argv import StartPoint, build_megatron_argv, fork_script
 from training.recorded_args import (
     RecordedCheckpoint, fork_load_flags, read_recorded_checkpoint, shape_from_args, vocab_divisor_from_args,
 )
+from training.run_identity import check_resume_identity
+from training.schedule_resume import ScheduleDecision, fresh_schedule, resume_schedule
+
+FORK_DROPOUT = FORK_ARG_DEFAULTS["hidden_dropout"]  # the fork's default for both (0.1), when nothing is recorded
 
 LOCAL_MODULE = "training.finetune"  # the local engine's "script": a module run with python -m
 
@@ -34,7 +40,8 @@ class JobArgv:
     nodes: int
     gpus_per_node: int
     argv: tuple[str, ...]
-    decision: str  # start or resume, said in words (printed, not part of the JSON)
+    decision: str  # start or resume (and the schedule's notes), said in words (printed, not part of the JSON)
+    schedule: ScheduleDecision | None = None  # the fork's: how its LR schedule continues (preflight says it)
 
     def to_json(self) -> dict[str, Any]:
         return {"script": self.script, "nodes": self.nodes, "gpus_per_node": self.gpus_per_node,
@@ -60,22 +67,6 @@ def run_shape(model: str, recorded: RecordedCheckpoint | None, load: str) -> Mod
     return shape_from_args(recorded.args)
 
 
-def resume_mismatches(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
-    """``key: checkpoint X, run Y`` for every recorded value the run contradicts (unrecorded keys pass)."""
-    found = []
-    for key, value in expected.items():
-        have = recorded.get(key)
-        if have is None:
-            continue
-        if key.endswith("_path"):
-            same = Path(str(have)).resolve() == Path(str(value)).resolve()
-        else:
-            same = have == value
-        if not same:
-            found.append(f"{key}: checkpoint {have}, run {value}")
-    return found
-
-
 def plan_job(run: RunConfig, config_path: str | None, overrides: Sequence[str]) -> JobArgv:
     cfg, cluster = run.training, run.cluster
     if cfg.engine == "local":
@@ -98,27 +89,42 @@ def plan_fork_job(run: RunConfig, start: StartPoint, recorded: RecordedCheckpoin
     cfg, cluster = run.training, run.cluster
     load_flags: list[str] = []
     no_optim_reason = None
+    schedule = fresh_schedule(cfg)
     if start.resume and recorded is not None:  # the model and the data position depend on these
-        expected: dict[str, Any] = {
-            "num_layers": shape.num_layers, "hidden_size": shape.hidden_size,
-            "num_attention_heads": shape.num_attention_heads,
-            "max_position_embeddings": shape.max_position_embeddings, "seq_length": cfg.seq_length,
-            "global_batch_size": cfg.global_batch_size, "seed": cfg.seed,
-        }
-        if cfg.mode == "pretrain":  # the fork records --data-path as a list; the split decides the documents
-            expected["split"] = cfg.pretrain.split
-        else:
-            expected["train_weighted_split_paths_path"] = cfg.train_split_file
-        problems = resume_mismatches(recorded.args, expected)
-        if problems:
-            raise ResumeError(
-                f"{cfg.save}: its checkpoints come from another run ({'; '.join(problems)}). Resume with the"
-                " run's own settings, or point training.save at a new folder to start afresh")
-        load_flags, no_optim_reason = fork_load_flags(recorded, cfg.dtype != "float32",
+        check_resume_identity(recorded.args, cfg, shape)
+        load_flags, no_optim_reason = fork_load_flags(recorded, cfg.compute_dtype(cluster.request_gpus) != "float32",
                                                       cfg.use_distributed_optimizer)
+        schedule = fork_resume_schedule(cfg, recorded, no_optim_reason is not None)
     divisor = vocab_divisor_from_args(recorded.args if recorded else None)
-    argv = build_megatron_argv(cfg, shape, start, divisor, tuple(load_flags))
+    argv = build_megatron_argv(cfg, shape, start, divisor, tuple(load_flags), dropout=run_dropout(cfg, recorded),
+                               decay_samples=schedule.decay_samples, override_scheduler=schedule.override,
+                               on_gpus=cluster.request_gpus)
     decision = start.describe(cfg.save)
     if no_optim_reason:
         decision += f"; --no-load-optim: {no_optim_reason}"
-    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), decision)
+    decision += "".join(f"\n{line}" for line in schedule.lines())
+    return JobArgv(fork_script(cfg), cluster.nodes, cluster.gpus_per_node, tuple(argv), decision, schedule)
+
+
+def run_dropout(cfg: Any, recorded: RecordedCheckpoint | None) -> tuple[float, float] | None:
+    """(hidden, attention) dropout: the config's, else what the start checkpoint records (the fork's default 0.1
+    when it records none); None when there is no checkpoint to read and the config sets none."""
+    if recorded is None and (cfg.hidden_dropout is None or cfg.attention_dropout is None):
+        return None
+    args = recorded.args if recorded is not None else {}
+    hidden = cfg.hidden_dropout if cfg.hidden_dropout is not None else args.get("hidden_dropout", FORK_DROPOUT)
+    attention = cfg.attention_dropout if cfg.attention_dropout is not None else \
+        args.get("attention_dropout", FORK_DROPOUT)
+    return float(hidden), float(attention)
+
+
+def fork_resume_schedule(cfg: Any, recorded: RecordedCheckpoint, without_optimizer: bool) -> ScheduleDecision:
+    """``training.schedule_resume``'s decision for the fork resuming ``recorded``. With ``--no-load-optim`` the fork
+    restores no scheduler state at all: nothing to override, and its schedule restarts (said as a warning)."""
+    consumed = int(recorded.args.get("consumed_train_samples") or 0)
+    decision = resume_schedule(cfg, recorded.scheduler, consumed)
+    if not without_optimizer:
+        return decision
+    restart = (f"with --no-load-optim the fork restores no LR schedule either: it restarts at sample 0 (warmup"
+               f" again) while the data continues from sample {consumed}; the local engine would continue it")
+    return replace(decision, override=False, warnings=(*decision.warnings, restart))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from guardrails.atomic_files import write_json_atomic
-from dataset.gpt_index import EpochPlan, GPTIndex, build_gpt_index
+from dataset.gpt_index import EpochPlan, GPTIndex, GPTIndexError, build_gpt_index
 from dataset.indexed_dataset import index_file_path
 from training.index_cache import content_key, save_npy_atomic
 
@@ -61,9 +61,12 @@ def load_or_build_gpt_index(files: GPTIndexFiles, prefix: str | os.PathLike, siz
     cached = _load(files, key)
     if cached is not None:
         return CachedGPTIndex(cached, rebuilt=False)
+    folder = files.key_path.parent
+    if folder.exists() and not folder.is_dir():  # else mkdir's FileExistsError, a traceback
+        raise GPTIndexError(f"{folder}: exists and is not a folder; give the index maps a folder (--cache-dir)")
     index = build_gpt_index(np.arange(documents.start, documents.stop, dtype=np.int32), sizes, num_samples,
                             seq_length, seed)
-    files.key_path.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     files.key_path.unlink(missing_ok=True)  # invalidate first: a crash below leaves no matching key behind
     for kind in KINDS:
         save_npy_atomic(files.map_path(kind), getattr(index, f"{kind}_idx"))

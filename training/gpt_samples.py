@@ -12,7 +12,10 @@ reused only while a key of the data and parameters matches (``training.gpt_index
 int64 array ``[num_samples, seq_length + 1]``: items ``0 .. N-1`` of one dataset read in order, exactly what
 the fork's ``GPTDataset`` yields (``training.gpt_dataset``, ``training.fim``). Use it to inspect what the
 model will see, or to check a toolkit or fork upgrade against goldens. Exit status 2 on bad input (the
-reason on stderr, nothing written to ``--out``).
+reason on stderr, nothing written to ``--out``): a ``--tokenizer`` other than the one the data's preprocess
+manifest records (a warning when there is no manifest to check against), and sizes the data or memory cannot
+hold: a sample longer than the split, or rows and index maps larger than the memory available (the message
+gives both numbers).
 """
 from __future__ import annotations
 
@@ -23,8 +26,11 @@ import numpy as np
 
 from guardrails.command_errors import run_command
 from dataset.gpt_index import GPTIndexError
-from dataset.indexed_dataset import IndexFormatError
+from dataset.indexed_dataset import IndexFormatError, index_file_path
+from dataset.memory_budget import check_fits
 from dataset.text_tokenizer import TokenizerFileError
+from dataset.tokenizer_match import check_data_tokenizer
+from runconfig.value_rules import SEED, check_flags
 from training.fim import FimSettings, FimTokenError
 from training.gpt_dataset import GPTSampleSettings, build_gpt_samples
 from training.index_cache import save_npy_atomic
@@ -51,9 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_flags(args, {"seed": SEED})  # numpy's RandomState takes 0 .. 2**32 - 1 only
         fim = FimSettings(args.fim_rate, args.fim_spm_rate, args.fim_split_sample, args.fragment_fim_rate)
         settings = GPTSampleSettings(args.data_prefix, args.tokenizer, args.seq_length, args.num_samples,
                                      args.seed, args.split, args.split_index, fim)
+        if index_file_path(args.data_prefix).exists():  # (a missing one is named by the build below)
+            warning = check_data_tokenizer(args.data_prefix, args.tokenizer)  # another tokenizer: refused
+            if warning:
+                print(warning, file=sys.stderr)
+        # the rows are held in memory whole, then written: refuse what cannot fit before any map is built
+        check_fits(f"--out of {args.num_samples} rows of {args.seq_length + 1} int64 tokens",
+                   8 * args.num_samples * (args.seq_length + 1), "lower --num-samples or --seq-length")
         built = build_gpt_samples(settings, args.cache_dir)
         rows = np.empty((args.num_samples, args.seq_length + 1), dtype=np.int64)
         for i, row in enumerate(built.samples.rows(args.num_samples)):

@@ -3,6 +3,7 @@
     python -m training.launch argv --config RUN.yaml [section.key=value ...] [--json] [--write FILE]
     python -m training.launch preflight --config RUN.yaml [section.key=value ...]
     python -m training.launch submit --config RUN.yaml [section.key=value ...] [--dry-run]
+    python -m training.launch status --config RUN.yaml [section.key=value ...]   # jobs, progress, next step
     python -m training.launch exec FILE      # inside the job, under torchrun: run the argv FILE holds
 
 ``argv`` prints one JSON object and nothing else on stdout with ``--json``
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("argv", "print the job's script and argument list"),
                        ("preflight", "check the run before it is queued"),
-                       ("submit", "write the job files and sbatch them")):
+                       ("submit", "write the job files and sbatch them"),
+                       ("status", "the run's jobs, its last logged iteration and what a resubmission would do")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, help="the run config YAML")
         sub.add_argument("overrides", nargs="*", help="section.key=value overrides")
@@ -77,6 +79,9 @@ def _command_line(script: str, argv: list[str]) -> list[str]:
 
 def command_exec(args: argparse.Namespace) -> int:
     job = json.loads(args.file.read_text(encoding="utf-8"))
+    if not isinstance(job, dict) or not isinstance(job.get("script"), str) or not isinstance(job.get("argv"), list):
+        raise ValueError("not a job's argv file (a JSON object with script and an argv list, as training.launch"
+                         " writes it); submit the job again")
     line = _command_line(job["script"], [str(a) for a in job["argv"]])
     if job["script"].endswith(".py") and not (os.environ.get("MEGATRON_DIR") and Path(line[1]).is_file()):
         raise FileNotFoundError(f"{line[1]}: not found; set MEGATRON_DIR (site env file) to the fork's checkout")
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.slurm_submit import command_preflight, command_submit
 
         handlers.update(preflight=command_preflight, submit=command_submit)
+    if args.command == "status":
+        from training.run_status import command_status
+
+        handlers["status"] = command_status
     try:
         return handlers[args.command](args)
     except (ConfigError, ResumeError, CheckpointFormatError, SplitFileError, ValueError, FileNotFoundError) as exc:

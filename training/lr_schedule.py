@@ -36,9 +36,10 @@ class SampleLRSchedule:
             )
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "SampleLRSchedule":
-        """Build from a ``TrainingConfig``; ``lr_decay_samples: 0`` means the whole run."""
-        decay = cfg.decay_samples
+    def from_config(cls, cfg: Any, decay_samples: int | None = None) -> "SampleLRSchedule":
+        """Build from a ``TrainingConfig``; ``lr_decay_samples: 0`` means the whole run. ``decay_samples``: the
+        window a resumed run decays over (``training.schedule_resume``), when it is not the config's."""
+        decay = cfg.decay_samples if decay_samples is None else decay_samples
         return cls(cfg.lr, cfg.min_lr, cfg.lr_warmup_samples, decay, cfg.lr_decay_style, cfg.weight_decay,
                    cfg.train_iters * cfg.global_batch_size)
 
@@ -60,7 +61,8 @@ class SampleLRSchedule:
     def state_dict(self, samples: int) -> dict[str, Any]:
         """The fork's ``OptimizerParamScheduler.state_dict()`` (its keys and value types; steps are samples, as
         in the fork). The fork asserts these equal what its own flags give unless it runs with
-        ``--use-checkpoint-opt_param-scheduler``."""
+        ``--use-checkpoint-opt_param-scheduler`` or ``--override-opt_param-scheduler``
+        (``training.schedule_resume``)."""
         return {
             "max_lr": float(self.max_lr),
             "lr_warmup_steps": int(self.warmup_samples),
@@ -73,12 +75,3 @@ class SampleLRSchedule:
             "wd_incr_style": "constant",
             "wd_incr_steps": int(self.wd_incr_steps),
         }
-
-    def check_matches(self, state: dict[str, Any]) -> list[str]:
-        """Differences between a checkpoint's scheduler entry and this schedule (empty = same schedule)."""
-        mine = self.state_dict(0)
-        return [
-            f"{key}: checkpoint {state.get(key)!r}, config {mine[key]!r}"
-            for key in ("max_lr", "min_lr", "lr_warmup_steps", "lr_decay_steps", "lr_decay_style")
-            if key in state and state[key] != mine[key]
-        ]

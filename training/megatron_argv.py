@@ -30,6 +30,7 @@ from pathlib import Path
 
 from runconfig.model_presets import ModelShape
 from runconfig.training_section import TrainingConfig
+from training.checkpointing import FORK_LOGS_NAME
 from training.pretrain_argv import PRETRAIN_SCRIPT, pretrain_data_flags
 
 FINETUNE_SCRIPT = "finetune_mtf.py"
@@ -56,8 +57,8 @@ def _fmt(value: float | int) -> str:
 
 
 def precision_flags(dtype: str) -> list[str]:
-    """bf16 on GPUs unless the config says otherwise; mixed precision needs the fork's local DDP."""
-    flag = {"auto": "--bf16", "bfloat16": "--bf16", "float16": "--fp16"}.get(dtype)
+    """The flags of a resolved dtype (``TrainingConfig.compute_dtype``); mixed precision needs the fork's local DDP."""
+    flag = {"bfloat16": "--bf16", "float16": "--fp16"}.get(dtype)
     return [flag, "--DDP-impl", "local"] if flag else []
 
 
@@ -81,10 +82,15 @@ def data_flags(cfg: TrainingConfig) -> list[str]:
 
 
 def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoint, vocab_divisor: int,
-                        load_flags: tuple[str, ...] = ()) -> list[str]:
+                        load_flags: tuple[str, ...] = (), *, dropout: tuple[float, float] | None = None,
+                        decay_samples: int | None = None, override_scheduler: bool = False,
+                        on_gpus: bool = True) -> list[str]:
     """The arguments after ``fork_script(cfg)``, in a fixed order; ``cfg.extra_args`` come last.
 
-    ``load_flags``: further load flags the resumed checkpoint needs (``recorded_args.fork_load_flags``).
+    ``load_flags``: further load flags the resumed checkpoint needs (``recorded_args.fork_load_flags``);
+    ``dropout``: (hidden, attention), the config's or the start checkpoint's (None: no checkpoint was read, the
+    fork's defaults); ``decay_samples``/``override_scheduler``: a resumed run's schedule
+    (``training.schedule_resume``; default: the config's window); ``on_gpus``: what ``dtype: auto`` resolves for.
     """
     if not cfg.save:
         raise ValueError("training.save is empty: name the folder the fork saves checkpoints to")
@@ -93,7 +99,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
                          " the data was preprocessed with)")
     if not cfg.train_split_file and cfg.mode != "pretrain":
         raise ValueError("training.train_split_file is empty: name the train split file dataset.splits wrote")
-    decay = cfg.decay_samples
+    decay = cfg.decay_samples if decay_samples is None else decay_samples
     argv = [
         "--num-layers", str(shape.num_layers),
         "--hidden-size", str(shape.hidden_size),
@@ -102,6 +108,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
         "--max-position-embeddings", str(shape.max_position_embeddings),
         "--attention-head-type", "multiquery",
         "--seq-length", str(cfg.seq_length),
+        *(["--hidden-dropout", _fmt(dropout[0]), "--attention-dropout", _fmt(dropout[1])] if dropout else []),
         "--make-vocab-size-divisible-by", str(vocab_divisor),
         "--tensor-model-parallel-size", str(cfg.tensor_model_parallel_size),
         "--pipeline-model-parallel-size", str(cfg.pipeline_model_parallel_size),
@@ -125,7 +132,7 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
         "--adam-eps", _fmt(cfg.adam_eps),
         "--clip-grad", _fmt(cfg.clip_grad),
         "--seed", str(cfg.seed),
-        *precision_flags(cfg.dtype),
+        *precision_flags(cfg.compute_dtype(on_gpus)),
         "--tokenizer-type", "TokenizerFromFile",
         "--tokenizer-file", cfg.tokenizer,
     ]
@@ -134,11 +141,13 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
     if not start.resume:
         argv += FINETUNE_FLAGS
     argv += list(load_flags)
+    if override_scheduler:
+        argv.append("--override-opt_param-scheduler")
     argv += ["--eval-interval", str(cfg.eval_interval), "--eval-iters", str(cfg.eval_iters),
              "--log-interval", str(cfg.log_interval)]
     if cfg.tensorboard:
         argv += ["--tensorboard-dir", str(Path(cfg.save) / "tensorboard")]
-    argv += ["--structured-logs", "--structured-logs-dir", str(Path(cfg.save) / "logs")]
+    argv += ["--structured-logs", "--structured-logs-dir", str(Path(cfg.save) / FORK_LOGS_NAME)]
     if cfg.use_flash_attn:
         argv.append("--use-flash-attn")
     if cfg.recompute_activations:

@@ -24,13 +24,17 @@ import torch
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
 from conversion.checkpoint_format import TRACKER_NAME
-from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, padded_vocab_size
+from conversion.vocab_padding import DEFAULT_DIVISIBLE_BY, TRUE_VOCAB_ARG, padded_vocab_size
 from dataset.text_tokenizer import EOD_TOKEN
 from guardrails.atomic_folder import atomic_output_dir
 from guardrails.command_errors import run_command
 from guardrails.output_paths import claim_folder
+from runconfig.value_rules import POSITIVE, SEED, Bound, check_flags
 
 PAD_TOKENS = ("<fim-pad>", "<fim_pad>")  # the order the fork tries them
+# a model of zero layers, width or heads cannot be built (or trains nothing): refused with the flag
+FLAG_BOUNDS = {"layers": POSITIVE, "hidden": POSITIVE, "heads": POSITIVE, "ffn_hidden": Bound(low=0, note="0 = 4 x hidden"),
+               "max_positions": POSITIVE, "dropout": Bound(low=0, high=1, high_open=True), "seed": SEED}
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,12 @@ def write_tiny_release(
     ids = tokenizer_ids(tokenizer_json)
     config = tiny_config(ids["vocab_size"], ids["eod"], ids["pad"], spec)
     model = random_model(config, spec.seed)
-    # recording the tokenizer lets conversion find it later without --tokenizer (the fork records it too)
+    # recording the tokenizer lets conversion find it later without --tokenizer (the fork records it too); the
+    # real vocab is the tokenizer's, not the padded embedding's, so that every export of this model (and of the
+    # runs that start from it, in either engine) keeps the tokenizer's rows, as hf_to_megatron's releases do
     write_megatron_checkpoint(Path(out_dir), None, plain_state_dict(model), config,
-                              extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve())})
+                              extra_args={"tokenizer_file": str(Path(tokenizer_json).resolve()),
+                                          TRUE_VOCAB_ARG: ids["vocab_size"]})
     if hf_out is not None:
         from conversion.tokenizer_files import write_tokenizer_files
 
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = TinyModelSpec(args.layers, args.hidden, args.heads, args.ffn_hidden, args.max_positions,
                          args.dropout, args.seed)
     try:
+        check_flags(args, FLAG_BOUNDS)  # before anything is claimed or written
         model = write_tiny_release(args.tokenizer, args.out, spec, args.hf_out)
     except ValueError as exc:  # OSErrors (read-only, full disk) and interrupts: guardrails.command_errors
         print(f"error: {exc}", file=sys.stderr)

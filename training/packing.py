@@ -27,6 +27,7 @@ from pathlib import Path
 from guardrails.command_errors import run_command
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file, json_object_with
+from runconfig.value_rules import SEED, check_flags
 from dataset.packed_index import PackingError
 from dataset.split_files import SplitFileError, parse_split_file
 from dataset.indexed_dataset import IndexFormatError
@@ -46,6 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seq_length <= 0 or args.num_samples < 0:
         parser.error("--seq-length must be positive and --num-samples not negative")
+    try:
+        check_flags(args, {"seed": SEED})  # numpy's RandomState takes 0 .. 2**32 - 1 only
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -1,6 +1,6 @@
 """Check a run before any job is queued: every problem at once, each naming the values and the fix.
 
-Rules (``error`` stops the submission; ``warning`` is printed):
+Rules (``error`` stops the submission; ``warning`` and ``note`` are printed):
 
 * grid: nodes x GPUs divisible by TP x PP; global batch divisible by micro batch x data-parallel size;
   heads divisible by TP; layers divisible by PP; seq length <= max positions;
@@ -8,31 +8,36 @@ Rules (``error`` stops the submission; ``warning`` is printed):
   ``conversion.hf_to_megatron``); the tokenizer's vocab padded the fork's way (``make_vocab_size_divisible_by``
   x TP) equals its embedding rows; the distributed optimizer finds the files it loads;
 * tokenizer: readable, with the pad token the fork looks up (``<fim-pad>``/``<fim_pad>``);
-* pretraining (``training.mode: pretrain``): the raw-document dataset reads, its ids are below the vocab, the
-  FIM tokens are found by name; ``MEGATRON_DIR`` holds the ``multi-query-attention`` branch (``FIM_PAD``);
-* split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab;
-  for the fork, relative prefixes resolve the same from the job's folder as from the split file's;
-  validation does not overlap training (really, or through the fork's range bug);
-* the fork: ``MEGATRON_DIR`` (environment or the site env file) holds ``finetune_mtf.py``, and its own
-  ``megatron/arguments.py`` accepts every flag of the argv (``training.fork_flags``); ``training.extra_args``
-  neither repeats a flag the config already sets nor switches to the ``--data-path`` mode.
+* pretraining (``training.mode: pretrain``): the raw-document dataset reads, its ids are below the vocab, it
+  was made with ``training.tokenizer``, the FIM tokens are found by name; ``MEGATRON_DIR`` holds the ``multi-query-attention`` branch (``FIM_PAD``);
+* split files: they parse; every prefix has both index files, readable, one dtype, token ids below the vocab,
+  made with ``training.tokenizer`` (the sha256 its preprocess manifest records; a warning without a manifest);
+  for the fork, relative prefixes resolve the same from the job's folder as from the split file's, and no index
+  map next to the data is older than it or indexes other documents (``dataset.index_map_files``: the fork
+  reuses maps by name); validation does not overlap training (really, or through the fork's range bug);
+* the fork, in the job's own environment (``training.fork_runtime``: the site env sourced as the job sources
+  it): ``MEGATRON_DIR`` holds ``finetune_mtf.py`` and a ``megatron/arguments.py`` that accepts every flag of the
+  argv (``training.fork_flags``); apex and its CUDA extensions import; the dataset helper is built or can be;
+  the data folders and the checkout are writable; ``training.extra_args`` neither repeats a flag the config
+  already sets nor switches to the ``--data-path`` mode;
+* what the job will do (``note``): the schedule a resume continues with (``training.schedule_resume``), the
+  dtype ``auto`` resolves to.
 
     findings = run_preflight(run_config, os.environ)    # list[Finding]; run by ``training.launch preflight``
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from dataset.indexed_dataset import IndexedDataset, IndexFormatError
+from dataset.index_map_files import stale_index_maps
+from dataset.indexed_dataset import IndexedDataset, IndexFormatError, data_file_path, index_file_path
 from dataset.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
 from dataset.split_files import SplitFileError, parse_split_file, resolve_prefix
+from dataset.tokenizer_match import TokenizerMismatchError, check_data_tokenizer
 from runconfig.model_presets import ModelShape
 from runconfig.run_config import RunConfig
-from training.megatron_argv import FINETUNE_SCRIPT, fork_script
-from training.pretrain_argv import PRETRAIN_BRANCH, PRETRAIN_SCRIPT
 from conversion.vocab_padding import padded_vocab_size
 from training.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
 
@@ -41,9 +46,10 @@ from training.recorded_args import RecordedCheckpoint, vocab_divisor_from_args
 class Finding:
     error: bool
     message: str
+    note: bool = False  # neither a problem nor a risk: what will happen (printed as "note:")
 
     def __str__(self) -> str:
-        return f"{'error' if self.error else 'warning'}: {self.message}"
+        return f"{'error' if self.error else 'note' if self.note else 'warning'}: {self.message}"
 
 
 def check_grid(cfg: Any, nodes: int, gpus_per_node: int, shape: ModelShape | None) -> list[Finding]:
@@ -167,10 +173,40 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
             if vocab is not None and top >= vocab:
                 found.append(Finding(True, f"{name}: token id {top} is not below the tokenizer's {vocab} tokens;"
                                      " preprocess with training.tokenizer"))
+    for prefix in dict.fromkeys(prefix for role in entries.values() for _, prefix in role):
+        found += check_data_tokenizer_finding(prefix, cfg.tokenizer)
+    if fork:
+        found += _stale_maps(sorted({p for role in entries.values() for _, p in role}), sizes)
     if len(dtypes) > 1:
         found.append(Finding(True, "the datasets mix token dtypes (" + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in sorted(dtypes.items())) + "); preprocess them with one tokenizer"))
     found += _overlaps(entries, sizes, fork or cfg.legacy_split_offsets)
+    return found
+
+
+def check_data_tokenizer_finding(prefix: str | Path, tokenizer: str) -> list[Finding]:
+    """``training.tokenizer`` against the one the data's manifest records (``dataset.tokenizer_match``)."""
+    if not tokenizer:
+        return []
+    try:
+        warning = check_data_tokenizer(prefix, tokenizer)
+    except TokenizerMismatchError as exc:
+        return [Finding(True, str(exc))]
+    except OSError:  # an unreadable tokenizer is check_tokenizer's finding
+        return []
+    return [Finding(False, warning.removeprefix("warning: "))] if warning else []
+
+
+def _stale_maps(prefixes: Iterable[Path], sizes: Mapping[Path, int]) -> list[Finding]:
+    """The fork's index maps next to each prefix that it would reuse although the data changed since."""
+    found = []
+    for prefix in prefixes:
+        files = [f(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES
+                 for f in (index_file_path, data_file_path)]
+        for problem in stale_index_maps(str(prefix), files, sizes.get(prefix)):
+            found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it (the fork"
+                                 " rebuilds the maps it does not find; dataset.preprocess removes them when it"
+                                 " rewrites a prefix)"))
     return found
 
 
@@ -191,34 +227,6 @@ def _overlaps(entries: Mapping[str, list[tuple[Any, Path]]], sizes: Mapping[Path
     return found
 
 
-def megatron_dir(environ: Mapping[str, str], site_env: str) -> str:
-    """``MEGATRON_DIR`` from the environment, else a plain ``MEGATRON_DIR=...`` line of the site env file."""
-    value = environ.get("MEGATRON_DIR", "")
-    if not value and Path(site_env).is_file():
-        for line in Path(site_env).read_text(encoding="utf-8").splitlines():
-            match = re.match(r"""^\s*(?:export\s+)?MEGATRON_DIR=["']?([^"'$`]*)["']?\s*$""", line)
-            if match:
-                value = match.group(1)
-    return value
-
-
-def check_megatron_dir(environ: Mapping[str, str], site_env: str, script: str = FINETUNE_SCRIPT) -> list[Finding]:
-    value = megatron_dir(environ, site_env)
-    branch = PRETRAIN_BRANCH if script == PRETRAIN_SCRIPT else "mtf"
-    if not value:
-        return [Finding(True, f"MEGATRON_DIR is not set (environment or {site_env}); point it at a checkout of"
-                        f" the BigCode fork's {branch} branch (see training/site.env.example)")]
-    if not (Path(value) / script).is_file():
-        return [Finding(True, f"MEGATRON_DIR={value} holds no {script}; check out the fork's {branch} branch there")]
-    tokenizer_py = Path(value) / "megatron" / "tokenizer" / "tokenizer.py"
-    if script == PRETRAIN_SCRIPT and tokenizer_py.is_file() and not re.search(
-            r"^FIM_PAD\s*=", tokenizer_py.read_text(encoding="utf-8"), re.M):
-        # the mtf branch: its gpt_dataset.py fails at import (no FIM_PAD) and its FIM names are hyphenated
-        return [Finding(True, f"MEGATRON_DIR={value} cannot build the GPT dataset ({tokenizer_py} defines no"
-                        f" FIM_PAD); check out the fork's {PRETRAIN_BRANCH} branch there for training.mode=pretrain")]
-    return []
-
-
 def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     """``training.pretrain.data_path``: a readable raw-document dataset below the vocab; FIM tokens by name."""
     p = cfg.pretrain
@@ -234,6 +242,8 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
     if vocab is not None and top >= vocab:
         found.append(Finding(True, f"{p.data_path}: token id {top} is not below the tokenizer's {vocab} tokens;"
                              " preprocess with training.tokenizer"))
+    for problem in stale_index_maps(p.data_path, [index_file_path(p.data_path), data_file_path(p.data_path)]):
+        found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it"))
     if p.fim_rate > 0 and cfg.tokenizer:
         from dataset.text_tokenizer import TextTokenizer, TokenizerFileError
         from training.fim import FimTokenError, lookup_fim_tokens
@@ -242,28 +252,7 @@ def check_pretrain_data(cfg: Any, vocab: int | None) -> list[Finding]:
             lookup_fim_tokens(TextTokenizer(cfg.tokenizer), p.fim_split_sample or None)
         except (FimTokenError, TokenizerFileError) as exc:
             found.append(Finding(True, str(exc)))
-    return found
-
-
-def check_fork_argv(argv: list[str], extra_args: tuple[str, ...], fork_dir: str) -> list[Finding]:
-    """The argv against the flags of the fork the job will run, and ``extra_args`` against the rest."""
-    from training.fork_flags import argv_problems, extract_flags
-
-    found = []
-    given = [a for a in extra_args if a.startswith("--")]
-    built = set(a for a in argv[:len(argv) - len(extra_args)] if a.startswith("--"))
-    for flag in given:
-        if flag in built:
-            found.append(Finding(True, f"training.extra_args repeats {flag}, which the run config already sets;"
-                                 " change the training: key instead (one value in one place)"))
-        if flag in ("--data-path", "--split"):
-            found.append(Finding(True, f"training.extra_args has {flag}: the fork refuses it next to the weighted"
-                                 " split files (train_split_file / valid_split_file)"))
-    arguments = Path(fork_dir) / "megatron" / "arguments.py"
-    if arguments.is_file():
-        flags = extract_flags(arguments.read_text(encoding="utf-8"))
-        found += [Finding(True, f"{arguments} would reject the argv: {p}") for p in argv_problems(argv, flags)]
-    return found
+    return found + check_data_tokenizer_finding(p.data_path, cfg.tokenizer)
 
 
 def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
@@ -289,14 +278,7 @@ def run_preflight(run: RunConfig, environ: Mapping[str, str]) -> list[Finding]:
     found += tokenizer_findings
     found += check_pretrain_data(cfg, vocab) if cfg.mode == "pretrain" else check_splits(cfg, vocab, fork)
     if fork:
-        found += check_megatron_dir(environ, cluster.site_env, fork_script(cfg))
-        if shape is not None and start is not None:
-            from training.fork_job import plan_fork_job
+        from training.fork_runtime import check_fork_runtime
 
-            try:
-                job = plan_fork_job(run, start, recorded, shape)
-            except ValueError as exc:  # e.g. a save folder from another run; the reason names the values
-                found.append(Finding(True, str(exc)))
-            else:
-                found += check_fork_argv(list(job.argv), cfg.extra_args, megatron_dir(environ, cluster.site_env))
+        found += check_fork_runtime(run, environ, start, recorded, shape)
     return found

@@ -33,6 +33,7 @@ class RecordedCheckpoint:
     args: dict[str, Any]  # vars() of the checkpoint's args Namespace (enums as the stand-ins load them)
     embedding_rows: int  # rows of word_embeddings.weight summed over the TP ranks (the padded vocab)
     has_optimizer: bool  # an optimizer entry (or, with the distributed optimizer, optim.pt files) is there
+    scheduler: dict[str, Any] | None = None  # the opt_param_scheduler entry (the fork's scheduler state), if any
 
 
 def read_recorded_checkpoint(root: str | Path, tag: str | None = None) -> RecordedCheckpoint:
@@ -50,13 +51,20 @@ def read_recorded_checkpoint(root: str | Path, tag: str | None = None) -> Record
         except (KeyError, TypeError):
             raise CheckpointFormatError(
                 f"{layout.model_file(tp_rank, 0)}: no model.language_model.embedding.word_embeddings.weight") from None
+    holder = first  # the file with the optimizer and scheduler entries: optim.pt with the distributed optimizer
     if layout.dist_opt:
         tag_folder = layout.model_file(0, 0).parent.parent
-        has_optimizer = any(tag_folder.glob("*/optim.pt"))
+        optim_files = sorted(tag_folder.glob("*/optim.pt"))
+        has_optimizer = bool(optim_files)
+        try:
+            holder = load_checkpoint_file(optim_files[0], meta=True) if optim_files else {}
+        except CheckpointFormatError:  # only the scheduler is read from it here; the fork reports the file itself
+            holder = {}
     else:
         has_optimizer = first.get("optimizer") is not None
+    scheduler = holder.get("opt_param_scheduler")
     return RecordedCheckpoint(Path(root), layout.tag, layout.tp, layout.pp, layout.dist_opt, dict(vars(args)),
-                              rows, has_optimizer)
+                              rows, has_optimizer, dict(scheduler) if isinstance(scheduler, dict) else None)
 
 
 def shape_from_args(args: Mapping[str, Any]) -> ModelShape:

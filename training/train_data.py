@@ -25,6 +25,8 @@ import torch
 
 from dataset.data_vocab import data_vocab
 from dataset.split_files import parse_split_file, resolve_prefix
+from dataset.split_overlap import split_files_overlap
+from dataset.tokenizer_match import check_data_tokenizer
 from dataset.text_tokenizer import TextTokenizer
 from training.distributed import DistEnv, barrier, rank_micro_batches
 from training.model_init import tokenizer_ids
@@ -47,46 +49,59 @@ class RunData:
 
 
 def resolve_pad_id(cfg: Any, model_config: Any) -> int:
-    """``training.pad_id``, else ``<fim_pad>`` of ``training.tokenizer``, else the model config's pad id."""
+    """``training.pad_id``, else ``<fim_pad>`` of ``training.tokenizer``, else the model config's pad id; refused
+    (before anything is written) when it is no token of the model."""
     if cfg.pad_id >= 0:
-        return cfg.pad_id
-    if cfg.tokenizer:
-        pad = tokenizer_ids(Path(cfg.tokenizer))["pad"]
+        pad, where = cfg.pad_id, "training.pad_id"
+    elif cfg.tokenizer:
+        pad, where = tokenizer_ids(Path(cfg.tokenizer))["pad"], f"<fim_pad> of {cfg.tokenizer}"
         if pad is None:
             raise ValueError(f"{cfg.tokenizer}: no <fim_pad> token; set training.pad_id to the padding id")
-        return int(pad)
-    pad = getattr(model_config, "pad_token_id", None)
-    if pad is None:
-        raise ValueError(
-            "cannot tell the padding id: set training.tokenizer (tokenizer.json with <fim_pad>) or training.pad_id"
-        )
+    else:
+        pad, where = getattr(model_config, "pad_token_id", None), "the model config's pad_token_id"
+        if pad is None:
+            raise ValueError("cannot tell the padding id: set training.tokenizer (tokenizer.json with <fim_pad>)"
+                             " or training.pad_id")
+    if not 0 <= int(pad) < model_config.vocab_size:  # else the embedding lookup fails mid-run
+        raise ValueError(f"{where} is {pad}, but the model in training.load has {model_config.vocab_size} token"
+                         f" embeddings (ids 0 .. {model_config.vocab_size - 1}); give a padding id below that")
     return int(pad)
 
 
-def check_data_fits_model(cfg: Any, model_vocab_size: int, model_source: str) -> None:
-    """Refuse data tokenized with a larger vocabulary than the model's embeddings (torch would fail mid-run
-    with an ``IndexError``); called before anything is written. Pretraining's raw documents are tokenized with
-    ``training.tokenizer`` (``pretrain_data`` reads its EOD and FIM tokens from it): that is what must fit."""
+def check_data_fits_model(cfg: Any, model_vocab_size: int, model_source: str) -> list[str]:
+    """Refuse data the model cannot embed (torch would fail mid-run with an ``IndexError``) or that another
+    tokenizer than ``training.tokenizer`` made (``dataset.tokenizer_match``); called before anything is written.
+    Returns the warnings to print: data no manifest vouches for, validation reading training documents
+    (``dataset.split_overlap``, as ``dataset.splits plan`` warns). Pretraining's raw documents must fit as well as
+    ``training.tokenizer``, which ``pretrain_data`` reads its EOD and FIM tokens from."""
+    warnings: list[str] = []
     if cfg.mode == "pretrain":
         if cfg.tokenizer:  # an empty one is refused by build_pretrain_datasets, naming the key
             vocab_size = TextTokenizer(cfg.tokenizer).vocab_size
             if vocab_size > model_vocab_size:
                 raise ValueError(f"{cfg.tokenizer}: {vocab_size} tokens, but the model in training.load has only "
                                  f"{model_vocab_size} embeddings; pretrain with the model's own tokenizer")
-        return
-    for split_file in (cfg.train_split_file, cfg.valid_split_file if cfg.eval_iters > 0 else ""):
-        if not split_file:
-            continue
-        for group in parse_split_file(split_file):
-            for entry in group.datasets:
-                need = data_vocab(resolve_prefix(entry.prefix, Path(split_file)))
-                if need.vocab_size > model_vocab_size:
-                    tokenizer = f"tokenizer {need.tokenizer}" if need.tokenizer else "an unknown tokenizer"
-                    raise ValueError(
-                        f"{need.prefix} (in {split_file}) was tokenized with {tokenizer} of {need.vocab_size}"
-                        f" tokens ({need.source}), but the model {model_source} has {model_vocab_size} token"
-                        " embeddings; tokenize the data with the model's tokenizer, or start from a model built"
-                        " for this one (python -m training.model_init --tokenizer ...)")
+        prefixes = [(Path(cfg.pretrain.data_path), "training.pretrain.data_path")] if cfg.pretrain.data_path else []
+    else:
+        prefixes = [(resolve_prefix(entry.prefix, Path(split_file)), split_file)
+                    for split_file in (cfg.train_split_file, cfg.valid_split_file) if split_file
+                    for group in parse_split_file(split_file) for entry in group.datasets]
+        warnings += [f"warning: {line}" for line in split_files_overlap(cfg.train_split_file, cfg.valid_split_file)]
+    named: dict[Path, str] = {}
+    for prefix, named_in in prefixes:
+        named.setdefault(prefix, named_in)  # a prefix in both split files is named by the first
+    for prefix, named_in in named.items():
+        if cfg.tokenizer:
+            warnings += [w for w in [check_data_tokenizer(prefix, cfg.tokenizer)] if w]
+        need = data_vocab(prefix)
+        if need.vocab_size > model_vocab_size:
+            tokenizer = f"tokenizer {need.tokenizer}" if need.tokenizer else "an unknown tokenizer"
+            raise ValueError(
+                f"{need.prefix} (in {named_in}) was tokenized with {tokenizer} of {need.vocab_size}"
+                f" tokens ({need.source}), but the model {model_source} has {model_vocab_size} token"
+                " embeddings; tokenize the data with the model's tokenizer, or start from a model built"
+                " for this one (python -m training.model_init --tokenizer ...)")
+    return warnings
 
 
 def build_run_data(cfg: Any, env: DistEnv, pad_id: int, cache_dir: Path) -> RunData:
