@@ -13,11 +13,11 @@ from pathlib import Path
 
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
-from evaluation.checkers import make_checker
+from evaluation.checkers import make_checker, sandbox_settings
 from evaluation.generation_options import HARNESS_MAX_LENGTH
 from evaluation.generation_tasks import humaneval_task, humanevalfix_task
 from evaluation.humanevalfix import FIX_MAX_LENGTH, reference_completion
-from evaluation.humaneval_score import format_scores, sandbox_settings, score_samples
+from evaluation.humaneval_score import format_scores, score_samples
 from evaluation.humaneval_tasks import Sample, canonical_samples, load_problems, read_samples
 from evaluation.problem_files import LANGUAGES, load_problem_set
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable

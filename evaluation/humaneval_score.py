@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from evaluation.checkers import PythonChecker, sandbox_settings
+from evaluation.checkers import PythonChecker
 from evaluation.humaneval_tasks import Sample
 from evaluation.pass_at_k import mean_pass_at_k
 from evaluation.sandbox import ProgramResult, Sandbox

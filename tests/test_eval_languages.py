@@ -1,13 +1,12 @@
 """Go and Rust executed as HumanEval-X does, on hand-written problems: assembly, verdicts, reasons, limits, files."""
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from evaluation import commands
-from evaluation.compiled_programs import close_function, generation_prompt, humaneval_x_program, humanevalpack_program
+from evaluation.compiled_programs import close_function, generation_prompt, humaneval_x_program
 from evaluation.problem_files import ProblemFileError, load_problem_set, read_problem_file
 from evaluation.toolchains import ToolchainMissing, shared_build
 
