@@ -24,14 +24,22 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 
 # Debian packages the suite and the demo use: bubblewrap, libseccomp2, util-linux (setpriv) and python3 (the
 # evaluation sandbox: its namespaces, its seccomp filter, its unprivileged uid and the interpreter every user may
-# read; without them generated code is never run; gcc, when present, builds the sandbox tests' C programs) and
-# slurm-wlm + munge (the real-SLURM tests start a private one-node SLURM; without them they skip with the reason).
+# read; without them generated code is never run; gcc, when present, builds the sandbox tests' C programs),
+# slurm-wlm + munge (the real-SLURM tests start a private one-node SLURM; without them they skip with the reason),
+# and Go and Rust with the libraries HumanEval-X's tests use (the evaluation calls Debian's /usr/bin/go,
+# /usr/bin/rustc and /usr/bin/cargo, offline; without them the Go/Rust tests skip with the reason).
 # Installed when missing, as root with apt-get only, quietly.
-SYSTEM_PACKAGES := bubblewrap libseccomp2 util-linux python3 slurm-wlm munge
+SYSTEM_PACKAGES := bubblewrap libseccomp2 util-linux python3 slurm-wlm munge golang-go \
+	golang-github-stretchr-testify-dev rustc cargo librust-rand-dev librust-regex-dev librust-regex+default-dev \
+	librust-md5-dev
 system-packages:
 	@export PATH="$$PATH:/usr/sbin:/sbin"; \
 	if ! { command -v bwrap && command -v setpriv && test -x /usr/bin/python3 && ldconfig -p | grep -q 'libseccomp\.so\.2' \
-	       && command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch; } >/dev/null 2>&1 \
+	       && command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch \
+	       && test -x /usr/bin/go && test -x /usr/bin/rustc && test -x /usr/bin/cargo \
+	       && test -d /usr/share/gocode/src/github.com/stretchr/testify \
+	       && ls -d /usr/share/cargo/registry/rand-* /usr/share/cargo/registry/regex-1* /usr/share/cargo/registry/md5-*; \
+	     } >/dev/null 2>&1 \
 	   && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  { apt-get install -y -qq $(SYSTEM_PACKAGES) || { apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES); }; } \

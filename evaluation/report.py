@@ -2,11 +2,16 @@
 
     for argv in comparison_commands(base_hf, tuned_hf, "out/demo/data/pairs_valid", "out/demo/eval", plan):
         evaluation.commands.main(argv)          # each is also `python -m evaluation ARGV`
-    text = render_report(eval_dir, context)     # held-out loss, pass@k, infilling, commit fixes, side by side
+    text = render_report(eval_dir, context)     # held-out loss, harness checks, base vs tuned per benchmark...
 
 ``scripts/demo.py`` (step ``evaluate``) runs the commands and writes ``out/demo/report.md``; ``context`` adds
 what the evaluation does not know itself (the commands of the whole run, the data manifest, the packing plan,
-the loss-curve image). Every number in the report is read from a file the commands wrote. Library module.
+the loss-curve image, where the plot goes). Every number in the report is read from a file the commands wrote.
+Outputs in the evaluation folder: ``heldout_loss.json``; ``checks/`` (canonical and wrong solutions scored: the
+harness works in every language); ``base/RUN`` and ``fine-tuned/RUN`` (generated and scored, compared by
+``evaluation.comparison_report``: the TOY task family of ``evaluation.toy_tasks`` when a toy folder is given,
+and a labelled subset of HumanEval); the greedy infilling, planted-bug fixes and side-by-side prompts.
+Library module.
 """
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from evaluation.comparison_report import comparison_sections
+from evaluation.evaluated_runs import find_runs, pair_runs
+
 LABELS = ("base", "fine-tuned")
 
 
@@ -23,36 +31,67 @@ LABELS = ("base", "fine-tuned")
 class ComparisonPlan:
     """Small limits keep the demo's evaluation to a few minutes on 2 cores; a GPU run raises them."""
 
-    problems: int = 10  # HumanEval problems generated for
-    canonical_problems: int = 0  # the canonical-solution row: 0 = all 164
-    samples: int = 5  # per problem, sampled at the harness's temperature 0.2 / top-p 0.95
-    ks: tuple[int, ...] = (1, 5)
-    max_new_tokens: int = 48
+    toy_dir: Path | None = None  # a folder written by `python -m evaluation toy`; None: no toy rows
+    toy_languages: tuple[str, ...] = ("python", "go")  # generated for, base and tuned
+    check_languages: tuple[str, ...] = ("python", "go", "rust")  # canonical and wrong solutions of the toy scored
+    toy_samples: int = 5  # per problem, at the harness's temperature 0.2 / top-p 0.95
+    toy_max_length: int = 64  # prompt + generation (the harness's budget, shortened for one-line bodies)
+    problems: int = 5  # HumanEval problems generated for (a labelled SUBSET)
+    samples: int = 2
+    canonical_problems: int = 0  # the HumanEval canonical row: 0 = all 164
     infill_problems: int = 2
-    commitfix_problems: int = 3
+    mutantfix_problems: int = 3
     workers: int = 2
+
+
+def _generate(label: str, model: Path, out: Path, run: str, extra: list[str]) -> list[str]:
+    return ["humaneval", "--model", str(model), "--out", str(out / label / run), *extra]
 
 
 def comparison_commands(base: Path, tuned: Path, valid_prefix: str, out: Path, plan: ComparisonPlan) -> list[list[str]]:
     """The ``python -m evaluation`` argv lists, in order; outputs land in ``out`` under fixed names."""
-    ks, common = ",".join(map(str, plan.ks)), ["--workers", str(plan.workers), "--no-progress"]
+    common = ["--workers", str(plan.workers), "--no-progress"]
+    checks = out / "checks"
     commands = [["loss", "--base", str(base), "--tuned", str(tuned), "--valid-prefix", valid_prefix,
                  "--out", str(out / "heldout_loss.json")],
-                ["humaneval", "--canonical", "--out", str(out / "humaneval_canonical.json"), "--k", "1", *common,
+                ["humaneval", "--canonical", "--out", str(checks / "humaneval_python_canonical.json"), "--k", "1", *common,
                  *(["--limit", str(plan.canonical_problems)] if plan.canonical_problems else [])]]
+    if plan.toy_dir is not None:
+        for language in plan.check_languages:
+            problems = ["--language", language, "--problems", str(plan.toy_dir / f"toy_{language}.jsonl"), "--k", "1"]
+            commands.append(["humaneval", *problems, "--canonical", "--out", str(checks / f"toy_{language}_canonical.json"),
+                             *common])
+            commands.append(["humaneval", *problems, "--samples", str(plan.toy_dir / f"toy_{language}_wrong.jsonl"),
+                             "--out", str(checks / f"toy_{language}_wrong.json"), *common])
     for label, model in zip(LABELS, (base, tuned)):
-        commands.append(["humaneval", "--model", str(model), "--out", str(out / f"humaneval_{label}"),
-                         "--limit", str(plan.problems), "--n", str(plan.samples), "--k", ks,
-                         "--max-new-tokens", str(plan.max_new_tokens), "--batch-size", str(plan.problems * plan.samples // 2 or 1),
-                         *common])
+        if plan.toy_dir is not None:
+            for language in plan.toy_languages:
+                commands.append(_generate(label, model, out, f"toy-{language}", [
+                    "--language", language, "--problems", str(plan.toy_dir / f"toy_{language}.jsonl"),
+                    "--n", str(plan.toy_samples), "--k", f"1,{plan.toy_samples}", "--max-length-generation",
+                    str(plan.toy_max_length), "--batch-size", "40", *common]))
+        commands.append(_generate(label, model, out, "humaneval-python", [
+            "--limit", str(plan.problems), "--n", str(plan.samples), "--k", f"1,{plan.samples}",
+            "--batch-size", str(plan.problems * plan.samples), *common]))
         commands.append(["infill", "--model", str(model), "--out", str(out / f"infill_{label}.json"),
                          "--limit", str(plan.infill_problems), "--max-new-tokens", "32", "--batch-size", "16", *common])
-        commands.append(["commitfix", "--model", str(model), "--out", str(out / f"commitfix_{label}.json"),
-                         "--limit", str(plan.commitfix_problems), "--max-new-tokens", "64", "--batch-size", "16",
+        commands.append(["mutantfix", "--model", str(model), "--out", str(out / f"mutantfix_{label}.json"),
+                         "--limit", str(plan.mutantfix_problems), "--max-new-tokens", "64", "--batch-size", "16",
                          *common])
     commands.append(["compare", "--base", str(base), "--tuned", str(tuned), "--out", str(out / "side_by_side.md"),
-                     "--max-new-tokens", str(plan.max_new_tokens)])
+                     "--max-new-tokens", "48"])
     return commands
+
+
+def generated_runs(commands: Sequence[Sequence[str]]) -> dict[str, list[Path]]:
+    """label -> the ``--out`` folders of the generating commands of ``comparison_commands``, in order: the runs the
+    report compares (only these: an older run left in the same folder by another plan is never read)."""
+    runs: dict[str, list[Path]] = {label: [] for label in LABELS}
+    for argv in commands:
+        if argv[0] == "humaneval" and "--model" in argv:
+            out = Path(argv[list(argv).index("--out") + 1])
+            runs[out.parent.name].append(out)
+    return runs
 
 
 @dataclass
@@ -63,6 +102,8 @@ class ReportContext:
     split_plan: Path | None = None  # dataset.splits plan's split_plan.json
     loss_curve: str | None = None  # image path relative to the report
     notes: list[str] = field(default_factory=list)
+    plot: Path | None = None  # where the pass@1 plot is written (beside the report)
+    runs: dict[str, list[Path]] | None = None  # label -> the runs to compare (generated_runs); None: all under eval/
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -114,30 +155,52 @@ def render_report(eval_dir: Path, context: ReportContext) -> str:
         parts += ["## Held-out loss (target tokens of the validation prefix)\n",
                   table(("model", "loss", "target tokens", "pairs", "skipped (too long)"), rows),
                   f"\nThe held-out loss {verdict} with fine-tuning.\n"]
-    parts += _humaneval_section(eval_dir)
-    parts += _task_section(eval_dir, "infill", "Single-line infilling (FIM, PSM order, greedy)", exact=True)
-    parts += _task_section(eval_dir, "commitfix", "Commit fixes (OctoPack format, greedy)", exact=False)
+    parts += _checks_section(eval_dir / "checks")
+    parts += _comparison(eval_dir, context)
+    parts += _task_section(eval_dir, "infill", "Single-line infilling (FIM, PSM order, greedy; HumanEval-Single"
+                           "LineInfilling's layout)", exact=True)
+    parts += _task_section(eval_dir, "mutantfix", "Planted-bug fixes (synthetic mutations of HumanEval solutions, "
+                           "OctoPack's commit format, greedy; NOT HumanEvalFix)", exact=False)
     side = eval_dir / "side_by_side.md"
     if side.is_file():
         parts += ["## Prompts side by side (greedy)\n", side.read_text(encoding="utf-8")]
     return "\n".join(parts)
 
 
-def _humaneval_section(eval_dir: Path) -> list[str]:
-    found = {label: _load(eval_dir / f"humaneval_{label}" / "results.json") for label in LABELS}
-    canonical = _load(eval_dir / "humaneval_canonical.json")
-    rows_in = {**{k: v for k, v in found.items() if v}, **({"canonical solutions": canonical} if canonical else {})}
-    if not rows_in:
+def _checks_section(checks: Path) -> list[str]:
+    """Canonical solutions must pass and wrong ones fail, in every language: the harness itself works."""
+    rows = []
+    for path in sorted(checks.glob("*_canonical.json")) if checks.is_dir() else []:
+        canonical, wrong = _load(path), _load(path.with_name(path.name.replace("_canonical", "_wrong")))
+        name = path.name.removesuffix("_canonical.json")
+        benchmark = "TOY arithmetic" if name.startswith("toy_") else "HumanEval"
+        rows.append((benchmark, canonical["language"], canonical["pass@1"], wrong["pass@1"] if wrong else "-",
+                     canonical["problems"], canonical.get("subset") or "all"))
+    if not rows:
         return []
-    ks = sorted({int(k[5:]) for r in rows_in.values() for k in r if k.startswith("pass@")})
-    rows = [(label, *[r.get(f"pass@{k}", "-") for k in ks], r["problems"], r["samples"]) for label, r in rows_in.items()]
-    settings = next((r["settings"] for r in found.values() if r), {})
-    generation = settings.get("generation", {})
-    note = (f"\nGenerated with n={generation.get('n')}, temperature {generation.get('temperature')}, top-p "
-            f"{generation.get('top_p')}, at most {generation.get('max_new_tokens')} new tokens, the BigCode harness's "
-            "stop sequences; sandboxed execution. Zero is an honest score for a tiny model; the canonical row "
-            "shows the harness passes correct code.\n") if generation else ""
-    return ["## HumanEval pass@k\n", table(("model", *[f"pass@{k}" for k in ks], "problems", "samples"), rows), note]
+    return ["## Harness checks: canonical solutions pass, wrong ones fail\n",
+            table(("benchmark", "language", "canonical pass@1", "wrong-solution pass@1", "problems", "problem set"), rows),
+            "\nThe canonical row must read 1.0 and the wrong one 0.0 in every language: the programs are assembled, "
+            "compiled and judged as the harnesses do, inside the sandbox.\n"]
+
+
+def _comparison(eval_dir: Path, context: ReportContext) -> list[str]:
+    if not all((eval_dir / label).is_dir() for label in LABELS):
+        return []
+    found = {label: find_runs(context.runs[label] if context.runs else [eval_dir / label]) for label in LABELS}
+    pairs, unmatched = pair_runs(found[LABELS[0]], found[LABELS[1]])
+    plot_name = context.plot.name if context.plot else None
+    sections, plot_rows = comparison_sections(pairs, unmatched, plot_name)
+    if context.plot and plot_rows:
+        from evaluation.report_plot import write_pass_at_1_plot
+
+        write_pass_at_1_plot(plot_rows, context.plot)
+    toy = any(Path(b.source).name.startswith("toy_") for b, _ in pairs)
+    note = ("\n> The **TOY** rows are a task family made for this demo (`python -m evaluation toy`: arithmetic "
+            "one-liners from templates, the fine-tuning pairs from the same templates but never the test problems). "
+            "They show that fine-tuning moved the model, nothing about real coding ability. The HumanEval rows are "
+            "the real benchmark on a SUBSET, where a tiny model honestly scores 0.\n") if toy else ""
+    return [*sections[:1], note, *sections[1:]]
 
 
 def _task_section(eval_dir: Path, name: str, title: str, exact: bool) -> list[str]:

@@ -63,7 +63,7 @@ def complete_prompts(models: Mapping[str, tuple[object, object]], prompts: Seque
     return rows
 
 
-def _cell(code: str) -> str:
+def code_cell(code: str) -> str:
     """Code in one table cell: escaped, newlines as <br>, indentation kept."""
     if not code.strip():
         return "<em>(nothing before a stop sequence)</em>"
@@ -74,6 +74,6 @@ def _cell(code: str) -> str:
 def markdown_table(rows: Sequence[dict], labels: Sequence[str]) -> str:
     header = "| prompt | language | " + " | ".join(labels) + " |"
     rule = "|---|---|" + "---|" * len(labels)
-    body = [f"| {row['name']}<br>{_cell(row['prompt'].rstrip())} | {row['language']} | "
-            + " | ".join(_cell(row.get(label, "")) for label in labels) + " |" for row in rows]
+    body = [f"| {row['name']}<br>{code_cell(row['prompt'].rstrip())} | {row['language']} | "
+            + " | ".join(code_cell(row.get(label, "")) for label in labels) + " |" for row in rows]
     return "\n".join([header, rule, *body]) + "\n"

@@ -1,19 +1,26 @@
-"""Infilling and commit-fix runs: generate greedily with a model, score in the sandbox, summarize.
+"""Infilling and planted-bug-fix runs: generate greedily with a model, score in the sandbox, summarize.
 
     summary = run_infilling(model, tokenizer, problems, sandbox, limit=2, workers=2)
     summary = run_commit_fixes(model, tokenizer, problems, sandbox, limit=2, workers=2)
 
 Both return ``{"tasks", "problems", "pass@1", ..., "results": [...]}`` (see ``evaluation.infilling`` and
-``evaluation.commit_fixes`` for how the tasks are built). Library module behind ``python -m evaluation``.
+``evaluation.commit_fixes`` for how the tasks are built). Programs run in the BigCode harness's prelude
+(``evaluation.python_programs``), as HumanEval's do. Library module behind ``python -m evaluation``.
 """
 from __future__ import annotations
 
 from evaluation.commit_fixes import COMMIT_STOPS, candidate_tasks, commit_prompt, fix_program
 from evaluation.generate import generate_from_ids, generate_texts
 from evaluation.generation_options import GenerationSettings
-from evaluation.humaneval_score import run_checks
-from evaluation.infilling import INFILL_STOPS, infilled_program, psm_prompt_ids, single_line_tasks, summarize
+from evaluation.humaneval_score import run_checks as run_texts
+from evaluation.infilling import INFILL_STOPS, infilled_program, middle_from, psm_prompt_ids, single_line_tasks, summarize
+from evaluation.python_programs import harness_wrapped
 from evaluation.sandbox import Sandbox
+
+
+def run_checks(programs, sandbox: Sandbox, workers: int, progress: bool, label: str):
+    """The programs in the harness's prelude, in parallel in the sandbox, results in input order."""
+    return run_texts([harness_wrapped(text) for text in programs], sandbox, workers, progress, label)
 
 
 def greedy(max_new_tokens: int, stops: tuple[str, ...], batch_size: int) -> GenerationSettings:
@@ -27,7 +34,9 @@ def run_infilling(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox,
     tasks = single_line_tasks(problems, limit)
     prompts = [psm_prompt_ids(tokenizer, task) for task in tasks]  # raises MissingFimTokens first
     outputs = generate_from_ids(model, tokenizer, prompts, greedy(max_new_tokens, INFILL_STOPS, batch_size), progress)
-    lines = [output[0].text for output in outputs]
+    raw = [tokenizer.decode(list(o[0].token_ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+           for o in outputs]
+    lines = [middle_from(text) for text in raw]
     programs = [infilled_program(problems[t.problem_id], t, line) for t, line in zip(tasks, lines)]
     passed = [r.status == "passed" for r in run_checks(programs, sandbox, workers, progress, "infilling tests")]
     return summarize(tasks, lines, passed)

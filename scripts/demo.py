@@ -21,7 +21,10 @@ the fork's packed samples; the demo checks that
 the held-out validation loss goes down. Conversion stage: the last checkpoint -> a Hugging Face folder
 (``conversion.megatron_to_hf``), verified by comparing logits with the Megatron side (``conversion.verify``).
 Evaluation stage: the base model too is exported, both are evaluated with small limits (``python -m evaluation``:
-held-out loss, HumanEval pass@k, infilling, commit fixes, prompts side by side) and ``out/demo/report.md`` is written.
+held-out loss, the harness checks in Python, Go and Rust, pass@k on the TOY task family (``evaluation.toy_tasks``:
+its fine-tuning pairs join the data in the ``pairs`` step when ``data.inputs`` names them) and on a HumanEval
+subset, compared with intervals and flipped problems, infilling, planted-bug fixes, prompts side by side) and
+``out/demo/report.md`` is written with its plot.
 
 ``demo.model_family=llama`` (or mistral, qwen2, starcoder2) runs the same stages with a tiny random model of that
 family written as a Hugging Face folder (``training.model_init --family``): the local engine trains it with
@@ -63,7 +66,7 @@ def _shown(path: Path) -> str:
 class DemoSettings:
     """Knobs of the demo itself (not a run-config section): set with ``demo.key=value``."""
 
-    max_records: int = 3000  # a few thousand pairs keep the data stage to seconds
+    max_records: int = 300  # docstring pairs: few, so the TOY pairs (below) are most of the fine-tune
     max_record_chars: int = 800  # most pairs then fit a 256-token row
     seed: int = 1234
     vocab_size: int = 8192
@@ -76,8 +79,11 @@ class DemoSettings:
     # a run this demo made: guardrails.output_ledger)
     pretrain_iters: int = 20  # continued pretraining on raw code with FIM before the fine-tune; 0 = skip it
     pretrain_files: int = 200
-    eval_problems: int = 10  # HumanEval problems each model generates for (demo-sized; the harness takes 164)
-    eval_samples: int = 5  # samples per problem (pass@1 and pass@5)
+    eval_problems: int = 5  # HumanEval problems each model generates for (a labelled subset; the harness takes 164)
+    eval_samples: int = 2  # samples per HumanEval problem
+    toy_problems: int = 16  # TOY test problems per language (evaluation.toy_tasks), when data.inputs has the toy pairs
+    toy_pairs: int = 2000  # TOY fine-tuning pairs per language (Python, Go), never a test problem
+    toy_samples: int = 5  # samples per TOY problem (pass@1 and pass@5)
 
 
 @dataclass
@@ -119,19 +125,41 @@ def _run_stage(name: str, stage_main: Callable[[list[str]], int], argv: list[str
         raise DemoStepError(f"{name} exited with status {status}")
 
 
+def toy_folder(run: DemoRun) -> Path | None:
+    """The TOY task folder: the folder of data.inputs' second file (``toy_pairs.jsonl``), when there is one."""
+    inputs = run.config.data.inputs
+    return Path(inputs[1]).parent if len(inputs) == 2 else None
+
+
+def build_toy(run: DemoRun) -> list[Path]:
+    from evaluation import commands as evaluation
+    from evaluation.toy_tasks import TOY_FOLDER
+
+    folder = toy_folder(run)
+    if folder is None:
+        return []
+    if Path(run.config.data.inputs[1]).name != "toy_pairs.jsonl":
+        raise ConfigError("data.inputs: the second file must be TOY_FOLDER/toy_pairs.jsonl (python -m evaluation toy)")
+    s = run.settings
+    _run_stage("evaluation", evaluation.main, ["toy", "--out", str(folder), "--problems", str(s.toy_problems),
+                                               "--pairs-per-language", str(s.toy_pairs), "--seed", str(s.seed)])
+    return [Path(run.config.data.inputs[1]), folder / TOY_FOLDER.record]
+
+
 def build_pairs(run: DemoRun) -> list[Path]:
     from dataset.builders import docstring_pairs
     from dataset.builders.octopack_format import manifest_path_for
 
-    if len(run.config.data.inputs) != 1:
-        raise ConfigError("the demo builds exactly one jsonl: give data.inputs a single path")
+    if len(run.config.data.inputs) not in (1, 2):
+        raise ConfigError("the demo builds one jsonl of docstring pairs, and optionally the TOY pairs: give data.inputs"
+                          " [PAIRS.jsonl] or [PAIRS.jsonl, TOY_FOLDER/toy_pairs.jsonl]")
     output = Path(run.config.data.inputs[0])
     argv = ["--output", str(output), "--seed", str(run.settings.seed),
             "--max-records", str(run.settings.max_records), "--max-record-chars", str(run.settings.max_record_chars)]
     if run.settings.roots:
         argv += ["--roots", *run.settings.roots]
     _run_stage("dataset.docstring_pairs", docstring_pairs.main, argv)
-    return [output, manifest_path_for(output)]
+    return [output, manifest_path_for(output), *build_toy(run)]
 
 
 def train_tokenizer(run: DemoRun) -> list[Path]:
@@ -320,21 +348,25 @@ def evaluate(run: DemoRun) -> list[Path]:
     from conversion import megatron_to_hf
     from guardrails.atomic_files import write_text_atomic
     from guardrails.output_paths import claim_file
-    from guardrails.output_records import record_file_output
+    from guardrails.output_records import record_file_output, sidecar_record
     from dataset.formats.preprocess_manifest import manifest_path
     from dataset.formats.preprocess_outputs import valid_output_prefix
     from evaluation import commands as evaluation
-    from evaluation.report import ComparisonPlan, ReportContext, comparison_commands, render_report
+    from evaluation.report import ComparisonPlan, ReportContext, comparison_commands, generated_runs, render_report
 
     demo_dir, tuned = hf_output_dir(run).parent, hf_output_dir(run)
     base, eval_dir = demo_dir / "base_hf", demo_dir / "eval"
     if hf_family(run) and fine_tune_start(run) == str(start_model(run)):
         base = start_model(run)  # already a Hugging Face folder (no continued pretraining to export)
-    plan = ComparisonPlan(problems=run.settings.eval_problems, samples=run.settings.eval_samples,
-                          ks=(1, run.settings.eval_samples), workers=os.cpu_count() or 1)
+    toy = toy_folder(run)
+    plan = ComparisonPlan(toy_dir=toy if toy is not None and toy.is_dir() else None, toy_samples=run.settings.toy_samples,
+                          problems=run.settings.eval_problems, samples=run.settings.eval_samples,
+                          workers=os.cpu_count() or 1)
     commands = comparison_commands(base, tuned, valid_output_prefix(run.config.data.output_prefix), eval_dir, plan)
-    # every evaluation output below is rewritten by its own command, which replaces only its own earlier output
+    # every evaluation output below is rewritten by its own command, which replaces only its own earlier output; the
+    # report reads only the runs of these commands. The report and its plot are one output of the demo's (one record)
     report_path = claim_file(demo_dir / "report.md", DEMO, "training.save")  # refused before the evaluation
+    plot = claim_file(demo_dir / "report_pass_at_1.png", DEMO, "training.save", record=sidecar_record(report_path))
     if not hf_family(run):
         _run_stage("conversion.megatron_to_hf", megatron_to_hf.main,
                    ["--megatron", fine_tune_start(run), "--out", str(base), "--tokenizer", run.config.data.tokenizer,
@@ -345,13 +377,15 @@ def evaluate(run: DemoRun) -> list[Path]:
         _run_stage("training.export", export.main, ["--save", fine_tune_start(run), "--out", str(base)])
     for argv in commands:
         _run_stage("evaluation", evaluation.main, argv)
+    plot.unlink(missing_ok=True)  # an earlier run's (proven above): only this run's plot may sit beside the report
     context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
                             manifest_path(run.config.data.output_prefix),
                             Path(run.config.splits.out_dir) / "split_plan.json",
-                            os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir))
+                            os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir),
+                            plot=plot, runs=generated_runs(commands))
     report = write_text_atomic(report_path, render_report(eval_dir, context))
-    record_file_output(report, DEMO)
-    return [base, eval_dir, report]
+    record_file_output(report, DEMO, also=[plot] if plot.exists() else [])
+    return [base, eval_dir, report, *([plot] if plot.exists() else [])]
 
 
 STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [

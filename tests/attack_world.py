@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from tests.conftest import FORK_FIXTURES, REPO_ROOT
+
+EVAL_PROBLEMS = Path(__file__).parent / "fixtures" / "eval_problems"
 from tests.local_engine_fixtures import run_overrides, split_files, tiny_release
 
 TOKENIZER = FORK_FIXTURES / "tokenizer.json"
@@ -59,7 +61,16 @@ def build_world(w: Path) -> Path:
     for name in ("code_content_document.bin", "code_content_document.idx", "tokenizer.json"):
         shutil.copy(FIM_FIXTURES / name, w / f"fim_{name}")
     hf_layout_run(w / "llama_run")
+    scored_run(w / "he_run")
     return w
+
+
+def scored_run(out: Path) -> None:
+    """A scored HumanEval-format run (``evaluation report`` reads it): the canonical solutions of a small file."""
+    from evaluation.commands import main as evaluation_main
+
+    assert evaluation_main(["humaneval", "--language", "python", "--problems", str(EVAL_PROBLEMS / "python.jsonl"),
+                            "--canonical", "--out", str(out / "results.json"), "--no-progress"]) == 0
 
 
 def hf_layout_run(save: Path) -> None:
@@ -205,9 +216,19 @@ def output_flags(w: Path) -> dict[str, OutputFlag]:
         "evaluation infill --out": OutputFlag(
             "evaluation.commands", lambda out, i=w / "hf": ["infill", "--model", s(i), "--out", s(out), "--limit", "1"],
             "file", ".json", None, cheap=False),
-        "evaluation commitfix --out": OutputFlag(
-            "evaluation.commands", lambda out, i=w / "hf": ["commitfix", "--model", s(i), "--out", s(out), "--limit",
+        "evaluation mutantfix --out": OutputFlag(
+            "evaluation.commands", lambda out, i=w / "hf": ["mutantfix", "--model", s(i), "--out", s(out), "--limit",
                                                             "1"], "file", ".json", None, cheap=False),
+        "evaluation humanevalfix --canonical --out": OutputFlag(
+            "evaluation.commands", lambda out, i=EVAL_PROBLEMS / "humanevalpack_python.jsonl": [
+                "humanevalfix", "--language", "python", "--problems", s(i), "--canonical", "--out", s(out)],
+            "file", ".json", EVAL_PROBLEMS / "humanevalpack_python.jsonl", cheap=False),
+        "evaluation report --out": OutputFlag(
+            "evaluation.commands", lambda out: ["report", "--base", s(w / "he_run"), "--tuned", s(w / "he_run"),
+                                                "--out", s(out)], "file", ".md"),
+        "evaluation toy --out": OutputFlag(
+            "evaluation.commands", lambda out: ["toy", "--out", s(out), "--problems", "2", "--pairs-per-language", "2"],
+            "folder", ".jsonl"),
         "evaluation compare --out": OutputFlag(
             "evaluation.commands", lambda out: ["compare", "--base", s(w / "hf"), "--tuned", s(w / "hf"), "--out",
                                                 s(out), "--max-new-tokens", "2"], "file", ".md", cheap=False),

@@ -33,7 +33,9 @@ OLD_LOOKALIKES = {
     "splits write --out": b'"train: 1.0 0:1 mine"\n', "evaluation compare --out": b"| prompt | language | mine |\n",
     "evaluation humaneval --samples --out": b'{"written_by": "python -m evaluation humaneval"}\n',
     "evaluation infill --out": b'{"written_by": "python -m evaluation infill"}\n',
-    "evaluation commitfix --out": b'{"written_by": "python -m evaluation commitfix"}\n',
+    "evaluation mutantfix --out": b'{"written_by": "python -m evaluation mutantfix"}\n',
+    "evaluation humanevalfix --canonical --out": b'{"written_by": "python -m evaluation humanevalfix"}\n',
+    "evaluation report --out": b"<!-- written by python -m evaluation report -->\n# mine\n",
     "evaluation loss --out": b'{"written_by": "python -m evaluation loss"}\n',
     "train_tokenizer --output": b'{"model": {"type": "BPE"}}\n',
 }
@@ -55,6 +57,10 @@ def _folder_lookalike(name: str, w: Path, out: Path) -> None:
         _copy(w / "base", out)  # model_init's release root, with its record
     elif name == "finetune training.save":
         _copy(w / "run", out)  # a save folder the fork wrote on a cluster: tracker, iter_0000005, no record
+    elif name == "evaluation toy --out":  # the folder as the toy command wrote it before it had a record
+        out.mkdir(parents=True)
+        (out / "toy_python.jsonl").write_bytes(USER)
+        (out / "toy.json").write_bytes(b'{"written_by": "python -m evaluation toy"}\n')
     elif name == "evaluation humaneval --model --out":
         out.mkdir(parents=True)
         for file in ("samples.jsonl", "results.json", "settings.json"):

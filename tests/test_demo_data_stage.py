@@ -63,11 +63,12 @@ def test_bad_override_is_a_clear_error(capsys):
 
 
 def _whole_demo_argv(tmp_path):
-    """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package)."""
+    """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package, and the TOY family's)."""
     data = tmp_path / "data"
     email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
     return [
-        f"data.inputs=[{data / 'pairs.jsonl'}]", f"data.tokenizer={data / 'tokenizer.json'}",
+        f"data.inputs=[{data / 'pairs.jsonl'},{tmp_path / 'toy' / 'toy_pairs.jsonl'}]",
+        f"data.tokenizer={data / 'tokenizer.json'}",
         f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
         f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
         f"training.train_split_file={data / 'train_data_paths.txt'}",
@@ -75,7 +76,7 @@ def _whole_demo_argv(tmp_path):
         "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
         "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150",
         "demo.max_record_chars=500", "demo.pretrain_iters=4", "demo.pretrain_files=20",
-        "demo.eval_problems=1", "demo.eval_samples=2",
+        "demo.eval_problems=1", "demo.eval_samples=2", "demo.toy_problems=2", "demo.toy_pairs=20", "demo.toy_samples=2",
     ]
 
 
@@ -103,11 +104,18 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "base" / "latest_checkpointed_iteration.txt").read_text() == "release"
     text = (tmp_path / "report.md").read_text()
     for title in ("## Commands run", "## Data", "## Packing plan", "## Training loss", "## Held-out loss",
-                  "## HumanEval pass@k", "## Single-line infilling", "## Commit fixes", "## Prompts side by side"):
+                  "## Harness checks", "## Base vs fine-tuned", "## Problems that flipped", "## Why samples fail",
+                  "## Single-line infilling", "## Planted-bug fixes", "## Prompts side by side"):
         assert title in text, title
-    assert "| canonical solutions | 1.0000 | - | 2 | 2 |" in text and "python -m training.finetune" in text
+    assert "| HumanEval | python | 1.0000 | - | 2 |" in text and "python -m training.finetune" in text
+    for language in ("python", "go", "rust"):  # the harness works in every language: canonical 1, wrong 0
+        assert f"| TOY arithmetic | {language} | 1.0000 | 0.0000 | 2 | all |" in text
+    assert "| TOY arithmetic go | 2 |" in text and "| HumanEval python | 1 of 164 (SUBSET) |" in text
+    assert "The **TOY** rows are a task family made for this demo" in text
+    assert (tmp_path / "report_pass_at_1.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "base_hf" / "config.json").exists()
-    assert (tmp_path / "eval" / "humaneval_fine-tuned" / "samples.jsonl").exists()
+    assert (tmp_path / "eval" / "fine-tuned" / "toy-go" / "samples.jsonl").exists()
+    assert json.loads((tmp_path / "toy" / "toy.json").read_text())["files"]["toy_pairs.jsonl"] == 40
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -44,9 +44,10 @@ def test_single_line_tasks_mask_each_line_and_rebuild_the_solution(problems, box
     assert len(first) == sum(1 for line in solution.split("\n") if line.strip())
     for task in first:
         assert task.prefix + task.middle + task.suffix == problems["HumanEval/0"]["prompt"] + solution
-        assert "\n" not in task.middle and task.middle.strip()
+        assert task.middle.endswith("\n") and "\n" not in task.middle[:-1] and task.middle.strip()
+        assert task.prefix.endswith("\n")  # HumanEval-SingleLineInfilling: the line's newline is in the middle
     right = box.run(infilled_program(problems["HumanEval/0"], first[-1], first[-1].middle))
-    wrong = box.run(infilled_program(problems["HumanEval/0"], first[-1], "    return True"))
+    wrong = box.run(infilled_program(problems["HumanEval/0"], first[-1], "    return True\n"))
     assert right.result == "passed" and wrong.status == "failed"
 
 
@@ -70,9 +71,18 @@ def test_run_infilling_on_the_tiny_model(problems, box):
     summary = run_infilling(tiny_model(seed=3), tiny_tokenizer(), problems, box, limit=1, workers=2,
                             max_new_tokens=8)
     assert summary["tasks"] == len(single_line_tasks(problems, limit=1)) and summary["problems"] == 1
-    assert all("\n" not in r["infilled"] for r in summary["results"])
+    assert all("\n" not in r["infilled"][:-1] for r in summary["results"])
+    assert summary["layout"].startswith("HumanEval-SingleLineInfilling")
     assert summary["exact_match"] == sum(r["exact_match"] for r in summary["results"]) / summary["tasks"]
     assert 0.0 <= summary["pass@1"] <= 1.0
+
+
+def test_the_generated_middle_keeps_its_newline():
+    from evaluation.infilling import middle_from
+
+    assert middle_from("    return x\n    y = 2\n") == "    return x\n"
+    assert middle_from("    return x<|endoftext|>\nmore") == "    return x"
+    assert middle_from("    return x") == "    return x"
 
 
 def test_mutations_are_deterministic_and_leave_strings_alone():

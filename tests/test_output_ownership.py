@@ -126,7 +126,7 @@ def test_an_interrupted_humaneval_model_run_leaves_the_earlier_outputs_together(
 
     def scored(samples, problems, sandbox, ks, workers, progress):
         return {"pass@1": 0.0, "problems": 1, "problems_total": 164, "samples": len(samples), "k_not_reported": [],
-                "settings": {}, "results": []}
+                "subset": "subset: 1 of 164 problems", "settings": {}, "results": []}
 
     monkeypatch.setattr(humaneval_generate, "score_samples", scored)
     out = tmp_path / "he"
