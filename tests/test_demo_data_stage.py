@@ -45,7 +45,8 @@ def test_data_steps_write_usable_outputs(tmp_path, capsys):
 
     fork_cfg = load_section(REPO_ROOT / "scripts" / "configs" / "demo.yaml", "training", TrainingConfig, [
         "training.engine=megatron", f"training.train_split_file={data / 'train_data_paths.txt'}",
-        f"training.valid_split_file={data / 'valid_data_paths.txt'}"])
+        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
+        f"training.tokenizer={tokenizer}"])  # not demo.yaml's relative path: an out/demo of a `make demo` may exist
     assert [f.message for f in check_splits(fork_cfg, 400, fork=True) if f.error] == []
     records = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
     assert 0 < len(records) <= 20
