@@ -278,3 +278,18 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     """A running one-node SLURM for the tests of one module (2 CPUs on the node)."""
     with SlurmCluster.started() as cluster:
         yield cluster
+
+
+def submit_in_process(config: Path, *overrides: str) -> tuple[str, Path]:
+    """``python -m training.launch submit --config CONFIG`` in this process (torch is imported already); returns
+    the job id and its log file, as submit prints them. The cluster's ``SLURM_CONF`` must be in ``os.environ``."""
+    import io
+
+    from training.cluster.launch import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["submit", "--config", str(config), *overrides])
+    assert rc == 0, err.getvalue()
+    job, log = out.getvalue().split("submitted job ")[1].split("; log: ")
+    return job, Path(log.strip())

@@ -25,8 +25,6 @@ iterations against the first job's; the fork's train index maps against the engi
 last checkpoint converts with ``megatron_to_hf`` and its weights equal the engine's (1e-5 + 1e-4 x the tensor's
 largest value).
 """
-import contextlib
-import io
 import json
 import os
 import time
@@ -39,7 +37,7 @@ from conversion.checkpoint_format import read_tracker
 from tests.conftest import FORK_FIXTURES
 from tests.fork_stand_in import site_env_text
 from tests.local_engine_fixtures import TOKENIZER
-from tests.slurm_cluster import free_ports, slurm_cluster  # noqa: F401  (the fixture)
+from tests.slurm_cluster import free_ports, slurm_cluster, submit_in_process  # noqa: F401  (the fixture)
 
 RTOL = 1e-5
 
@@ -100,16 +98,6 @@ def fork_run(fork_checkout, tmp_path_factory):
     return tmp, config
 
 
-def _submit(config, *overrides):
-    from training.cluster.launch import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["submit", "--config", str(config), *overrides])
-    assert rc == 0, err.getvalue()
-    job, log = out.getvalue().split("submitted job ")[1].split("; log: ")
-    return job, Path(log.strip())
-
 
 def _event_files(save: Path) -> list[Path]:
     """The fork's TensorBoard files, one per job, oldest first (their names hold the start time)."""
@@ -148,7 +136,7 @@ def test_the_forks_own_loop_equals_the_local_engine(slurm_cluster, fork_run, mon
     monkeypatch.chdir(tmp)
     started = time.monotonic()
 
-    job, log = _submit(config)  # 1. a start
+    job, log = submit_in_process(config)  # 1. a start
     assert slurm_cluster.wait(job, timeout=600) == "COMPLETED", log.read_text()[-4000:]
     assert read_tracker(save) == "4" and (save / "logs" / "logs_rank_0.txt").is_file()
     first = _fork_scalars(_event_files(save)[0])
@@ -158,12 +146,12 @@ def test_the_forks_own_loop_equals_the_local_engine(slurm_cluster, fork_run, mon
     for path in sorted((save / "iter_0000004").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     (save / "iter_0000004").rmdir()
-    job2, log2 = _submit(config)
+    job2, log2 = submit_in_process(config)
     assert slurm_cluster.wait(job2, timeout=600) == "COMPLETED", log2.read_text()[-4000:]
     resumed = _fork_scalars(_event_files(save)[1])
     assert f"resume: {save} holds this run's checkpoints" in log2.read_text() and sorted(resumed["lm loss"]) == [3, 4]
 
-    job3, log3 = _submit(config, "training.train_iters=6")  # 3. extended
+    job3, log3 = submit_in_process(config, "training.train_iters=6")  # 3. extended
     assert slurm_cluster.wait(job3, timeout=600) == "COMPLETED", log3.read_text()[-4000:]
     extended = _fork_scalars(_event_files(save)[2])
     argv = json.loads(next((save / "slurm" / "jobs").glob(f"*/argv-{job3}.json")).read_text())["argv"]

@@ -21,7 +21,7 @@ from conversion.checkpoint_format import read_tracker
 from tests.conftest import FORK_FIXTURES, REPO_ROOT
 from tests.fork_stand_in import site_env_text, stand_in_checkout
 from tests.local_engine_fixtures import PYTHON, run_overrides, tiny_release
-from tests.slurm_cluster import free_ports, slurm_cluster  # noqa: F401  (the fixture)
+from tests.slurm_cluster import free_ports, slurm_cluster, submit_in_process  # noqa: F401  (the fixture)
 from training.cluster.launch import main
 
 ODD = "run dir $(touch injected); `touch injected2`"
@@ -50,15 +50,6 @@ def tiny_run(tmp_path_factory):
     return tmp, config
 
 
-def _submit(config, *overrides):
-    """``python -m training.launch submit`` in-process (the test process has torch imported already)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["submit", "--config", str(config), *overrides])
-    assert rc == 0, err.getvalue()
-    job, log = out.getvalue().split("submitted job ")[1].split("; log: ")
-    return job, Path(log.strip())
-
 
 def _train_iterations(save):
     records = [json.loads(line) for line in (save / "metrics.jsonl").read_text().splitlines()]
@@ -74,14 +65,14 @@ def test_submit_resume_cancel_resubmit(slurm_cluster, tiny_run, monkeypatch):
     monkeypatch.chdir(tmp)  # sbatch --chdir is the folder submit runs in
 
     # 1. a start: four iterations, a checkpoint every two
-    job, log = _submit(config)
+    job, log = submit_in_process(config)
     assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
     text = log.read_text()
     assert f"start: {save} has no checkpoint" in text and "iteration 4: saved checkpoint" in text
     assert read_tracker(save) == "4" and (save / "iter_0000004" / "mp_rank_00" / "model_optim_rng.pt").is_file()
 
     # 2. the same run, longer: it resumes at iteration 4; cancel it once it has saved past iteration 8
-    job, log = _submit(config, "training.train_iters=100000")
+    job, log = submit_in_process(config, "training.train_iters=100000")
     deadline = time.monotonic() + 300
     while int(read_tracker(save)) < 8:
         assert time.monotonic() < deadline and slurm_cluster.job_state(job) in ("PENDING", "RUNNING"), log.read_text()
@@ -101,7 +92,7 @@ def test_submit_resume_cancel_resubmit(slurm_cluster, tiny_run, monkeypatch):
     assert last >= 8 and (save / f"iter_{last:07d}" / "mp_rank_00" / "model_optim_rng.pt").is_file()
 
     # 3. resubmitted: it continues from the last checkpoint the cancelled job saved, and finishes
-    job, log = _submit(config, f"training.train_iters={last + 2}")
+    job, log = submit_in_process(config, f"training.train_iters={last + 2}")
     assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
     text = log.read_text()
     assert f"restored: model weights from {save / f'iter_{last:07d}'}" in text
@@ -148,7 +139,7 @@ def test_megatron_engine_jobs_start_resubmit_and_extend(slurm_cluster, tiny_run,
         assert main(["argv", "--config", str(config), *overrides, "--json"]) == 0
     expected = json.loads(out.getvalue())["argv"]
     assert "--finetune" in expected
-    job, log = _submit(config, *overrides)
+    job, log = submit_in_process(config, *overrides)
     assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
     ranks = {p.name: json.loads(p.read_text()) for p in seen.glob("rank*.json")}
     assert sorted(ranks) == ["rank0.json", "rank1.json"], log.read_text()[-3000:]
@@ -167,7 +158,7 @@ def test_megatron_engine_jobs_start_resubmit_and_extend(slurm_cluster, tiny_run,
     # README step 4: submit the same config again (the save folder holds the fork's logs/ and tensorboard/)
     longer = [*overrides, "training.train_iters=6", f"cluster.rdzv_port={free_ports(1)[0]}"]
     assert "extends the run: its checkpoints were made for 4 iterations" in _status(config, *longer)
-    job2, log2 = _submit(config, *longer)
+    job2, log2 = submit_in_process(config, *longer)
     assert slurm_cluster.wait(job2) == "COMPLETED", log2.read_text()[-3000:]
     text = log2.read_text()
     assert f"resume: {save} holds this run's checkpoints" in text and "iteration        5/       6" in text

@@ -31,15 +31,21 @@ def _import_error(name: str) -> str | None:
     return None
 
 
-def _command_output(argv: list[str]) -> str | None:
-    """The first line of ``argv``'s output, or None when it cannot run or fails."""
+def command_stdout(argv: list[str]) -> str | None:
+    """What ``argv`` printed, or None when it is not installed, cannot run, fails or hangs (a minute at most).
+    Standard library only, as the rest of the probe (``training.cluster.run_status`` asks SLURM with it too)."""
     if shutil.which(argv[0]) is None:
         return None
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _first_line(argv: list[str]) -> str | None:
+    lines = (command_stdout(argv) or "").strip().splitlines()
+    return lines[0] if lines else None
 
 
 def _helpers(megatron_dir: Path) -> dict[str, Any]:
@@ -48,8 +54,8 @@ def _helpers(megatron_dir: Path) -> dict[str, Any]:
     built = [p for p in data.glob("helpers*.so")] if data.is_dir() else []
     fresh = bool(built) and source.is_file() and max(p.stat().st_mtime for p in built) >= source.stat().st_mtime
     return {"built": fresh, "make": shutil.which("make"), "compiler": shutil.which(os.environ.get("CXX", "g++")),
-            "pybind11": _command_output(["python3", "-m", "pybind11", "--includes"]),
-            "python3_config": _command_output(["python3-config", "--extension-suffix"]),
+            "pybind11": _first_line(["python3", "-m", "pybind11", "--includes"]),
+            "python3_config": _first_line(["python3-config", "--extension-suffix"]),
             "extension_suffix": sysconfig.get_config_var("EXT_SUFFIX")}
 
 

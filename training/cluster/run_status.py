@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import sys
 from argparse import Namespace
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any
 
 from conversion.checkpoint_format import TRACKER_NAME
 from runconfig.run_config import RunConfig, load_run_config
+from training.cluster.fork_probe import command_stdout
 from training.cluster.slurm_submit import JOB_ID_NAME, run_dir
 
 # the fork's training_log line (megatron/training.py): ' iteration        3/       8 | consumed samples: ...'
@@ -67,20 +66,12 @@ def parse_sacct(stdout: str) -> tuple[str, str] | None:
     return (parts[0].split()[0], parts[1] if len(parts) > 1 else "") if parts[0] else None
 
 
-def _run(argv: list[str]) -> str | None:
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
 
 
 def job_state(job_id: str) -> str:
     """``RUNNING``, ``COMPLETED (exit 0:0)``..., or what is known when SLURM has forgotten the job."""
     for argv, parse in ((scontrol_argv(job_id), parse_scontrol), (sacct_argv(job_id), parse_sacct)):
-        found = parse(_run(argv) or "")
+        found = parse(command_stdout(argv) or "")
         if found:
             state, code = found
             return f"{state} (exit {code})" if code and state not in ("PENDING", "RUNNING") else state
