@@ -109,3 +109,38 @@ def test_gpt_bigcode_export_is_megatron_to_hf(tmp_path):
     for name in files:
         if name != "conversion_manifest.json":  # it records the seconds taken
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def _tokenizer_with(tmp, name, extra_tokens=0, rename=None):
+    """The fixture tokenizer with ``extra_tokens`` added tokens, or one token renamed (same size, other ids)."""
+    from tokenizers import Tokenizer
+
+    from tests.local_engine_fixtures import TOKENIZER
+
+    data = json.loads(TOKENIZER.read_text())
+    if rename:
+        vocab = data["model"]["vocab"]
+        vocab[rename[1]] = vocab.pop(rename[0])
+    path = tmp / name
+    path.write_text(json.dumps(data))
+    if extra_tokens:
+        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer.add_tokens([f"<extra_{i}>" for i in range(extra_tokens)])
+        tokenizer.save(str(path))
+    return path
+
+
+def test_export_refuses_a_tokenizer_the_run_did_not_train_with(llama_run, capsys):
+    from training.local.export import _check_tokenizer
+
+    tmp, _ = llama_run
+    other = _tokenizer_with(tmp, "other.json", rename=("def", "zzz_not_def"))
+    out = tmp / "hf_other"
+    assert export_main(["--save", str(tmp / "run"), "--out", str(out), "--tokenizer", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert str(other) in err and "was trained with the tokenizer" in err, err
+    assert not out.exists()
+    bigger = _tokenizer_with(tmp, "bigger.json", extra_tokens=3)  # 8195 tokens for 8192 rows
+    with pytest.raises(ValueError, match="has 8195 tokens, but the model of .* has 8192 rows"):
+        _check_tokenizer(tmp / "run", {}, str(bigger), bigger, 8192)  # a run that records no tokenizer
+    _check_tokenizer(tmp / "run", {}, str(bigger), bigger, 8320)  # a vocabulary padded beyond it is a model's own

@@ -17,15 +17,38 @@ from conversion.checkpoint_format import CheckpointFormatError, read_tracker, ta
 DEFAULT_SHARD_SIZE = "2GB"
 
 
+def _start_tokenizer(args: dict[str, Any]) -> Path | None:
+    """The start folder (``training.load``) when it holds a tokenizer (the model's own)."""
+    start = Path(str(args.get("load") or ""))
+    return start if args.get("load") and (start / "tokenizer.json").is_file() else None
+
+
 def _tokenizer_source(given: str | None, args: dict[str, Any]) -> Path | None:
     """``--tokenizer``, else the start folder's tokenizer files (the model's own, its special tokens named in
     its ``tokenizer_config.json``), else the run's ``training.tokenizer``."""
     if given:
         return Path(given)
-    start = Path(str(args.get("load") or ""))
-    if args.get("load") and (start / "tokenizer.json").is_file():
-        return start
-    return Path(args["tokenizer_file"]) if args.get("tokenizer_file") else None
+    return _start_tokenizer(args) or (Path(args["tokenizer_file"]) if args.get("tokenizer_file") else None)
+
+
+def _recorded_tokenizer(args: dict[str, Any]) -> Path | None:
+    """The tokenizer the run tokenized its data with: its ``training.tokenizer``, else the start folder's."""
+    return Path(args["tokenizer_file"]) if args.get("tokenizer_file") else _start_tokenizer(args)
+
+
+def _check_tokenizer(save: Path, args: dict[str, Any], given: str | None, source: Path | None,
+                     vocab_size: int) -> None:
+    """Refuse a tokenizer the run was not trained with: another file than the recorded one (when it is here), or
+    more tokens than the model has rows; either would pair every id with another token in the exported folder."""
+    from conversion.vocab_padding import tokenizer_vocab_size
+    from dataset.formats.tokenizer_match import TokenizerMismatchError, check_same_tokenizer
+
+    if given:
+        check_same_tokenizer(_recorded_tokenizer(args), given, f"the run {save}")
+    if source is not None and (size := tokenizer_vocab_size(source)) > vocab_size:
+        raise TokenizerMismatchError(f"the tokenizer {source} has {size} tokens, but the model of {save} has"
+                                     f" {vocab_size} rows: it is not the run's tokenizer; give the one it trained"
+                                     " with (training.tokenizer)")
 
 
 def export_hf_family(save: Path, folder: Path, out: Path, tokenizer: str | None, dtype: torch.dtype,
@@ -45,11 +68,12 @@ def export_hf_family(save: Path, folder: Path, out: Path, tokenizer: str | None,
     claim_folder(out, kind, "--out", inputs=[save])
     state = read_train_state(folder)
     config = AutoConfig.from_pretrained(str(folder))
+    source = _tokenizer_source(tokenizer, state.get("args") or {})
+    _check_tokenizer(save, state.get("args") or {}, tokenizer, source, int(config.vocab_size))
     weights = full_weights(folder, state)
     if getattr(config, "tie_word_embeddings", False):
         weights.pop("lm_head.weight", None)  # the tied head is the input embedding (save_pretrained's rule)
     config.dtype = dtype
-    source = _tokenizer_source(tokenizer, state.get("args") or {})
     with atomic_output_dir(out) as tmp:
         writer = ShardedWeightWriter(tmp, {k: tuple(v.shape) for k, v in weights.items()}, dtype, "safetensors",
                                      max_shard_size)
