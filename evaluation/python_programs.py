@@ -24,8 +24,11 @@ PYTHON_IMPORTS = ("import math", "import re", "import sys", "import copy", "impo
                   "import collections", "import heapq", "import statistics", "import functools", "import hashlib",
                   "import string", "from typing import *", "from collections import *")
 
-# the harness's unsafe_execute, minus what the sandbox does itself (the temporary folder, the wall-clock limit)
-_PRELUDE = '''import builtins as _b, contextlib as _c, faulthandler as _f, io as _io, os as _o, shutil as _sh
+# the harness's unsafe_execute, minus what the sandbox does itself (the temporary folder, the wall-clock limit).
+# No ``with`` (the harness's swallow_io) and no ``try`` around the exec: nothing written in Python runs between the
+# program's failure and the end of the module, so a program that rewrites contextlib (or any library code) cannot
+# swallow its own failing assertion; the streams need no restoring, as the driver writes its record to fd 1 itself.
+_PRELUDE = '''import builtins as _b, faulthandler as _f, io as _io, os as _o, shutil as _sh
 import subprocess as _sp, sys as _s
 
 
@@ -36,10 +39,6 @@ class _WriteOnly(_io.StringIO):
 
     def readable(self, *a, **k):
         return False
-
-
-class _RedirectStdin(_c._RedirectStream):
-    _stream = "stdin"
 
 
 _f.disable()
@@ -54,9 +53,8 @@ _sp.Popen = None
 _b.help = None
 for _name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
     _s.modules[_name] = None
-_stream = _WriteOnly()
-with _c.redirect_stdout(_stream), _c.redirect_stderr(_stream), _RedirectStdin(_stream):
-    exec(compile(PROGRAM, "program.py", "exec"), {})
+_s.stdout = _s.stderr = _s.stdin = _WriteOnly()
+exec(compile(PROGRAM, "program.py", "exec"), {})
 '''
 
 

@@ -27,7 +27,10 @@ returned; the parent chose the nonce and counts nothing else as a pass. Protecte
 enters the program's interpreter; frames, ``gc``, tracing and profiling, ``sys._current_frames``, ``ctypes``,
 code objects not made by the compiler, ``/proc/*/mem`` and ptrace are refused); jumping over the checks with a
 trace function; signal handlers (they receive frames, and only the driver's interpreter may install one);
-forking a second driver; printing a forged record. Not protected against (as in every HumanEval harness: the
+forking a second driver; printing a forged record; on CPython 3.11, whose interpreters share classes, changing
+the driver's exception class (any exception out of the subinterpreter is a failure, whatever it carries) and
+library code that would run after the failure (the harness prelude runs no Python code after the program, and
+replacing a function's ``__code__`` is refused). Not protected against (as in every HumanEval harness: the
 tests run in the program's own interpreter): a wrong answer that satisfies the tests' Python semantics, such as
 an object whose ``__eq__`` is always true passing ``assert f(x) == y``, or replaced builtins; a candidate that
 reads the expected values from the tests (``check.__code__.co_consts``); a memory-safety bug in CPython itself.

@@ -11,7 +11,7 @@ in its own interpreter and in the program's subinterpreter (before the program) 
   (as ``AttributeError``), ``sys.settrace``/``setprofile`` (``threading``'s call them), ``sys.monitoring``
   callbacks, ``gc.get_objects``/``get_referrers``/``get_referents``, new audit hooks;
 - ways to read raw memory: ``ctypes``/``cffi`` and every ``ctypes.*`` event, CPython's private test modules,
-  code objects not made by the compiler (``code.__new__``/``replace``, and ``marshal.loads`` unless the bytes
+  code objects not made by the compiler (``code.__new__``/``replace``, a function's ``__code__`` replaced, and ``marshal.loads`` unless the bytes
   are the payload of a ``.pyc`` just opened under a trusted, read-only folder: the import system's own use),
   ``open`` of anything under ``/proc`` or ``/sys`` (a ``proc`` component anywhere, so ``dir_fd`` tricks fail too;
   the Python sandbox mounts no ``/proc`` at all);
@@ -98,6 +98,9 @@ def install(trusted_roots):
                 raise denied("sandbox: " + path + " is not readable here")
             if endswith(path, ".pyc"):
                 last_pyc[0] = path if startswith(path, roots) else None
+        elif event == "object.__setattr__":
+            if type_of(args[1]) is str_type and args[1] == "__code__":  # another function's body under a trusted name (contextlib's __exit__, ...)
+                raise denied("sandbox: replacing a function's __code__ is refused")
         elif event == "object.__getattr__":
             name = args[1]
             if type_of(name) is not str_type or name in frame_attributes or startswith(name, "f_"):

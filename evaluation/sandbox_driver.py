@@ -10,8 +10,9 @@ and leaves at once (``os._exit``).
 
 ``python`` (``hook``: ``sandbox_audit_hook.py`` compiled by this interpreter and marshalled, ``trusted``: its read-only
 library folders): create a subinterpreter, install the audit hook in this interpreter and in the subinterpreter, run
-the program there; record ``passed`` when its module code ran to its end, else ``failed REASON`` (the uncaught
-exception's ``<class 'T'>: message``). The nonce is a local of this function, in the main interpreter: the
+the program there; record ``passed`` only when its module code ran to its end (``run_string`` returned without an
+exception), else ``failed REASON`` (the uncaught exception's ``<class 'T'>: message``, or a fixed text when what
+came back is not the plain string C made). The nonce is a local of this function, in the main interpreter: the
 program's frames do not chain to it, its ``gc`` sees only its own objects, signal handlers (which receive the
 current frame) can only be installed by the main interpreter, which runs nothing but this driver, and the hook
 refuses the few calls that do cross interpreters (``sys._current_frames``) and every way to read raw memory.
@@ -76,15 +77,28 @@ def run_python(nonce, header, start):
     except ImportError:
         import _interpreters as interpreters  # CPython 3.13: run_string returns what went wrong (or None)
         sub = interpreters.create("legacy")
-    run, failure = interpreters.run_string, BaseException
+    run, failure, str_type, tuple_type, type_of = interpreters.run_string, BaseException, str, tuple, type
+    unreadable = "<class 'RunFailedError'>: sandbox: the failure's reason was tampered with"
 
     def attempt(code):
-        """None when ``code`` ran to its end in the subinterpreter, else "<class 'T'>: message" (made in C)."""
+        """None only when ``code`` ran to its end in the subinterpreter, else a reason string.
+
+        Any exception out of ``run`` is a failure, whatever it carries: on CPython 3.11 the program can reach and
+        change the driver's exception class (``__init__`` giving it no message, a message that is not a str), so
+        its content is taken only when it is exactly the tuple and str that C made, and never decides the outcome.
+        """
         try:
             error = run(sub, code)  # 3.13: a types.SimpleNamespace (an immutable type), never program code
         except failure as exc:
-            return args_of(exc)[0]
-        return None if error is None else "<class '" + error.type.__name__ + "'>: " + error.msg
+            args = args_of(exc)
+            first = args[0] if type_of(args) is tuple_type and args else None
+            return first if type_of(first) is str_type else unreadable
+        if error is None:
+            return None
+        name, message = error.type.__name__, error.msg
+        if type_of(name) is str_type and type_of(message) is str_type:
+            return "<class '" + name + "'>: " + message
+        return unreadable
 
     namespace = {}
     exec(marshal.loads(header["hook"]), namespace)

@@ -6,8 +6,11 @@ crafted code objects, the driver's interpreter), skip the checks (a trace functi
 handler, an early exit), or print a pass record. Each must end ``failed`` (or ``timed out``), never ``passed``;
 where the refusal has a message, the reason shows it.
 """
+import textwrap
+
 import pytest
 
+from evaluation.python_programs import harness_wrapped
 from tests.sandbox_fixtures import make_box, run, without_hook
 
 WRONG = "\ndef check(candidate):\n    assert candidate(2) == 5, 'wrong answer'\n\ncheck(lambda x: x)\n"
@@ -89,7 +92,24 @@ for attempt in (lambda: xi.create(), lambda: xi.run_string(xi.get_main(), "print
         pass   # no new interpreter (the hook), and the driver's is running
 """
 
+# CPython 3.11: reach the driver's exception class through the shared class tree and make it carry no message,
+# which the driver once read as "no failure".
+EMPTY_DRIVER_FAILURE = """def find(cls):
+    for sub in cls.__subclasses__():
+        if sub.__name__ == "RunFailedError" or find(sub):
+            return sub if sub.__name__ == "RunFailedError" else find(sub)
+failure = find(BaseException)
+if failure is not None:
+    failure.__init__ = lambda self, *args: BaseException.__init__(self, None)
+"""
+# Make the harness prelude's ``with redirect_stdout(...)`` swallow the failing assertion: its __exit__ returns True.
+SWALLOWING_EXIT = ("import contextlib\n"
+                   "contextlib._RedirectStream.__exit__.__code__ = (lambda self, *exc: True).__code__\n")
+
 ATTACKS = {
+    "the driver's failure made empty (3.11)": (EMPTY_DRIVER_FAILURE, "the failure's reason was tampered with"),
+    "a context manager's __exit__ made to swallow the failure": (SWALLOWING_EXIT,
+                                                                 "replacing a function's __code__ is refused"),
     "sys._getframe f_locals": ("import sys\nf = sys._getframe()\nwhile f.f_back: f = f.f_back\n"
                                + say("f.f_locals['nonce']"), "sys._getframe is refused"),
     "inspect.stack": ("import inspect\nframes = inspect.stack()\n" + say("frames[-1].frame.f_locals['nonce']"),
@@ -158,6 +178,24 @@ def test_attack_scores_failed(box, name):
     result = forged(box, attack)
     expected = (message or "wrong answer",) if not isinstance(message, tuple) else message
     assert any(text in result.reason for text in expected), (name, result)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_scores_failed_as_the_real_commands_run_programs(box, name):
+    """The same attacks inside the harness prelude that humaneval, humanevalfix, infill and mutantfix wrap every
+    Python program in (``python_programs.harness_wrapped``): the prelude adds nothing an attack can use."""
+    attack, _ = ATTACKS[name]
+    result = run(box, harness_wrapped(textwrap.dedent(attack) + WRONG))
+    assert result.status != "passed", (name, result)
+
+
+def test_the_prelude_runs_no_python_code_after_the_program():
+    """Without the hook's refusal, a program that rewrites contextlib still fails inside the harness prelude:
+    nothing written in Python (a ``with`` block's ``__exit__``) runs between its failure and the module's end."""
+    unguarded = make_box()
+    unguarded._hook = without_hook(unguarded)
+    assert run(unguarded, harness_wrapped(SWALLOWING_EXIT + WRONG)).status == "failed"
+    assert run(unguarded, harness_wrapped(SWALLOWING_EXIT + "x = 1\n")).status == "passed"
 
 
 @pytest.mark.parametrize("attack", [CURRENT_FRAMES + WRONG, SETTRACE_JUMP, DRIVER_REACH + WRONG])
