@@ -4,7 +4,10 @@ The test copies the sandbox's modules (standard library only) into a folder ever
 with the system interpreter as ``nobody`` (as root: the suite's own user may live under a root-only folder) or
 as the current user (when the suite does not run as root). Nothing there can write a cgroup, so the results
 say which limits held (rlimits, tmpfs size, seccomp); memfd stays refused, the forgeries still fail, the host's
-root-only canary and Unix socket stay out of reach.
+root-only canary and Unix socket stay out of reach. Each attack runs bare and inside the harness prelude that the
+real commands wrap every Python program in (``evaluation.python_programs.harness_wrapped``); the command itself
+(``python -m evaluation humaneval``, with torch in the project's venv) is not run as ``nobody``: the venv may live
+under a folder only root can read, which is exactly why the sandbox runs programs with the system interpreter.
 """
 import json
 import os
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.python_programs import harness_wrapped
 from tests.conftest import REPO_ROOT
 from tests.test_sandbox_forgery import ATTACKS, CURRENT_FRAMES, DRIVER_REACH, SETTRACE_JUMP, WRONG
 
@@ -62,6 +66,7 @@ def programs(canary: str, socket_path: str) -> dict[str, str]:
         "uid": "import os\nassert os.getuid() == 65534 and os.listdir('.') == []\n",
         "shadow": "raise AssertionError(open('/etc/shadow').read())\n",
         **{f"attack {name}": attack + WRONG for name, (attack, _) in ATTACKS.items()},
+        **{f"harness {name}": harness_wrapped(attack + WRONG) for name, (attack, _) in ATTACKS.items()},
     }
 
 
@@ -131,6 +136,7 @@ def test_every_attack_still_fails(report):
         expected = (message or "wrong answer",) if not isinstance(message, tuple) else message
         if not name.endswith("(3.12+)"):
             assert any(text in report[f"attack {name}"] for text in expected), (name, report[f"attack {name}"])
+        assert report[f"harness {name}"].startswith("failed: "), (name, report[f"harness {name}"])  # as commands run
 
 
 def test_the_host_stays_out_of_reach(report):
