@@ -1,11 +1,13 @@
 """The report's picture: pass@1 per benchmark and language, base vs fine-tuned, with 95% bootstrap intervals (PNG).
 
     write_pass_at_1_plot(rows, Path("out/demo/report_pass_at_1.png"))   # rows: label, base, tuned and intervals
+    write_pass_at_1_plot(rows, files.temporary(plot), atomic=False)     # into a set that appears together
 
-Library module; matplotlib's Agg backend, written atomically.
+Library module; matplotlib's Agg backend, written atomically (or into a temporary the caller puts in place).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -14,8 +16,9 @@ from guardrails.atomic_files import atomic_path
 PLOT_SIGNATURE = "python -m evaluation report"  # in the PNG's text chunk: proves a later run may replace it
 
 
-def write_pass_at_1_plot(rows: Sequence[dict], path: Path) -> Path:
-    """``rows``: ``{"label", "base", "base_ci", "tuned", "tuned_ci"}`` (pass@1 as fractions, intervals as pairs)."""
+def write_pass_at_1_plot(rows: Sequence[dict], path: Path, atomic: bool = True) -> Path:
+    """``rows``: ``{"label", "base", "base_ci", "tuned", "tuned_ci"}`` (pass@1 as fractions, intervals as pairs).
+    ``atomic=False``: ``path`` is a temporary of ``guardrails.file_set``, written directly."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +38,7 @@ def write_pass_at_1_plot(rows: Sequence[dict], path: Path) -> Path:
     axes.set_ylabel("pass@1 (95% bootstrap interval)")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_path(path) if atomic else nullcontext(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE})
     plt.close(figure)
     return path

@@ -90,9 +90,12 @@ def files_under(root: Path, skip: Iterable[str] = ()) -> list[Path]:
     return sorted(found)
 
 
-def record_section(kind: OutputKind, root: Path, files: Iterable[Path], nonce: str | None = None) -> dict[str, Any]:
-    """The ``codeft_output`` section naming ``files`` (relative to ``root``) with their fingerprints."""
-    listed = {Path(f).relative_to(root).as_posix(): fingerprint(f) for f in files}
+def record_section(kind: OutputKind, root: Path, files: Iterable[Path], nonce: str | None = None,
+                   read_from: Mapping[Path, Path] | None = None) -> dict[str, Any]:
+    """The ``codeft_output`` section naming ``files`` (relative to ``root``) with their fingerprints; ``read_from``:
+    where a file's content is still (its temporary, ``guardrails.file_set``) when not at its name yet."""
+    read_from = read_from or {}
+    listed = {Path(f).relative_to(root).as_posix(): fingerprint(read_from.get(Path(f), f)) for f in files}
     return {"command": kind.command, "format": RECORD_FORMAT, "nonce": nonce or secrets.token_hex(8),
             "files": dict(sorted(listed.items()))}
 

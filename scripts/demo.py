@@ -107,7 +107,12 @@ class DemoRun:
 
 
 class DemoStepError(RuntimeError):
-    """A stage returned a non-zero status; its own error message was printed above."""
+    """A stage returned a non-zero status (``status``; its own error message was printed above), or the demo's
+    own check of a result failed (status 1)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 COMMANDS_RUN: list[str] = []  # every command printed, for the report
@@ -122,7 +127,7 @@ def _run_stage(name: str, stage_main: Callable[[list[str]], int], argv: list[str
     _announce(f"$ python -m {name} {' '.join(argv)}")
     status = stage_main(argv)
     if status != 0:
-        raise DemoStepError(f"{name} exited with status {status}")
+        raise DemoStepError(f"{name} exited with status {status}", status)
 
 
 def toy_folder(run: DemoRun) -> Path | None:
@@ -457,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DemoStepError, ConfigError, OutputRefused) as exc:
         print_summary(run)
         print(f"\ndemo stopped: {exc}", file=sys.stderr)
-        return 1
+        # the house rule: a user error (a refused output, a bad value, a stage that said so) is status 2
+        status = exc.status if isinstance(exc, DemoStepError) else 2
+        return status if status in (1, 2) else 1
     print_summary(run)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s")
     return 0

@@ -219,6 +219,26 @@ def output_flags(w: Path) -> dict[str, OutputFlag]:
         "evaluation mutantfix --out": OutputFlag(
             "evaluation.commands", lambda out, i=w / "hf": ["mutantfix", "--model", s(i), "--out", s(out), "--limit",
                                                             "1"], "file", ".json", None, cheap=False),
+        "evaluation humaneval --canonical --out": OutputFlag(
+            "evaluation.commands", lambda out, i=EVAL_PROBLEMS / "python.jsonl": [
+                "humaneval", "--language", "python", "--problems", s(i), "--canonical", "--out", s(out)],
+            "file", ".json", EVAL_PROBLEMS / "python.jsonl", cheap=False),
+        "evaluation humanevalfix --samples --out": OutputFlag(
+            "evaluation.commands", lambda out, i=w / "prompts.jsonl": [
+                "humanevalfix", "--language", "python", "--problems", s(EVAL_PROBLEMS / "humanevalpack_python.jsonl"),
+                "--samples", s(i), "--out", s(out)], "file", ".json", w / "prompts.jsonl", cheap=False),
+        "evaluation humanevalfix --buggy --out": OutputFlag(
+            "evaluation.commands", lambda out, i=EVAL_PROBLEMS / "humanevalpack_python.jsonl": [
+                "humanevalfix", "--language", "python", "--problems", s(i), "--buggy", "--out", s(out)],
+            "file", ".json", EVAL_PROBLEMS / "humanevalpack_python.jsonl", cheap=False),
+        "evaluation humanevalfix --model --out": OutputFlag(
+            "evaluation.commands", lambda out, i=w / "hf": [
+                "humanevalfix", "--language", "python", "--problems", s(EVAL_PROBLEMS / "humanevalpack_python.jsonl"),
+                "--model", s(i), "--out", s(out), "--limit", "1", "--n", "1", "--k", "1"],
+            "folder", ".jsonl", w / "hf", cheap=False),
+        "evaluation sweep --out": OutputFlag(
+            "evaluation.commands", lambda out, i=w / "run": ["sweep", "--run", s(i), "--every", "1", "--out", s(out)],
+            "folder", ".png", w / "run", cheap=False),
         "evaluation humanevalfix --canonical --out": OutputFlag(
             "evaluation.commands", lambda out, i=EVAL_PROBLEMS / "humanevalpack_python.jsonl": [
                 "humanevalfix", "--language", "python", "--problems", s(i), "--canonical", "--out", s(out)],

@@ -35,6 +35,9 @@ OLD_LOOKALIKES = {
     "evaluation infill --out": b'{"written_by": "python -m evaluation infill"}\n',
     "evaluation mutantfix --out": b'{"written_by": "python -m evaluation mutantfix"}\n',
     "evaluation humanevalfix --canonical --out": b'{"written_by": "python -m evaluation humanevalfix"}\n',
+    "evaluation humanevalfix --samples --out": b'{"written_by": "python -m evaluation humanevalfix"}\n',
+    "evaluation humanevalfix --buggy --out": b'{"written_by": "python -m evaluation humanevalfix"}\n',
+    "evaluation humaneval --canonical --out": b'{"written_by": "python -m evaluation humaneval"}\n',
     "evaluation report --out": b"<!-- written by python -m evaluation report -->\n# mine\n",
     "evaluation loss --out": b'{"written_by": "python -m evaluation loss"}\n',
     "train_tokenizer --output": b'{"model": {"type": "BPE"}}\n',
@@ -61,10 +64,14 @@ def _folder_lookalike(name: str, w: Path, out: Path) -> None:
         out.mkdir(parents=True)
         (out / "toy_python.jsonl").write_bytes(USER)
         (out / "toy.json").write_bytes(b'{"written_by": "python -m evaluation toy"}\n')
-    elif name == "evaluation humaneval --model --out":
+    elif name in ("evaluation humaneval --model --out", "evaluation humanevalfix --model --out"):
         out.mkdir(parents=True)
         for file in ("samples.jsonl", "results.json", "settings.json"):
-            (out / file).write_bytes(b'{"written_by": "python -m evaluation humaneval --model"}\n')
+            (out / file).write_bytes(f'{{"written_by": "python -m {name.split(" --out")[0]}"}}\n'.encode())
+    elif name == "evaluation sweep --out":  # a sweep folder as written before it had a record
+        out.mkdir(parents=True)
+        (out / "sweep.json").write_bytes(b'{"written_by": "python -m evaluation sweep"}\n')
+        (out / "sweep.png").write_bytes(USER)
 
 
 def _prefix_files(prefix: Path, source: str) -> None:
@@ -219,6 +226,31 @@ def test_every_command_is_attacked(attack_world):
                for p in (REPO_ROOT / folder).glob("*.py") if "raise SystemExit(run_command(" in p.read_text()}
     attacked = {flag.module for flag in output_flags(attack_world).values()}
     assert modules - attacked - set(NO_OUTPUT_FLAG) == set()
+
+
+# the flags of an evaluation subcommand that choose what is scored: each makes another output of the same --out
+EVALUATION_SOURCES = ("--samples", "--model", "--canonical", "--buggy")
+
+
+def test_every_evaluation_output_is_attacked(attack_world):
+    """Built from ``evaluation.commands``' parser: a new subcommand, or a new source of an existing one, with an
+    output option must join the matrix (named ``evaluation SUB [SOURCE] OPTION``)."""
+    import argparse
+
+    from evaluation.commands import build_parser
+
+    flags = output_flags(attack_world)
+    options = {name.split()[-1] for name in flags if name.split()[-1].startswith("--")}  # --out, --output, --json...
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    wanted = set()
+    for sub, parser in subcommands.items():
+        given = {o for action in parser._actions for o in action.option_strings}
+        sources = [s for s in EVALUATION_SOURCES if s in given]
+        for out in sorted(given & options):
+            wanted |= ({f"evaluation {sub} {s} {out}" for s in sources} if len(sources) > 1
+                       else {f"evaluation {sub} {out}"})
+    assert len(subcommands) >= 9 and "evaluation sweep --out" in wanted
+    assert sorted(wanted - set(flags)) == []
 
 
 def test_every_output_flag_has_each_attack(attacked, attack_world):

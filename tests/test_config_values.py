@@ -205,7 +205,6 @@ def test_a_seed_numpy_cannot_take_is_one_line_before_anything_is_built(tmp_path,
     except SystemExit as exc:  # argparse's parser.error
         code = exc.code
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    # dataset.splits reports every user error with status 1 today (issue 16 item 19 makes it 2)
-    assert code in ((1, 2) if command == "splits plan" else (2,)), code
+    assert code == 2, code  # a user error, for dataset.splits plan too (issue 16 item 19)
     assert len(errors) == 1 and "2**32 - 1" in errors[0], errors  # was numpy's traceback
     assert not (tmp_path / "c").exists() and not (tmp_path / "s.npy").exists() and not (tmp_path / "plan.json").exists()

@@ -141,7 +141,7 @@ def test_fresh_never_deletes_a_training_run_or_base_model_the_demo_did_not_make(
     before = {p: _files(p) for p in (real, forks, base)}
     for step, key, folder in (("finetune", "training.save", real), ("finetune", "training.save", forks),
                               ("base_model", "training.load", base)):
-        assert demo.main(["--steps", step, f"{key}={folder}", f"data.tokenizer={TOKENIZER}"]) == 1
+        assert demo.main(["--steps", step, f"{key}={folder}", f"data.tokenizer={TOKENIZER}"]) == 2  # a user error
         last = capsys.readouterr().err.strip().splitlines()[-1]
         assert f"{key} {folder}: " in last and "demo.fresh deletes only what an earlier demo run made" in last, last
     assert {p: _files(p) for p in (real, forks, base)} == before

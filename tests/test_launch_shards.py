@@ -189,6 +189,37 @@ def test_a_merge_made_with_another_tokenizer_or_input_is_not_already_merged(run_
     assert slurm[1]() == []
 
 
+def test_an_input_edited_in_place_after_the_merge_is_not_already_merged(run_config, fork_dir, slurm, capsys,
+                                                                       monkeypatch, tmp_path):
+    """Issue 16, item 12: the facts compared paths and sizes only, so an input edited in place at the same size
+    still got "already merged; nothing to submit". A touch alone (same bytes) is still the same input."""
+    import os
+
+    copies = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for copy, name in zip(copies, ("sample.jsonl", "sample2.jsonl")):
+        copy.write_bytes((fork_dir / name).read_bytes())
+    inputs = f"data.inputs=['{copies[0]}', '{copies[1]}']"
+    _make_and_merge(run_config, monkeypatch, inputs)
+    later = os.stat(copies[1]).st_mtime_ns + 5_000_000_000
+    os.utime(copies[1], ns=(later, later))  # touched: the pieces are hashed again, and still match
+    capsys.readouterr()
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run", inputs]) == 0
+    assert "already merged" in capsys.readouterr().out
+    data = copies[1].read_bytes()
+    at = data.index(b'"', len(data) // 2) + 1  # a byte inside a JSON string: still a valid record
+    copies[1].write_bytes(data[:at] + (b"Z" if data[at:at + 1] != b"Z" else b"Y") + data[at + 1:])
+    assert os.path.getsize(copies[1]) == len(data)
+    assert launch.main(["status", "--config", str(run_config), inputs]) == 0
+    out = capsys.readouterr().out
+    edited = [line for line in out.splitlines() if line.startswith("shards [")]
+    assert edited and f"read {copies[1]}, edited in place since" in edited[0], out
+    assert "submit makes it again" in out and "merged: " not in out, out
+    assert launch.main(["submit", "--config", str(run_config), "--dry-run", inputs]) == 0
+    out = capsys.readouterr().out
+    assert "already merged" not in out and "edited in place since: making" in out, out
+    assert "--array=" in out and slurm[1]() == []
+
+
 @pytest.mark.parametrize("damage", ["cut", "a list", "keys missing"])
 def test_damaged_launch_state_or_shard_manifest_is_one_line(run_config, slurm, capsys, monkeypatch, damage):
     from dataset.preprocessing.shard_manifests import shard_manifest_path

@@ -15,9 +15,9 @@ from typing import Iterable, Iterator, Sequence
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from guardrails.atomic_files import write_text_atomic
+from guardrails.file_set import atomic_file_set
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output, sidecar_record
+from guardrails.output_records import OutputKind, sidecar_record
 from dataset.formats.jsonl_records import REASONS, InputFileError, LongLine, RecordIssue, iter_chunks, parse_chunk
 from dataset.builders.octopack_format import END_OF_TEXT, STARCODER_SPECIAL_TOKENS
 from runconfig.data_section import DataConfig
@@ -132,16 +132,17 @@ def claim_tokenizer_files(output: str | os.PathLike, inputs: Sequence[str] = ())
 
 
 def save_tokenizer(tokenizer: Tokenizer, output: str | os.PathLike) -> list[Path]:
-    """Write ``output`` (tokenizer.json) and the HF config files beside it, each atomically, then their record;
-    returns the paths."""
+    """Write ``output`` (tokenizer.json), the HF config files beside it and their record, all appearing together
+    (an interrupted run leaves the old set, never a new tokenizer beside old config files); returns the paths."""
     output = Path(output)
     claim_tokenizer_files(output)
     contents = {output.name: tokenizer.to_str(pretty=True) + "\n"}
     for name, data in hf_config_files().items():
         contents[name] = json.dumps(data, indent=2) + "\n"
-    written = [write_text_atomic(output.with_name(name), text) for name, text in contents.items()]
-    record_file_output(output, TOKENIZER_FILES, also=written[1:])
-    return written
+    with atomic_file_set(output, TOKENIZER_FILES) as files:
+        for name, text in contents.items():
+            files.temporary(output.with_name(name)).write_bytes(text.encode("utf-8"))
+    return [output.with_name(name) for name in contents]
 
 
 class _Counted:

@@ -28,7 +28,8 @@ from dataset.preprocessing.shard_jobs import (
     ShardJob, parse_job_id, parse_squeue, sbatch_array_argv, sbatch_merge_argv, shards_in_flight, squeue_argv,
 )
 from dataset.preprocessing.shard_manifests import (
-    ShardMergeError, merged_run_facts, read_shard_manifest, run_facts, shard_manifest_path, shard_run_facts,
+    ShardMergeError, edited_inputs, merged_run_facts, read_shard_manifest, run_facts, shard_manifest_path,
+    shard_run_facts,
 )
 from dataset.preprocessing.shard_plan import ShardPlanError, ShardSpec, input_sizes, shards_folder
 from dataset.preprocessing.shard_run import output_settings, shard_config
@@ -102,28 +103,40 @@ def shard_facts(data: DataConfig) -> dict[str, Any]:
 
 
 def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None
-                    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
-    """(shard index -> manifest for every finished shard of this run, indices of shards made otherwise).
+                    ) -> tuple[dict[int, dict[str, Any]], list[int], list[str]]:
+    """(shard index -> manifest for every finished shard of this run, indices of shards made otherwise, the inputs
+    edited in place since some shard read them).
 
     With ``facts`` (:func:`shard_facts`), a shard made with other settings, inputs or tokenizer is not
-    finished: it is listed as stale, and a resubmission makes it again.
+    finished: it is listed as stale, and a resubmission makes it again. So is a shard whose input bytes are no
+    longer those it read (an edit in place keeps path and size: ``edited_inputs`` compares the pieces' hashes).
     """
-    done, stale = {}, []
+    done, stale, edited = {}, [], []
     for index in range(num_shards):
         path = shard_manifest_path(prefix, ShardSpec(index, num_shards))
         if not path.is_file():
             continue
         manifest = read_shard_manifest(path, index, num_shards)  # damaged: one line naming it
-        if facts is not None and facts != shard_run_facts(manifest):
+        changed = [] if facts is None else edited_inputs(manifest["shard"]["inputs"], manifest["shard"]["pieces"])
+        if facts is not None and (facts != shard_run_facts(manifest) or changed):
             stale.append(index)
+            edited += [p for p in changed if p not in edited]
         else:
             done[index] = manifest
-    return done, stale
+    return done, stale, edited
+
+
+def stale_line(stale: list[int], edited: list[str], then: str) -> str:
+    """Why shards are made again: ``then`` says by whom (this submit, or the next)."""
+    why = (f"read {', '.join(edited)}, edited in place since (other bytes)" if edited
+           else "were made with other settings, inputs or tokenizer")
+    return f"shards {stale} {why}: {then}"
 
 
 def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
     """True when ``prefix`` holds the merge of this run's shards, None when it holds a merge made with other
-    settings, inputs or tokenizer (the run config changed since: the shards are made again), else False."""
+    settings, inputs or tokenizer (the run config changed since: the shards are made again) or from input bytes
+    edited in place since, else False."""
     path = manifest_path(prefix)
     if not path.is_file():
         return False
@@ -135,7 +148,9 @@ def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
     if not isinstance(m, dict) or m.get("stage") != "merge_shards" or not isinstance(m.get("shards"), list) \
             or len(m["shards"]) != num_shards:
         return False
-    return True if merged_run_facts(m) == facts else None
+    if merged_run_facts(m) != facts or edited_inputs(m.get("inputs"), m.get("pieces")):
+        return None  # another run's, or its inputs were edited in place since (same paths and sizes)
+    return True
 
 
 def progress_line(data: DataConfig, done: dict[int, dict[str, Any]], in_flight: int, state: LaunchState,
@@ -202,11 +217,12 @@ def submit(args: argparse.Namespace) -> int:
         print(f"already merged: {manifest_path(prefix)}; nothing to submit")
         return 0
     if is_merged is None:
-        print(f"{manifest_path(prefix)} was merged from other settings, inputs or tokenizer: making it again")
+        print(f"{manifest_path(prefix)} was merged from other settings, inputs or tokenizer, or from inputs"
+              " edited in place since: making it again")
     state = read_state(prefix, n)
-    done, stale = finished_shards(prefix, n, facts)
+    done, stale, edited = finished_shards(prefix, n, facts)
     if stale:
-        print(f"shards {stale} were made with other settings, inputs or tokenizer: making them again")
+        print(stale_line(stale, edited, "making them again"))
     states = _queue(state)
     flying = shards_in_flight(states, state.array_jobs)
     waiting_merges = [j for j in state.merge_jobs if j in states]
@@ -252,17 +268,17 @@ def status(args: argparse.Namespace) -> int:
     data, _, job = _load(args)
     state = read_state(job.output_prefix, job.num_shards)
     facts = shard_facts(data)
-    done, stale = finished_shards(job.output_prefix, job.num_shards, facts)
+    done, stale, edited = finished_shards(job.output_prefix, job.num_shards, facts)
     if stale:
-        print(f"shards {stale} were made with other settings, inputs or tokenizer: submit makes them again")
+        print(stale_line(stale, edited, "submit makes them again"))
     flying = shards_in_flight(_queue(state), state.array_jobs)
     print(progress_line(data, done, len(flying), state, time.time()))
     is_merged = merged(job.output_prefix, job.num_shards, facts)
     if is_merged:
         print(f"merged: {manifest_path(job.output_prefix)}")
     elif is_merged is None:
-        print(f"{manifest_path(job.output_prefix)} was merged from other settings, inputs or tokenizer: submit"
-              " makes it again")
+        print(f"{manifest_path(job.output_prefix)} was merged from other settings, inputs or tokenizer, or from"
+              " inputs edited in place since: submit makes it again")
     return 0
 
 

@@ -12,6 +12,7 @@ differs.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,39 @@ def range_sha256(path: str, start: int, end: int) -> str:
             digest.update(block)
             left -= len(block)
     return digest.hexdigest()
+
+
+def edited_inputs(inputs: Any, pieces: Any) -> list[str]:
+    """The inputs whose bytes a shard (or a merge) read, ``pieces`` with their sha256, hold other bytes now: an
+    input edited in place at the same size, which the paths and sizes of :func:`run_facts` cannot tell.
+
+    An input whose modification time is still the one recorded in ``inputs`` is taken as read (no I/O beyond a
+    stat); the pieces of any other input are hashed again, so a file only touched still counts as the same. A
+    piece list that is not one (a damaged manifest) counts every input as edited: the work is made again.
+    """
+    recorded = {i.get("path"): i.get("mtime_ns") for i in inputs if isinstance(i, dict)} \
+        if isinstance(inputs, list) else {}
+    if not isinstance(pieces, list) or not pieces or any(not isinstance(p, dict) or _piece_problem(p) for p in pieces):
+        return sorted(p for p in recorded if isinstance(p, str)) or ["(the manifest lists no pieces)"]
+    edited: list[str] = []
+    for piece in pieces:
+        path = piece["path"]
+        if path in edited:
+            continue
+        try:
+            if recorded.get(path) is not None and os.stat(path).st_mtime_ns == recorded[path]:
+                continue
+            same = range_sha256(path, piece["start"], piece["end"]) == piece["sha256"]
+        except OSError:
+            same = False
+        if not same:
+            edited.append(path)
+    return edited
+
+
+def _piece_problem(piece: dict[str, Any]) -> bool:
+    return not (isinstance(piece.get("path"), str) and isinstance(piece.get("sha256"), str)
+                and all(isinstance(piece.get(k), int) for k in ("start", "end")))
 
 
 def _check_one_version(prefix: str, manifests: list[dict[str, Any]]) -> None:
