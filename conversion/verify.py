@@ -35,9 +35,9 @@ from conversion.logit_compare import (
     LogitThresholds, collect_logits, compare_logits, encode_prompts, format_logit_report, load_token_encoder,
 )
 from conversion.shard_compare import compare_checkpoints, format_report
-from guardrails.atomic_files import write_json_atomic
+from guardrails.file_set import write_json_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 
 CONVERSION_MANIFEST = "conversion_manifest.json"  # written by conversion.megatron_to_hf: source and tag
 
@@ -101,10 +101,9 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a report as strict JSON to a temporary name beside ``path`` and rename, never half-written; then its
-    record (claimed by ``main`` before any work)."""
-    write_json_atomic(path, json_safe(data), indent=2, allow_nan=False)
-    record_file_output(path, REPORT)
+    """Write a report as strict JSON and its record, put in place together, never half-written (``path`` was
+    claimed by ``main`` before any work)."""
+    write_json_with_record(path, REPORT, json_safe(data), indent=2, allow_nan=False)
 
 
 def _inputs(args: argparse.Namespace) -> list[Path | None]:

@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from guardrails.atomic_files import write_json_atomic
+from guardrails.file_set import write_json_with_record, write_text_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 from evaluation.checkers import make_checker, sandbox_settings
 from evaluation.generation_options import HARNESS_MAX_LENGTH
 from evaluation.generation_tasks import humaneval_task, humanevalfix_task
@@ -43,9 +43,8 @@ def check_replaceable(out: Path, command: str, inputs: tuple[Path | None, ...] =
 
 
 def write_output(out: Path, command: str, report: dict) -> None:
-    """The JSON report, then its record."""
-    write_json_atomic(out, report, indent=1)
-    record_file_output(out, output_kind(command))
+    """The JSON report and its record, put in place together."""
+    write_json_with_record(out, output_kind(command), report, indent=1)
 
 
 def parse_ks(text: str) -> list[int]:
@@ -151,15 +150,13 @@ def mutantfix(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from guardrails.atomic_files import write_text_atomic
     from evaluation.generate import load_hf_model
     from evaluation.side_by_side import complete_prompts, markdown_table
 
     check_replaceable(args.out, "compare", (args.base, args.tuned))
     models = {"base": load_hf_model(args.base, args.device)[:2], "fine-tuned": load_hf_model(args.tuned, args.device)[:2]}
     rows = complete_prompts(models, max_new_tokens=args.max_new_tokens)
-    write_text_atomic(args.out, markdown_table(rows, list(models)))
-    record_file_output(args.out, output_kind("compare"))
+    write_text_with_record(args.out, output_kind("compare"), markdown_table(rows, list(models)))
     print(f"{len(rows)} prompts, base vs fine-tuned -> {args.out}")
     return 0
 

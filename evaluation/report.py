@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from guardrails.file_set import FileSet
 from evaluation.comparison_report import comparison_sections
 from evaluation.evaluated_runs import find_runs, pair_runs
 
@@ -103,6 +104,7 @@ class ReportContext:
     loss_curve: str | None = None  # image path relative to the report
     notes: list[str] = field(default_factory=list)
     plot: Path | None = None  # where the pass@1 plot is written (beside the report)
+    files: FileSet | None = None  # the report's file set: the plot goes to its temporary, in place with the report
     runs: dict[str, list[Path]] | None = None  # label -> the runs to compare (generated_runs); None: all under eval/
 
 
@@ -194,7 +196,10 @@ def _comparison(eval_dir: Path, context: ReportContext) -> list[str]:
     if context.plot and plot_rows:
         from evaluation.report_plot import write_pass_at_1_plot
 
-        write_pass_at_1_plot(plot_rows, context.plot)
+        if context.files is None:
+            write_pass_at_1_plot(plot_rows, context.plot)
+        else:
+            write_pass_at_1_plot(plot_rows, context.files.temporary(context.plot), atomic=False)
     toy = any(Path(b.source).name.startswith("toy_") for b, _ in pairs)
     note = ("\n> The **TOY** rows are a task family made for this demo (`python -m evaluation toy`: arithmetic "
             "one-liners from templates, the fine-tuning pairs from the same templates but never the test problems). "

@@ -11,12 +11,20 @@ fingerprints, and only then are all of them renamed into place, record last, wit
 the final names has changed. Only a SIGKILL during the renames (microseconds, no I/O but the renames) can split
 the set; what the claim then refuses is named in its message.
 
+A single file output is a set of one: ``file_with_record`` (a handle to stream into, as ``atomic_write``) and
+``write_json_with_record`` / ``write_text_with_record`` put the file and its record in place together, so no
+command writes a file and then, in a second step an interrupt can fall between, its record.
+
 Library module, no command line.
 
     with atomic_file_set("out/tokenizer.json", TOKENIZER_FILES) as files:
         files.temporary("out/tokenizer.json").write_text(...)
         files.temporary("out/tokenizer_config.json").write_text(...)
         files.remove("out/old_plot.png")   # an earlier output's file (proven by the caller's claim) goes with them
+        files.facts["records"] = 12        # what is known only once the files are written goes into the record
+    write_json_with_record("out/plan.json", SPLIT_PLAN, plan, indent=1)
+    with file_with_record("out/samples.npy", SAMPLES) as handle:   # binary, streamed into its temporary
+        np.save(handle, rows)
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import IO, Any, Iterator, Mapping
 
 from guardrails.atomic_files import temporary_sibling
 from guardrails.command_errors import signals_deferred
@@ -35,7 +43,8 @@ from guardrails.output_records import RECORD_KEY, OutputKind, record_section, si
 class FileSet:
     """The temporaries of one set of files: ``temporary(final)`` gives the file to write for ``final``."""
 
-    def __init__(self) -> None:
+    def __init__(self, facts: Mapping[str, Any] | None = None) -> None:
+        self.facts: dict[str, Any] = dict(facts or {})  # the record's keys beside its section; added to until the end
         self.temporaries: dict[Path, Path] = {}  # final name -> its temporary, in the order asked
         self.removed: list[Path] = []
         self.created: list[Path] = []  # folders made for the set, removed again when it fails
@@ -72,14 +81,14 @@ def atomic_file_set(output: str | os.PathLike, kind: OutputKind,
     """Yield a ``FileSet``; on success its files and their record ``OUTPUT.manifest.json`` (naming ``output``
     and every file written beside it) appear together. The caller has claimed each name (``claim_file``)."""
     output = Path(output)
-    record, files = sidecar_record(output), FileSet()
+    record, files = sidecar_record(output), FileSet(facts)
     try:
         yield files
         for tmp in files.temporaries.values():
             _fsync(tmp)  # the data must be on disk before a name points at it
         section = record_section(kind, output.parent, list(files.temporaries), read_from=files.temporaries)
         record_tmp = files.temporary(record)
-        record_tmp.write_text(json.dumps({"output": output.name, **(facts or {}), RECORD_KEY: section},
+        record_tmp.write_text(json.dumps({"output": output.name, **files.facts, RECORD_KEY: section},
                                          indent=2) + "\n", encoding="utf-8")
         _fsync(record_tmp)
     except BaseException:
@@ -91,7 +100,29 @@ def atomic_file_set(output: str | os.PathLike, kind: OutputKind,
                 final.unlink(missing_ok=True)
             for final, tmp in files.temporaries.items():  # the record was asked for last: it goes in last
                 os.replace(tmp, final)
+            for final in files.temporaries:  # before a held interrupt acts: its message says "complete"
+                note_complete(final)
         finally:
             files.discard()  # only what a failed rename left; the renamed temporaries are gone already
-        for final in files.temporaries:
-            note_complete(final)
+
+
+@contextlib.contextmanager
+def file_with_record(path: str | os.PathLike, kind: OutputKind,
+                     facts: Mapping[str, Any] | None = None) -> Iterator[IO[bytes]]:
+    """Yield a binary handle on the temporary of ``path`` (streamed into: nothing is held in memory, no signal is
+    held while writing); on success the file and its record ``PATH.manifest.json`` appear together. The caller
+    has claimed ``path``."""
+    with atomic_file_set(path, kind, facts) as files, open(files.temporary(path), "wb") as handle:
+        yield handle  # closed (so flushed) before the set fsyncs it
+
+
+def write_text_with_record(path: str | os.PathLike, kind: OutputKind, text: str) -> Path:
+    """Write ``text`` (UTF-8, exactly as given) to ``path`` and its record, together; returns ``path``."""
+    with file_with_record(path, kind) as handle:
+        handle.write(text.encode("utf-8"))
+    return Path(path)
+
+
+def write_json_with_record(path: str | os.PathLike, kind: OutputKind, obj: Any, **dump_kwargs: Any) -> Path:
+    """Write ``json.dumps(obj, **dump_kwargs)`` plus a newline to ``path`` and its record, together."""
+    return write_text_with_record(path, kind, json.dumps(obj, **dump_kwargs) + "\n")

@@ -12,7 +12,9 @@ record's folder, with its size and a SHA-256 (of the whole file up to ``WHOLE_HA
 size, first and last ``END_BYTES``: ``sha256_ends``, so that checking a 30 GB checkpoint reads 16 MiB).
 
 Where the record lives (``OutputKind``): a folder output holds it (``OUT/conversion_manifest.json``); a file
-output has it beside it, named after it in full (``out/pairs.jsonl`` -> ``out/pairs.jsonl.manifest.json``); the
+output has it beside it, named after it in full (``out/pairs.jsonl`` -> ``out/pairs.jsonl.manifest.json``) and
+put in place with it, never after it (``guardrails.file_set``: an interrupt between the two would leave a file
+no later run may replace); the
 datasets at a prefix have ``PREFIX.preprocess.manifest.json``. A path is provably a command's output only when
 that record exists, was written by the same command, and lists the path with the fingerprint it has now: a
 user's file of the same name, another tool's output (``save_pretrained``, the fork's preprocess) or one of our
@@ -113,16 +115,6 @@ def write_record(path: str | os.PathLike, kind: OutputKind, root: str | os.PathL
     section = record_section(kind, root, files)
     write_json_atomic(path, {**(facts or {}), RECORD_KEY: section}, **({"indent": 2} | dump_kwargs))
     return section
-
-
-def record_file_output(path: str | os.PathLike, kind: OutputKind, also: Iterable[Path] = (),
-                       facts: Mapping[str, Any] | None = None) -> Path:
-    """Write ``PATH.manifest.json``, the record of the file output ``path`` (and of the files ``also`` written
-    with it, beside it), after them; returns the record's path."""
-    path = Path(path)
-    record = sidecar_record(path)
-    write_record(record, kind, path.parent, files=[path, *also], facts={"output": path.name, **(facts or {})})
-    return record
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any] | None:

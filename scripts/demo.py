@@ -351,9 +351,9 @@ def evaluate(run: DemoRun) -> list[Path]:
     import os
 
     from conversion import megatron_to_hf
-    from guardrails.atomic_files import write_text_atomic
+    from guardrails.file_set import atomic_file_set
     from guardrails.output_paths import claim_file
-    from guardrails.output_records import record_file_output, sidecar_record
+    from guardrails.output_records import sidecar_record
     from dataset.formats.preprocess_manifest import manifest_path
     from dataset.formats.preprocess_outputs import valid_output_prefix
     from evaluation import commands as evaluation
@@ -382,15 +382,17 @@ def evaluate(run: DemoRun) -> list[Path]:
         _run_stage("training.export", export.main, ["--save", fine_tune_start(run), "--out", str(base)])
     for argv in commands:
         _run_stage("evaluation", evaluation.main, argv)
-    plot.unlink(missing_ok=True)  # an earlier run's (proven above): only this run's plot may sit beside the report
-    context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
-                            manifest_path(run.config.data.output_prefix),
-                            Path(run.config.splits.out_dir) / "split_plan.json",
-                            os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir),
-                            plot=plot, runs=generated_runs(commands))
-    report = write_text_atomic(report_path, render_report(eval_dir, context))
-    record_file_output(report, DEMO, also=[plot] if plot.exists() else [])
-    return [base, eval_dir, report, *([plot] if plot.exists() else [])]
+    with atomic_file_set(report_path, DEMO) as files:  # the report, its plot and their record appear together
+        context = ReportContext("Demo report: did the fine-tune help?", COMMANDS_RUN,
+                                manifest_path(run.config.data.output_prefix),
+                                Path(run.config.splits.out_dir) / "split_plan.json",
+                                os.path.relpath(Path(run.config.training.save) / "loss_curve.png", demo_dir),
+                                plot=plot, runs=generated_runs(commands), files=files)
+        text = render_report(eval_dir, context)
+        if plot not in files.temporaries:
+            files.remove(plot)  # an earlier run's (proven above): only this run's plot may sit beside the report
+        files.temporary(report_path).write_bytes(text.encode("utf-8"))
+    return [base, eval_dir, report_path, *([plot] if plot.exists() else [])]
 
 
 STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.file_set import file_with_record
+from guardrails.output_records import OutputKind
 from tests.attack_world import TOKENIZER, output_flags, tree
 from tests.conftest import FORK_FIXTURES, REPO_ROOT
 from tests.local_engine_fixtures import subprocess_env
@@ -119,8 +120,8 @@ def _cases(w: Path, root: Path) -> list[tuple[str, str, list[str], int, Path]]:
                 add("b", own, own=own)
             out = case / "c" / f"x{flag.suffix}"
             out.parent.mkdir(parents=True)
-            out.write_bytes(USER)
-            record_file_output(out, ANOTHER)  # provably an output, of another command
+            with file_with_record(out, ANOTHER) as handle:  # provably an output, of another command
+                handle.write(USER)
             add("c", out)
             if name in OLD_LOOKALIKES:
                 out = case / "c2" / f"x{flag.suffix}"

@@ -14,7 +14,8 @@ from guardrails.output_paths import (
     OutputRefused, check_output_prefix, check_run_folder, claim_file, claim_folder, claim_prefix, claimed_outputs,
     is_leftover, note_complete, own_run_folder, remove_stale_leftovers, temporary_name,
 )
-from guardrails.output_records import OutputKind, record_file_output, sidecar_record, write_record
+from guardrails.file_set import write_text_with_record
+from guardrails.output_records import OutputKind, sidecar_record, write_record
 
 THING = OutputKind("a thing", "tests.thing", "thing_manifest.json")
 OTHER = OutputKind("a thing", "tests.other", "thing_manifest.json")
@@ -120,7 +121,7 @@ def test_files_are_replaced_only_when_their_record_proves_them(tmp_path):
     report.write_text('{"match": true}')
     with pytest.raises(OutputRefused, match="no record proves it is an output of tests.thing"):
         claim_file(report, THING)  # written, but not yet recorded: as good as a user's file
-    record_file_output(report, THING)
+    write_text_with_record(report, THING, '{"match": true}')  # the same file, now with its record
     assert json.loads(sidecar_record(report).read_text())["codeft_output"]["files"]["report.json"]["size"] == 15
     claim_file(report, THING)
     with pytest.raises(OutputRefused, match="it is an output of tests.thing"):
@@ -141,8 +142,7 @@ def test_a_users_file_where_the_record_goes_is_refused(tmp_path):
 
 def test_records_are_named_after_the_whole_output_name(tmp_path):
     for name in ("x.txt", "x.jsonl"):
-        (tmp_path / name).write_text(name)
-        record_file_output(tmp_path / name, THING)
+        write_text_with_record(tmp_path / name, THING, name)
     claim_file(tmp_path / "x.txt", THING)
     claim_file(tmp_path / "x.jsonl", THING)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jsonl", "x.jsonl.manifest.json", "x.txt",

@@ -29,11 +29,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, BinaryIO, Iterable, Mapping, Protocol
 
-from guardrails.atomic_files import atomic_write
+from guardrails.file_set import atomic_file_set
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output, sidecar_record
+from guardrails.output_records import OutputKind, sidecar_record
 
 # StarCoder's special tokens in id order 0..18 (tests/fixtures/fork/tokenizer.json, ``added_tokens``).
 STARCODER_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -96,16 +96,15 @@ def claim_builder_output(output: str | os.PathLike, builder: str, inputs: Iterab
     claim_file(output, builder_kind(builder), "--output", inputs=inputs)
 
 
-def write_records(path: str | os.PathLike, records: Iterable[JsonLineRecord]) -> tuple[int, str]:
-    """Write ``records`` as jsonl to ``path`` atomically; returns (number of lines, sha256 of the file)."""
+def write_records(handle: BinaryIO, records: Iterable[JsonLineRecord]) -> tuple[int, str]:
+    """Stream ``records`` as jsonl into ``handle``; returns (number of lines, sha256 of what was written)."""
     digest = hashlib.sha256()
     count = 0
-    with atomic_write(path) as handle:
-        for record in records:
-            data = record.to_json_line().encode("utf-8")
-            handle.write(data)
-            digest.update(data)
-            count += 1
+    for record in records:
+        data = record.to_json_line().encode("utf-8")
+        handle.write(data)
+        digest.update(data)
+        count += 1
     return count, digest.hexdigest()
 
 
@@ -116,17 +115,19 @@ def manifest_path_for(output: str | os.PathLike) -> Path:
 
 def finish_build(output: str | os.PathLike, records: Iterable[JsonLineRecord], facts: Mapping[str, Any],
                  skipped: Mapping[str, int], started: float, source: str) -> int:
-    """The builders' common end: write ``records``, then the manifest, then print what was done; returns 0.
+    """The builders' common end: write ``records`` and the manifest (their record), put in place together, then
+    print what was done; returns 0.
 
     The manifest is ``facts`` (builder, source, settings, ...) followed by the counts every builder reports;
     ``source`` says where the records came from in the summary line (``"from 3 files"``); ``started`` is a
     ``time.monotonic()`` reading.
     """
     claim_builder_output(output, str(facts["builder"]))
-    count, sha256 = write_records(output, records)
-    manifest = {**facts, "records": count, "skipped": dict(sorted(skipped.items())), "output": str(output),
-                "sha256": sha256, "seconds": round(time.monotonic() - started, 3)}
-    record_file_output(output, builder_kind(str(facts["builder"])), facts=manifest)
+    with atomic_file_set(output, builder_kind(str(facts["builder"]))) as files:
+        with open(files.temporary(output), "wb") as handle:  # streamed: a corpus is never held in memory
+            count, sha256 = write_records(handle, records)
+        files.facts.update({**facts, "records": count, "skipped": dict(sorted(skipped.items())),
+                            "output": str(output), "sha256": sha256, "seconds": round(time.monotonic() - started, 3)})
     print(f"{count} records {source} -> {output}")
     print("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"))
     print(f"manifest: {manifest_path_for(output)}")

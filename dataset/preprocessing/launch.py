@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardrails.atomic_files import write_json_atomic
+from guardrails.file_set import write_json_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 from dataset.formats.input_files import expand_inputs
 from dataset.formats.jsonl_records import InputFileError
 from dataset.formats.preprocess_manifest import manifest_path, read_manifest
@@ -256,8 +256,7 @@ def submit(args: argparse.Namespace) -> int:
     merge_argv = sbatch_merge_argv(settings, job, after)
     merge_job = parse_job_id(_run(merge_argv))
     state.merge_jobs.append(merge_job)
-    write_json_atomic(state_path(prefix), vars(state), indent=2)
-    record_file_output(state_path(prefix), LAUNCH_STATE)
+    write_json_with_record(state_path(prefix), LAUNCH_STATE, vars(state), indent=2)
     print(f"submitted the merge as job {merge_job}: {shlex.join(merge_argv)}")
     print(f"logs: {job.log_dir}")
     print(progress_line(data, done, len(flying) + len(todo), state, time.time()))

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from guardrails.atomic_files import write_text_atomic
+from guardrails.file_set import write_text_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 
 ROLES = ("train", "valid", "test")
 
@@ -221,15 +221,13 @@ def claim_split_file(path: str | os.PathLike) -> Path:
 
 
 def write_split_file(path: str | os.PathLike, groups: Sequence[SplitGroup]) -> Path:
-    """Write ``groups`` to ``path`` atomically (temporary name, then rename), then its record
-    ``PATH.manifest.json``; returns the path."""
+    """Write ``groups`` to ``path`` and its record ``PATH.manifest.json``, put in place together (temporary
+    names, then renames); returns the path."""
     path = Path(path)
     text = format_split_line(groups)
     parse_split_line(text, str(path))  # never write what the fork would reject
     claim_split_file(path)
-    written = write_text_atomic(path, text)
-    record_file_output(path, SPLIT_FILE)
-    return written
+    return write_text_with_record(path, SPLIT_FILE, text)
 
 
 def resolve_prefix(prefix: str, split_file: str | os.PathLike) -> Path:

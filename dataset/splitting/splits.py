@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from guardrails.atomic_files import write_json_atomic
+from guardrails.file_set import write_json_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 from dataset.splitting.gpt_index import GPTIndexError
 from dataset.splitting.gpt_split_planner import format_gpt_plan, is_raw_document_prefix, plan_gpt_data
 from dataset.formats.indexed_dataset import IndexFormatError, index_file_path
@@ -39,8 +39,7 @@ def claim_plan(out: Path, inputs: list[Path | None]) -> Path:
 
 
 def write_plan(out: Path, plan: dict) -> None:
-    write_json_atomic(out, plan, indent=1)
-    record_file_output(out, SPLIT_PLAN)
+    write_json_with_record(out, SPLIT_PLAN, plan, indent=1)
     print(f"plan saved to {out}")
 # the training: keys (and plan flags) the planner reads: PlanSettings' fields, a subset of TrainingConfig's
 PLAN_KEYS = tuple(f.name for f in dataclasses.fields(PlanSettings))

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from conversion.checkpoint_format import CheckpointFormatError
-from guardrails.atomic_files import write_json_atomic
+from guardrails.file_set import write_json_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 from dataset.splitting.split_files import SplitFileError
 from runconfig import ConfigError
 from runconfig.run_config import load_run_config
@@ -52,8 +52,7 @@ def command_argv(args: argparse.Namespace) -> int:
     job = plan_job(run, args.config, args.overrides)
     print(job.decision, file=sys.stderr)
     if args.write is not None:
-        write_json_atomic(args.write, job.to_json(), indent=1)
-        record_file_output(args.write, ARGV_FILE)
+        write_json_with_record(args.write, ARGV_FILE, job.to_json(), indent=1)
     if args.json:
         print(json.dumps(job.to_json()))
     elif job.script.endswith(".py") and "MEGATRON_DIR" not in os.environ:  # left for the shell to fill in

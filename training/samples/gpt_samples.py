@@ -10,8 +10,9 @@ import sys
 
 import numpy as np
 
+from guardrails.file_set import file_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 from dataset.splitting.gpt_index import GPTIndexError
 from dataset.formats.indexed_dataset import IndexFormatError, index_file_path
 from dataset.splitting.memory_budget import check_fits
@@ -20,7 +21,7 @@ from dataset.formats.tokenizer_match import check_data_tokenizer
 from runconfig.value_rules import SEED, check_flags
 from training.samples.fim import FimSettings, FimTokenError
 from training.samples.gpt_dataset import GPTSampleSettings, build_gpt_samples
-from training.samples.index_cache import save_npy_atomic
+from training.samples.index_cache import save_npy
 
 SAMPLES = OutputKind("a samples file", "training.gpt_samples")
 
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file; check --data-prefix and --tokenizer", file=sys.stderr)
         return 2
-    save_npy_atomic(args.out, rows)
-    record_file_output(args.out, SAMPLES)
+    with file_with_record(args.out, SAMPLES) as handle:  # the rows and their record appear together
+        save_npy(handle, rows)
     plan = built.samples.index.plan
     print(f"{built.name}: documents [{built.documents.start}, {built.documents.stop}), "
           f"{plan.tokens_per_epoch} tokens/epoch, {plan.samples_per_epoch} samples/epoch, {plan.epochs} epoch(s)"

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -137,7 +137,12 @@ def _store(files: IndexMapFiles, key: str, index: PackedIndex) -> None:
                            files.batch_idx: np.asarray(index.batch_idx, dtype=np.int64)}, meta)
 
 
+def save_npy(handle: BinaryIO, array: np.ndarray) -> None:
+    """``np.save`` (format 1.0, as the fork writes its maps) into an open file (so numpy appends no ".npy")."""
+    np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+
+
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """``np.save`` (format 1.0, as the fork writes its maps) under a temporary name, renamed into place."""
-    with atomic_write(path) as handle:  # a file object, so numpy does not append another ".npy"
-        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    """``save_npy`` under a temporary name, renamed into place."""
+    with atomic_write(path) as handle:
+        save_npy(handle, array)

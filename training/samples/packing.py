@@ -9,9 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from guardrails.atomic_files import write_json_atomic
+from guardrails.file_set import write_json_with_record
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, record_file_output
+from guardrails.output_records import OutputKind
 from runconfig.value_rules import SEED, check_flags
 from dataset.splitting.packed_index import PackingError
 from dataset.splitting.split_files import SplitFileError, parse_split_file
@@ -67,6 +67,5 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     if args.report is not None:
         payload = reports[0].to_dict() if len(reports) == 1 else {"groups": [r.to_dict() for r in reports]}
-        write_json_atomic(args.report, payload, indent=1)
-        record_file_output(args.report, REPORT)
+        write_json_with_record(args.report, REPORT, payload, indent=1)
     return 0
