@@ -14,11 +14,11 @@ size, first and last ``END_BYTES``: ``sha256_ends``, so that checking a 30 GB ch
 Where the record lives (``OutputKind``): a folder output holds it (``OUT/conversion_manifest.json``); a file
 output has it beside it, named after it in full (``out/pairs.jsonl`` -> ``out/pairs.jsonl.manifest.json``) and
 put in place with it, never after it (``guardrails.file_set``: an interrupt between the two would leave a file
-no later run may replace); the
-datasets at a prefix have ``PREFIX.preprocess.manifest.json``. A path is provably a command's output only when
-that record exists, was written by the same command, and lists the path with the fingerprint it has now: a
-user's file of the same name, another tool's output (``save_pretrained``, the fork's preprocess) or one of our
-outputs edited since is not. ``guardrails.output_paths`` applies this to every output a command claims.
+no later run may replace); the datasets at a prefix have ``PREFIX.preprocess.manifest.json``. A path is provably
+a command's output only when that record exists, was written by the same command, and lists the path with the
+fingerprint it has now: a user's file of the same name, another tool's output (``save_pretrained``, the fork's
+preprocess) or one of our outputs edited since is not. ``guardrails.output_paths`` applies this to every output a
+command claims.
 
 Library module, no command line.
 
