@@ -76,19 +76,21 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file_set(output: str | os.PathLike, kind: OutputKind,
-                    facts: Mapping[str, Any] | None = None) -> Iterator[FileSet]:
+def atomic_file_set(output: str | os.PathLike, kind: OutputKind, facts: Mapping[str, Any] | None = None,
+                    record: str | os.PathLike | None = None) -> Iterator[FileSet]:
     """Yield a ``FileSet``; on success its files and their record ``OUTPUT.manifest.json`` (naming ``output``
-    and every file written beside it) appear together. The caller has claimed each name (``claim_file``)."""
+    and every file written beside it) appear together. ``record``: the record's path where it is another (a
+    cache's key file); it then does not name ``output``. The caller has claimed each name (``claim_file``)."""
     output = Path(output)
-    record, files = sidecar_record(output), FileSet(facts)
+    head = {"output": output.name} if record is None else {}
+    record, files = Path(record) if record is not None else sidecar_record(output), FileSet(facts)
     try:
         yield files
         for tmp in files.temporaries.values():
             _fsync(tmp)  # the data must be on disk before a name points at it
         section = record_section(kind, output.parent, list(files.temporaries), read_from=files.temporaries)
         record_tmp = files.temporary(record)
-        record_tmp.write_text(json.dumps({"output": output.name, **files.facts, RECORD_KEY: section},
+        record_tmp.write_text(json.dumps({**head, **files.facts, RECORD_KEY: section},
                                          indent=2) + "\n", encoding="utf-8")
         _fsync(record_tmp)
     except BaseException:

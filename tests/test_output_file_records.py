@@ -7,7 +7,8 @@ way: "changed since ... was written"). Here a real SIGTERM is sent to the proces
 renamed into place, for a representative set of the commands that write one file (and the report, a set of
 several), both into an empty folder and over an earlier output of the same command. The output must then be
 whole and proven by its record (the signal acts once the renames are done: exit 143, "OUT is complete"), no
-temporary may be left, and a rerun must succeed.
+temporary may be left, and a rerun must succeed. The index-map caches had the same gap (maps, then their key
+file, which is their record): an interrupt at the key left maps that every later run refused.
 """
 from __future__ import annotations
 
@@ -48,13 +49,13 @@ CASES: dict[str, Callable[[list[str]], list[str]]] = {
 }
 
 
-def _sigterm_at_record_rename(monkeypatch, record: Path) -> list[Path]:
-    """Send SIGTERM to this process just before the record is renamed into place (once)."""
+def _sigterm_at_record_rename(monkeypatch, is_record: Callable[[Path], bool]) -> list[Path]:
+    """Send SIGTERM to this process just before a record is renamed into place (once)."""
     real, sent = os.replace, []
 
     def replace(src, dst, *args, **kwargs):
-        if Path(dst) == record and not sent:
-            sent.append(record)
+        if is_record(Path(dst)) and not sent:
+            sent.append(Path(dst))
             os.kill(os.getpid(), signal.SIGTERM)
         return real(src, dst, *args, **kwargs)
 
@@ -62,9 +63,9 @@ def _sigterm_at_record_rename(monkeypatch, record: Path) -> list[Path]:
     return sent
 
 
-def _proven(out: Path) -> bool:
-    """The record beside ``out`` lists ``out`` and every file with it, each with the fingerprint it has now."""
-    section = read_record(sidecar_record(out))
+def _proven(out: Path, record: Path | None = None) -> bool:
+    """The record (beside ``out``) lists ``out`` and every file with it, each with the fingerprint it has now."""
+    section = read_record(record or sidecar_record(out))
     if section is None or out.name not in section["files"]:
         return False
     return all((out.parent / name).is_file() and fingerprint(out.parent / name) == listed
@@ -92,7 +93,7 @@ def test_sigterm_at_the_record_leaves_a_whole_proven_output(name, earlier, attac
     capsys.readouterr()
 
     with monkeypatch.context() as patched:
-        sent = _sigterm_at_record_rename(patched, sidecar_record(out))
+        sent = _sigterm_at_record_rename(patched, lambda dst: dst == sidecar_record(out))
         status = _run(flag.module, argv)
     said = capsys.readouterr().err
     assert sent, f"{name}: the record was never renamed into place"
@@ -106,3 +107,52 @@ def test_sigterm_at_the_record_leaves_a_whole_proven_output(name, earlier, attac
 
     assert _run(flag.module, argv) == 0, capsys.readouterr().err  # a rerun replaces it
     assert _proven(out)
+
+
+# the index-map caches: several maps and their key file (the record), made on the way to the command's output
+CACHES: dict[str, Callable[[list[str]], list[str]]] = {
+    "gpt_samples --cache-dir": _set("--split", "500,499,1"),  # other documents: the same map names, other maps
+    "packing --cache-dir": _set("--seq-length", "200"),
+}
+
+
+def _maps_proven(cache: Path) -> bool:
+    """Every map in ``cache`` is listed, with the fingerprint it has now, by a key file beside it."""
+    listed: dict[str, Path] = {}  # map name -> the key file that lists it
+    for key in cache.glob("*_key.json"):
+        section = read_record(key)
+        if section is None:
+            return False
+        listed.update(dict.fromkeys(section["files"], key))
+    maps = {m.name for m in cache.glob("*.npy")}
+    return bool(maps) and maps <= set(listed) and all(_proven(cache / name, key) for name, key in listed.items())
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["into-nothing", "over-earlier-maps"])
+@pytest.mark.parametrize("name", list(CACHES))
+def test_sigterm_at_the_cache_key_leaves_maps_their_key_proves(name, earlier, attack_world, tmp_path, monkeypatch,
+                                                               capsys):
+    flag = output_flags(attack_world)[name]
+    cache = tmp_path / "maps"
+    argv = flag.argv(cache)
+    before: dict[str, bytes] = {}
+    if earlier:
+        assert _run(flag.module, argv) == 0, capsys.readouterr().err
+        before = tree(cache)
+        assert _maps_proven(cache)
+        argv = CACHES[name](argv)
+    capsys.readouterr()
+
+    with monkeypatch.context() as patched:
+        sent = _sigterm_at_record_rename(patched, lambda dst: dst.name.endswith("_key.json"))
+        status = _run(flag.module, argv)
+    said = capsys.readouterr().err
+    assert sent, f"{name}: no key file was renamed into place"
+    assert status == EXIT_TERMINATED, said
+    assert not [p for p in tmp_path.rglob("*") if is_leftover(p.name)]
+    assert _maps_proven(cache), f"{name}: a map in the cache is not proven by its key after the interrupt"
+    if earlier:
+        assert tree(cache) != before  # the new maps, whole, with their key
+
+    assert _run(flag.module, argv) == 0, capsys.readouterr().err  # a rerun uses or rebuilds them
+    assert _maps_proven(cache)

@@ -6,8 +6,9 @@ range-offset behaviour and it silently trains on stale maps. Here the same two `
 names, int64, ``np.save`` format, so the fork can read ours and vice versa) get a sidecar
 ``..._decoder_packed_key.json`` holding a SHA-256 over the ``.idx`` files of both indexed datasets and
 every parameter. The maps are reused only when the sidecar's key matches; otherwise they are rebuilt.
-Files are written under temporary names and renamed into place, the sidecar last, so an interrupted
-build never looks complete. The sidecar also keeps what the fork only logs (skipped over-long pairs), and is the
+The maps and the sidecar are written under temporary names and renamed into place together, the sidecar last
+(``guardrails.file_set``), so an interrupted build leaves the earlier maps with their sidecar or the new ones with
+theirs, never maps that no sidecar proves (which every later run would refuse). The sidecar also keeps what the fork only logs (skipped over-long pairs), and is the
 record of both maps (sizes and hashes, ``guardrails.output_records``): a file in the cache folder named like a
 map is replaced only when its sidecar proves it one this cache wrote (the fork's own maps, or a user's file of
 that name, are refused, never overwritten).
@@ -23,9 +24,9 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from guardrails.atomic_files import atomic_write
+from guardrails.file_set import atomic_file_set
 from guardrails.output_paths import claim_file
-from guardrails.output_records import OutputKind, write_record
+from guardrails.output_records import OutputKind
 from dataset.formats.indexed_dataset import index_file_path
 from dataset.splitting.packed_index import PackedIndex, SkippedPair
 
@@ -42,13 +43,14 @@ def claim_maps(maps: list[Path], key: Path) -> None:
 
 
 def store_maps(key: Path, arrays: dict[Path, np.ndarray], meta: dict) -> None:
-    """Write ``arrays`` (path -> map) and their sidecar ``key`` (``meta`` + the record), the sidecar last."""
+    """Write ``arrays`` (path -> map) and their sidecar ``key`` (``meta`` + the record), put in place together: an
+    interrupt leaves the earlier maps with their key or the new ones with theirs, never maps no key proves."""
     key.parent.mkdir(parents=True, exist_ok=True)
     claim_maps(list(arrays), key)
-    key.unlink(missing_ok=True)  # invalidate first: a crash below leaves no matching key behind
-    for path, array in arrays.items():
-        save_npy_atomic(path, array)
-    write_record(key, INDEX_MAPS, key.parent, files=list(arrays), facts=meta, indent=1)
+    with atomic_file_set(next(iter(arrays)), INDEX_MAPS, meta, record=key) as files:
+        for path, array in arrays.items():
+            with open(files.temporary(path), "wb") as handle:
+                save_npy(handle, array)
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,3 @@ def save_npy(handle: BinaryIO, array: np.ndarray) -> None:
     """``np.save`` (format 1.0, as the fork writes its maps) into an open file (so numpy appends no ".npy")."""
     np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
 
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """``save_npy`` under a temporary name, renamed into place."""
-    with atomic_write(path) as handle:
-        save_npy(handle, array)
