@@ -24,7 +24,7 @@ import signal
 import sys
 import traceback
 
-from guardrails.command_errors import run_command
+from guardrails.command_errors import run_command, signals_deferred
 from guardrails.output_paths import forget_claims
 
 _LATE: list[int] = []
@@ -41,11 +41,18 @@ def run_one(module: str, argv: list[str], name: str | None = None) -> dict[str, 
         command = main
 
         def main(argv: list[str] | None = None) -> int:
-            _handshake(f"START {name}")
+            # the line that lets the command go is read whole even when the signal comes first (it then acts as
+            # the command begins): an interrupted read would leave it in the pipe, every later handshake would
+            # read the line meant for the one before, and a command could start before the test saw START
+            with signals_deferred():
+                _handshake(f"START {name}")
             return command(argv)
 
         main.__module__ = command.__module__  # the command's name in its messages
     err, out = io.StringIO(), io.StringIO()
+    # counted from before the command: a SIGTERM that arrives as run_command puts the driver's handler back (the
+    # command had ended) is late, whenever Python gets round to running the handler
+    late = len(_LATE)
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             rc: object = run_command(main, argv)
@@ -55,7 +62,6 @@ def run_one(module: str, argv: list[str], name: str | None = None) -> dict[str, 
             traceback.print_exc()
             rc = "traceback"
     forget_claims()  # each command starts as a fresh process would
-    late = len(_LATE)
     if name is not None:
         _handshake(f"END {name}")
     return {"rc": rc, "stderr": err.getvalue(), "late": len(_LATE) > late}
