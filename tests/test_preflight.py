@@ -19,7 +19,9 @@ TINY = ModelShape(2, 64, 4, 256, 256, 8192)
 
 
 def _cfg(**values):
-    return load_section(None, "training", TrainingConfig, [f"{k}={v}" for k, v in {"engine": "megatron", **values}.items()])
+    # seq_length 256: the fork's index maps beside the fixture data were packed for it (rows of 257 tokens)
+    return load_section(None, "training", TrainingConfig, [f"{k}={v}" for k, v in {
+        "engine": "megatron", "seq_length": 256, **values}.items()])
 
 
 def _messages(findings, error=True):
@@ -198,7 +200,9 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
     for expected in ("2 GPUs is not divisible by TP x PP = 3 x 1", "4 attention heads are not divisible",
                      "seq_length 512 exceeds", "split TP=1 PP=1, the run uses TP=3", "MEGATRON_DIR is not set",
                      "128 x 3 give 8448 rows", "site.env: the site env file is missing",
-                     "preflight: 7 problem(s); nothing was queued"):
+                     # the fork's three packed maps beside the fixture data were built for seq_length 256
+                     "sample_valid_indexmap_12ns_1234s_decoder_packed_batch_idx.npy: row 0 (",
+                     "preflight: 10 problem(s); nothing was queued"):
         assert expected in err
     (tmp_path / "site.env").write_text(site_env_text(stand_in_checkout(tmp_path / "fork")))
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
