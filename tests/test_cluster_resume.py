@@ -46,7 +46,8 @@ def _config(tmp_path, base, **extra):
 
 def _fork_save(tmp_path, base, iteration=4, train_samples=16, decay=16, record=True, **args):
     """A save folder as the fork leaves it after ``iteration`` iterations of the run ``_config`` describes (with
-    the record ``submit`` writes before the first job; ``record=False``: as before records existed)."""
+    the record ``submit`` writes before the first job; ``record=False``: as before records existed, with the
+    fork's ``logs/``)."""
     if record:
         own_run_folder(tmp_path / "save", TRAINING_RUN)
     model, _ = load_start_model(base)
@@ -62,6 +63,9 @@ def _fork_save(tmp_path, base, iteration=4, train_samples=16, decay=16, record=T
                  "wd_incr_steps": train_samples}
     write_megatron_checkpoint(tmp_path / "save", iteration, state, model.config, optimizer={"state": {}},
                               opt_param_scheduler=scheduler, extra_args=recorded)
+    if not record:  # the fork's own files beside its checkpoints (--structured-logs-dir SAVE/logs)
+        (tmp_path / "save" / "logs").mkdir()
+        (tmp_path / "save" / "logs" / "logs_rank_0.txt").write_text(f"iteration {iteration}\n")
 
 
 def _argv(config, capsys, *overrides):
