@@ -206,9 +206,16 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
         assert expected in err
     (tmp_path / "site.env").write_text(site_env_text(stand_in_checkout(tmp_path / "fork")))
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
-                 "training.tensor_model_parallel_size=1"]) == 0
+                 "training.tensor_model_parallel_size=1", "cluster.request_gpus=false"]) == 0
     captured = capsys.readouterr()
-    assert "preflight: OK" in captured.out and "note: training.dtype auto: the fork trains in bfloat16" in captured.err
+    assert "preflight: OK" in captured.out and "note: training.dtype auto: the fork trains in float32" in captured.err
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None:  # a CPU build of torch: on GPUs the fork would die in fused_kernels.load
+        assert main(["preflight", "--config", str(config), "training.seq_length=256",
+                     "training.tensor_model_parallel_size=1"]) == 2
+        err = capsys.readouterr().err
+        assert "torch.utils.cpp_extension.CUDA_HOME is None" in err and "bfloat16" in err
     # saving into the release folder itself is refused, and the other rules are still checked
     assert main(["preflight", "--config", str(config), f"training.save={base}", "training.seq_length=256"]) == 2
     err = capsys.readouterr().err
