@@ -42,15 +42,20 @@ def _args(argv):
     return parser.parse_known_args(argv)[0]
 
 
-def _index_maps(split_file, samples, seed):
-    """Maps named as the fork names them, next to the data (the fork writes them there)."""
+def _index_maps(split_file, samples, seed, seq_length):
+    """Maps named as the fork names them, next to the data (the fork writes them there), packed as the fork packs
+    them (``dataset.splitting.packed_index``, byte-identical to the fork's; whole-prefix ranges here)."""
+    from dataset.formats.indexed_dataset import IndexedDataset
+    from dataset.splitting.packed_index import build_packed_index, pair_lengths
+
     for text in Path(split_file).read_text().strip().strip('"').split('" "'):
         group, datasets = text.split(":", 1)
         for dataset in datasets.split(","):
             prefix = dataset.split()[2]
-            for kind in ("batch", "shuffle"):
-                np.save(f"{prefix}_{group}_indexmap_{samples}ns_{seed}s_decoder_packed_{kind}_idx.npy",
-                        np.arange(4, dtype=np.int64))
+            lengths = pair_lengths(*(IndexedDataset(f"{prefix}_{key}_document").sizes for key in ("inputs", "targets")))
+            index = build_packed_index(lengths, 0, len(lengths), samples, seq_length + 1, seed, True)
+            for kind, array in (("batch", index.batch_idx), ("shuffle", index.shuffle_idx)):
+                np.save(f"{prefix}_{group}_indexmap_{samples}ns_{seed}s_decoder_packed_{kind}_idx.npy", array)
 
 
 def _save(args, start, iteration, consumed, split_file):
@@ -85,7 +90,7 @@ def main(argv):
     if args.tensorboard_dir:
         os.makedirs(args.tensorboard_dir, exist_ok=True)
         Path(args.tensorboard_dir, f"events.out.tfevents.{int(time.time())}.stand-in").write_bytes(b"")
-    _index_maps(args.train_weighted_split_paths_path, args.train_samples, args.seed)
+    _index_maps(args.train_weighted_split_paths_path, args.train_samples, args.seed, args.seq_length)
     from conversion.megatron_checkpoint import read_megatron_checkpoint
 
     start = read_megatron_checkpoint(args.load)
