@@ -9,7 +9,10 @@ real one):
 * next to every train prefix: its index maps, ``PREFIX_GROUP_indexmap_Nns_Ss_decoder_packed_{batch,shuffle}_idx.npy``;
 * ``--save``: ``iter_XXXXXXX/mp_rank_00/model_optim_rng.pt`` every ``--save-interval`` and at the end, with the
   args the fork records (its own values from the argv, ``consumed_train_samples``...) and its scheduler entry,
-  then the tracker; a start (``--finetune``) begins at iteration 0, a resume at the loaded checkpoint's;
+  then the tracker; where it begins is the fork's ``load_checkpoint``'s (branch mtf): ``--load`` holding a tracker
+  turns ``--finetune`` off, a ``release`` (or ``--reset-progress``) begins at iteration 0, and the data position is
+  the loaded checkpoint's recorded ``consumed_train_samples`` unless ``--reset-progress``; the fork's sampler refuses
+  a position past the run's samples ("no samples left to consume", exit 1);
 * on stdout, the fork's iteration lines (``iteration N/ M | consumed samples: ... | lm loss: ... |``);
 * with ``SEEN`` set, ``$SEEN/rankN.json``: the argv and the launcher's environment variables it received.
 """
@@ -34,32 +37,37 @@ def _args(argv):
         parser.add_argument(flag, type=int, default=0)
     for flag in ("--lr", "--min-lr", "--weight-decay", "--hidden-dropout", "--attention-dropout"):
         parser.add_argument(flag, type=float, default=0.1)
-    parser.add_argument("--finetune", action="store_true")
+    parser.add_argument("--reset-progress", action="store_true")
     parser.add_argument("--override-opt_param-scheduler", action="store_true")
     return parser.parse_known_args(argv)[0]
 
 
-def _index_maps(split_file, samples, seed):
-    """Maps named as the fork names them, next to the data (the fork writes them there)."""
+def _index_maps(split_file, samples, seed, seq_length):
+    """Maps named as the fork names them, next to the data (the fork writes them there), packed as the fork packs
+    them (``dataset.splitting.packed_index``, byte-identical to the fork's; whole-prefix ranges here)."""
+    from dataset.formats.indexed_dataset import IndexedDataset
+    from dataset.splitting.packed_index import build_packed_index, pair_lengths
+
     for text in Path(split_file).read_text().strip().strip('"').split('" "'):
         group, datasets = text.split(":", 1)
         for dataset in datasets.split(","):
             prefix = dataset.split()[2]
-            for kind in ("batch", "shuffle"):
-                np.save(f"{prefix}_{group}_indexmap_{samples}ns_{seed}s_decoder_packed_{kind}_idx.npy",
-                        np.arange(4, dtype=np.int64))
+            lengths = pair_lengths(*(IndexedDataset(f"{prefix}_{key}_document").sizes for key in ("inputs", "targets")))
+            index = build_packed_index(lengths, 0, len(lengths), samples, seq_length + 1, seed, True)
+            for kind, array in (("batch", index.batch_idx), ("shuffle", index.shuffle_idx)):
+                np.save(f"{prefix}_{group}_indexmap_{samples}ns_{seed}s_decoder_packed_{kind}_idx.npy", array)
 
 
-def _save(args, start, iteration, split_file):
-    from conversion.megatron_checkpoint import read_megatron_checkpoint, write_megatron_checkpoint
+def _save(args, start, iteration, consumed, split_file):
+    from conversion.megatron_checkpoint import write_megatron_checkpoint
 
     gbs = args.global_batch_size
-    recorded = {"iteration": iteration, "consumed_train_samples": iteration * gbs, "consumed_valid_samples": 0,
+    recorded = {"iteration": iteration, "consumed_train_samples": consumed, "consumed_valid_samples": 0,
                 "seed": args.seed, "seq_length": args.seq_length, "global_batch_size": gbs,
                 "train_samples": args.train_samples, "lr_decay_samples": args.lr_decay_samples,
                 "hidden_dropout": args.hidden_dropout, "attention_dropout": args.attention_dropout,
                 "train_weighted_split_paths_path": split_file, "save": args.save, "load": args.load}
-    scheduler = {"max_lr": args.lr, "lr_warmup_steps": args.lr_warmup_samples, "num_steps": iteration * gbs,
+    scheduler = {"max_lr": args.lr, "lr_warmup_steps": args.lr_warmup_samples, "num_steps": consumed,
                  "lr_decay_style": args.lr_decay_style, "lr_decay_steps": args.lr_decay_samples, "min_lr": args.min_lr,
                  "start_wd": args.weight_decay, "end_wd": args.weight_decay, "wd_incr_style": "constant",
                  "wd_incr_steps": args.train_samples}
@@ -82,20 +90,25 @@ def main(argv):
     if args.tensorboard_dir:
         os.makedirs(args.tensorboard_dir, exist_ok=True)
         Path(args.tensorboard_dir, f"events.out.tfevents.{int(time.time())}.stand-in").write_bytes(b"")
-    _index_maps(args.train_weighted_split_paths_path, args.train_samples, args.seed)
+    _index_maps(args.train_weighted_split_paths_path, args.train_samples, args.seed, args.seq_length)
     from conversion.megatron_checkpoint import read_megatron_checkpoint
 
     start = read_megatron_checkpoint(args.load)
-    first = 0 if args.finetune else start.iteration
+    first = 0 if start.tag == "release" or args.reset_progress else start.iteration
+    position = 0 if args.reset_progress else int(getattr(start.args, "consumed_train_samples", 0) or 0)
     last = args.train_samples // args.global_batch_size
     print(f"Resuming from {args.load}", flush=True)
+    if first < last and position >= args.train_samples:
+        print(f"AssertionError: no samples left to consume: {position}, {args.train_samples}", flush=True)
+        return 1
     for iteration in range(first + 1, last + 1):
-        print(f" iteration {iteration:8d}/{last:8d} | consumed samples: {iteration * args.global_batch_size:12d} |"
+        consumed = position + (iteration - first) * args.global_batch_size
+        print(f" iteration {iteration:8d}/{last:8d} | consumed samples: {consumed:12d} |"
               f" elapsed time per iteration (ms): 12.5 | learning rate: {args.lr:.3E} | global batch size:"
               f" {args.global_batch_size:5d} | lm loss: {9.0 / math.sqrt(iteration):.6E} | loss scale: 1.0 |",
               flush=True)
         if iteration % args.save_interval == 0 or iteration == last:
-            _save(args, start, iteration, args.train_weighted_split_paths_path)
+            _save(args, start, iteration, consumed, args.train_weighted_split_paths_path)
             print(f"  successfully saved checkpoint at iteration {iteration:7d} to {args.save}", flush=True)
     return 0
 

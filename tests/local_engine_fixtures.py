@@ -3,7 +3,9 @@
 ``tiny_release(tmp, dropout)`` writes a 2-layer, hidden-64 GPT-BigCode (vocab of the fixture tokenizer)
 as a Megatron release checkpoint; ``tiny_hf(tmp, family, dropout)`` the same shape of another family (Llama,
 Mistral, Qwen2, StarCoder2) as a Hugging Face folder; ``run_overrides(tmp, base, save, **extra)`` gives the
-``training.key=value`` list of a short run on the fork's ``sample`` data (seq 256 as in the fixtures).
+``training.key=value`` list of a short run on the fork's ``sample`` data (seq 256 as in the fixtures);
+``released_pretraining(release, out, consumed)``: the same weights as a pretraining run's ``iter_*`` that recorded
+``consumed`` samples, made a release by ``conversion.prepare_release`` (which keeps the recorded count).
 """
 from __future__ import annotations
 
@@ -23,6 +25,21 @@ def tiny_release(tmp: Path, dropout: float = 0.1, name: str = "base") -> Path:
     write_tiny_release(TOKENIZER, out, TinyModelSpec(layers=2, hidden=64, heads=4, max_positions=256,
                                                      dropout=dropout, seed=7))
     return out
+
+
+def released_pretraining(release: Path, out: Path, consumed: int, iteration: int = 50) -> Path:
+    """``out``: a release built by ``conversion.prepare_release`` from a pretraining checkpoint (``out.pretrain``)
+    at ``iteration`` that recorded ``consumed`` train samples (and a tenth as many valid ones); ``release``'s
+    weights."""
+    from conversion.megatron_checkpoint import read_megatron_checkpoint, write_megatron_checkpoint
+    from conversion.prepare_release import prepare_release
+
+    start, pretrain = read_megatron_checkpoint(release), out.with_suffix(".pretrain")
+    recorded = {"consumed_train_samples": consumed, "consumed_valid_samples": consumed // 10}
+    if getattr(start.args, "tokenizer_file", None):
+        recorded["tokenizer_file"] = start.args.tokenizer_file
+    write_megatron_checkpoint(pretrain, iteration, start.hf_state_dict, start.hf_config, extra_args=recorded)
+    return prepare_release(pretrain, out)
 
 
 def tiny_hf(tmp: Path, family: str, dropout: float = 0.1, name: str = "") -> Path:

@@ -16,6 +16,8 @@ import pytest
 from conversion.megatron_checkpoint import write_megatron_checkpoint
 from runconfig import load_section
 from runconfig.training_section import TrainingConfig
+from tests.conftest import FORK_FIXTURES
+from tests.fork_stand_in import site_env_text, stand_in_checkout
 from tests.local_engine_fixtures import TOKENIZER, tiny_release
 from guardrails.output_paths import own_run_folder
 from training.local.checkpointing import TRAINING_RUN
@@ -44,7 +46,8 @@ def _config(tmp_path, base, **extra):
 
 def _fork_save(tmp_path, base, iteration=4, train_samples=16, decay=16, record=True, **args):
     """A save folder as the fork leaves it after ``iteration`` iterations of the run ``_config`` describes (with
-    the record ``submit`` writes before the first job; ``record=False``: as before records existed)."""
+    the record ``submit`` writes before the first job; ``record=False``: as before records existed, with the
+    fork's ``logs/``)."""
     if record:
         own_run_folder(tmp_path / "save", TRAINING_RUN)
     model, _ = load_start_model(base)
@@ -60,6 +63,9 @@ def _fork_save(tmp_path, base, iteration=4, train_samples=16, decay=16, record=T
                  "wd_incr_steps": train_samples}
     write_megatron_checkpoint(tmp_path / "save", iteration, state, model.config, optimizer={"state": {}},
                               opt_param_scheduler=scheduler, extra_args=recorded)
+    if not record:  # the fork's own files beside its checkpoints (--structured-logs-dir SAVE/logs)
+        (tmp_path / "save" / "logs").mkdir()
+        (tmp_path / "save" / "logs" / "logs_rank_0.txt").write_text(f"iteration {iteration}\n")
 
 
 def _argv(config, capsys, *overrides):
@@ -164,3 +170,25 @@ def test_a_save_folder_from_before_records_is_refused_until_the_user_adopts_it(t
     assert rc == 0 and argv[argv.index("--load") + 1] == str(tmp_path / "save")  # resumed
     assert main(["adopt", "--config", str(config), f"training.save={base}"]) == 2  # a release is a start, not a run
     assert "no latest_checkpointed_iteration.txt naming an iteration" in capsys.readouterr().err
+
+
+def test_preflight_says_what_an_extended_run_will_do_with_its_schedule(tmp_path, base, capsys):
+    """``training.launch preflight`` on a fork save with ``train_iters`` raised (and another max lr): the notes of
+    ``training.resume.schedule_resume``, as the job will print them, and nothing refused."""
+    sample = FORK_FIXTURES / "sample"  # data preflight can open (the fixture's maps were packed for seq 256)
+    config = _config(tmp_path, base)
+    (tmp_path / "train.txt").write_text(f'"train: 1.0 0:1 {sample}"\n')
+    _fork_save(tmp_path, base, train_weighted_split_paths=[[str(sample)]])  # finished: 4 iterations, decay 16
+    site = tmp_path / "site.env"
+    site.write_text(site_env_text(stand_in_checkout(tmp_path / "fork")))
+    rc = main(["preflight", "--config", str(config), f"cluster.site_env={site}", "training.train_iters=8",
+               "training.lr=0.002"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "preflight: OK" in out, err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert "note: extends the run: its checkpoints were made for 4 iterations, it now continues from iteration 4 to 8" \
+        in notes
+    assert any(n.startswith("note: training.lr_decay_samples is 0, so the resumed run keeps its checkpoint's decay"
+                            " window of 16 samples (to iteration 4): iterations 5..8 train at min_lr") for n in notes)
+    assert any(n.startswith("note: max_lr: checkpoint 0.001, this run 0.002 (the run config's value applies from"
+                            " iteration 5)") for n in notes), notes

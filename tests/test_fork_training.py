@@ -8,8 +8,10 @@ reason (CI has no fork)::
     MEGATRON_DIR=/path/to/Megatron-LM .venv/bin/python -m pytest -q tests/test_fork_training.py
 
 The path: data from ``dataset.preprocess`` and ``dataset.splits write`` (absolute prefixes by default), a release
-from ``conversion.hf_to_megatron``, then the fork's real ``finetune_mtf.py`` through ``training.launch submit`` ->
-``finetune_starcoderbase.sh`` -> sbatch -> srun -> torchrun on the private SLURM of ``tests/slurm_cluster.py``.
+from ``conversion.hf_to_megatron`` re-released by ``conversion.prepare_release`` as from a pretraining checkpoint
+that recorded 400 consumed samples (a start must still begin at data position 0), then the fork's real
+``finetune_mtf.py`` through ``training.launch submit`` -> ``finetune_starcoderbase.sh`` -> sbatch -> srun ->
+torchrun on the private SLURM of ``tests/slurm_cluster.py``.
 The job's site env adds ``tests/fork_shims`` to ``PYTHONPATH``: import-time shims (apex stand-ins, CUDA plumbing
 to CPU, gloo for NCCL, two names newer torch/numpy removed; each listed with why in its ``sitecustomize.py``; none
 changes the model's or the optimizer's math, no file of the fork is edited) and sets
@@ -36,7 +38,7 @@ import yaml
 from conversion.checkpoint_format import read_tracker
 from tests.conftest import FORK_FIXTURES
 from tests.fork_stand_in import site_env_text
-from tests.local_engine_fixtures import TOKENIZER
+from tests.local_engine_fixtures import TOKENIZER, released_pretraining
 from tests.slurm_cluster import free_ports, slurm_cluster, submit_in_process  # noqa: F401  (the fixture)
 
 RTOL = 1e-5
@@ -62,8 +64,10 @@ def _tiny_release(tmp: Path) -> Path:
                               activation_function="gelu_pytorch_tanh", bos_token_id=0, eos_token_id=0)
     torch.manual_seed(11)
     GPTBigCodeForCausalLM(config).save_pretrained(tmp / "hf")
-    assert hf_to_megatron(["--hf", str(tmp / "hf"), "--out", str(tmp / "base"), "--tp", "1", "--pp", "1"]) == 0
-    return tmp / "base"
+    assert hf_to_megatron(["--hf", str(tmp / "hf"), "--out", str(tmp / "converted"), "--tp", "1", "--pp", "1"]) == 0
+    # the start as after pretraining: prepare_release keeps the 400 samples the iter_* recorded, which the fork
+    # would take as its data position (and die: no samples left) were the start not passed --reset-progress
+    return released_pretraining(tmp / "converted", tmp / "base", 400)
 
 
 def _data(tmp: Path) -> Path:
@@ -201,7 +205,7 @@ def _converts_to_the_engines_weights(save: Path, local: Path, tmp: Path) -> floa
         difference = (converted[name] - tensor).abs().max().item()
         worst = max(worst, difference)
         assert difference <= 1e-5 + 1e-4 * tensor.abs().max().item(), (name, difference)
-    return worst
     assert not torch.equal(converted["transformer.h.0.attn.c_attn.weight"],
                            GPTBigCodeForCausalLM.from_pretrained(str(tmp / "hf")).state_dict()[
                                "transformer.h.0.attn.c_attn.weight"])  # it trained
+    return worst

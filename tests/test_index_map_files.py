@@ -22,9 +22,9 @@ def _preprocess(source, prefix, *extra):
                        str(prefix), "--workers", "1", *extra]) == 0
 
 
-def _maps(folder, split_file, samples=16):
-    assert packing(["--split-file", str(split_file), "--seq-length", "256", "--seed", "1234", "--num-samples",
-                    str(samples), "--cache-dir", str(folder)]) == 0
+def _maps(folder, split_file, samples=16, seq_length=256):
+    assert packing(["--split-file", str(split_file), "--seq-length", str(seq_length), "--seed", "1234",
+                    "--num-samples", str(samples), "--cache-dir", str(folder)]) == 0
     return sorted(p.name for p in folder.glob("*_indexmap_*.npy"))
 
 
@@ -57,9 +57,10 @@ def test_preprocess_removes_the_maps_of_the_prefix_it_replaces_and_says_so(tmp_p
         f" {', '.join(gone)}" in out
 
 
-def _cfg(data):
+def _cfg(data, seq_length=256):
     return load_section(None, "training", TrainingConfig, [
-        "engine=megatron", f"train_split_file={data / 'train.txt'}", f"valid_split_file={data / 'valid.txt'}"])
+        "engine=megatron", f"train_split_file={data / 'train.txt'}", f"valid_split_file={data / 'valid.txt'}",
+        f"seq_length={seq_length}"])
 
 
 def _stale(findings):
@@ -88,3 +89,24 @@ def test_preflight_refuses_maps_older_than_their_data_or_indexing_other_document
     stale = _stale(check_splits(_cfg(data), None, fork=True))
     assert len(stale) == 2 and all("older than the data it indexes" in m for m in stale)
     assert _stale(check_splits(_cfg(data), None, fork=False)) == []  # the local engine keys its own maps
+
+
+def test_preflight_refuses_maps_packed_for_another_seq_length(tmp_path):
+    """The packed maps' names hold samples and seed, not the row length: a run with another seq_length (same
+    samples, same seed) would reuse them by name. Maps built for each length pass for that length only."""
+    data = tmp_path / "data"
+    _preprocess("sample.jsonl", data / "pairs", "--valid-fraction", "0.2")
+    (data / "train.txt").write_text(f'"train: 1.0 0:1 {data}/pairs"\n')
+    (data / "valid.txt").write_text(f'"valid: 1.0 0:1 {data}/pairs_valid"\n')
+    built = _maps(data, data / "train.txt", seq_length=256)
+    assert _stale(check_splits(_cfg(data, 256), None, fork=True)) == []
+    stale = _stale(check_splits(_cfg(data, 64), None, fork=True))  # rows of 257 tokens, the run packs 65
+    assert len(stale) == 1 and "pairs_train_indexmap_16ns_1234s_decoder_packed_batch_idx.npy: row 0 packs" in \
+        stale[0] and "more than the 65 of seq_length 64 (built for a longer seq_length)" in stale[0]
+    for name in built:
+        (data / name).unlink()
+    assert _maps(data, data / "train.txt", seq_length=64) == built  # the same names for seq 64
+    assert _stale(check_splits(_cfg(data, 64), None, fork=True)) == []
+    stale = _stale(check_splits(_cfg(data, 256), None, fork=True))  # rows of 65 tokens, the run packs 257
+    assert len(stale) == 1 and "would have taken the next document" in stale[0] and \
+        "(built for a shorter seq_length)" in stale[0]

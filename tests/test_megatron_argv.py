@@ -31,7 +31,8 @@ def test_every_emitted_flag_is_the_forks(name, resume, extras):
     assert argv[argv.index("--tokenizer-type") + 1] == "TokenizerFromFile"
     assert argv[argv.index("--attention-head-type") + 1] == "multiquery"
     assert not {"--data-path", "--split", "--train-iters", "--lr-warmup-iters", "--lr-decay-iters"} & set(flags)
-    assert ("--finetune" in flags) == (not resume) == ("--no-load-optim" in flags) == ("--no-load-rng" in flags)
+    assert ("--finetune" in flags) == (not resume) == ("--no-load-optim" in flags) == ("--no-load-rng" in flags) \
+        == ("--reset-progress" in flags)  # a start's data position is 0 whatever the release records
 
 
 def test_extra_args_come_last_and_are_checked():
@@ -51,7 +52,7 @@ COMMON = ("--lr 2e-05 --min-lr 2e-06 --lr-decay-style cosine --lr-warmup-samples
           " --train-weighted-split-paths-path /scratch/codeft/data/{s}/train_data_paths.txt"
           " --valid-weighted-split-paths-path /scratch/codeft/data/{s}/valid_data_paths.txt --loss-on-targets-only"
           " --load ckpt/{p}-tp{tp}-pp{pp} --save runs/{s}/checkpoints --save-interval 50"
-          " --finetune --no-load-optim --no-load-rng --eval-interval 50 --eval-iters 10 --log-interval 1"
+          " --finetune --no-load-optim --no-load-rng --reset-progress --eval-interval 50 --eval-iters 10 --log-interval 1"
           " --tensorboard-dir runs/{s}/checkpoints/tensorboard --structured-logs"
           " --structured-logs-dir runs/{s}/checkpoints/logs --use-flash-attn")
 # worked out by hand from the example configs and the rules in training/cluster/megatron_argv.py:
@@ -147,6 +148,7 @@ def test_start_then_resume_decided_from_the_save_folder(tmp_path, capsys):
     out = capsys.readouterr()
     argv = json.loads(out.out)["argv"]
     assert argv[argv.index("--load") + 1] == str(save) and "--finetune" not in argv and "--no-load-optim" not in argv
+    assert "--reset-progress" not in argv  # a resume continues its data position
     assert "resume:" in out.err and "--no-load-optim" not in out.err
     for override in ("training.dtype=bfloat16", "training.use_distributed_optimizer=true"):
         assert main(["argv", "--config", str(config), override, "--json"]) == 0

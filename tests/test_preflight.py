@@ -19,7 +19,9 @@ TINY = ModelShape(2, 64, 4, 256, 256, 8192)
 
 
 def _cfg(**values):
-    return load_section(None, "training", TrainingConfig, [f"{k}={v}" for k, v in {"engine": "megatron", **values}.items()])
+    # seq_length 256: the fork's index maps beside the fixture data were packed for it (rows of 257 tokens)
+    return load_section(None, "training", TrainingConfig, [f"{k}={v}" for k, v in {
+        "engine": "megatron", "seq_length": 256, **values}.items()])
 
 
 def _messages(findings, error=True):
@@ -198,13 +200,22 @@ def test_preflight_lists_every_problem_and_exits_2(tmp_path, capsys, monkeypatch
     for expected in ("2 GPUs is not divisible by TP x PP = 3 x 1", "4 attention heads are not divisible",
                      "seq_length 512 exceeds", "split TP=1 PP=1, the run uses TP=3", "MEGATRON_DIR is not set",
                      "128 x 3 give 8448 rows", "site.env: the site env file is missing",
-                     "preflight: 7 problem(s); nothing was queued"):
+                     # the fork's three packed maps beside the fixture data were built for seq_length 256
+                     "sample_valid_indexmap_12ns_1234s_decoder_packed_batch_idx.npy: row 0 (",
+                     "preflight: 10 problem(s); nothing was queued"):
         assert expected in err
     (tmp_path / "site.env").write_text(site_env_text(stand_in_checkout(tmp_path / "fork")))
     assert main(["preflight", "--config", str(config), "training.seq_length=256",
-                 "training.tensor_model_parallel_size=1"]) == 0
+                 "training.tensor_model_parallel_size=1", "cluster.request_gpus=false"]) == 0
     captured = capsys.readouterr()
-    assert "preflight: OK" in captured.out and "note: training.dtype auto: the fork trains in bfloat16" in captured.err
+    assert "preflight: OK" in captured.out and "note: training.dtype auto: the fork trains in float32" in captured.err
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None:  # a CPU build of torch: on GPUs the fork would die in fused_kernels.load
+        assert main(["preflight", "--config", str(config), "training.seq_length=256",
+                     "training.tensor_model_parallel_size=1"]) == 2
+        err = capsys.readouterr().err
+        assert "torch.utils.cpp_extension.CUDA_HOME is None" in err and "bfloat16" in err
     # saving into the release folder itself is refused, and the other rules are still checked
     assert main(["preflight", "--config", str(config), f"training.save={base}", "training.seq_length=256"]) == 2
     err = capsys.readouterr().err

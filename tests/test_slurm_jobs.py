@@ -20,7 +20,7 @@ import yaml
 from conversion.checkpoint_format import read_tracker
 from tests.conftest import FORK_FIXTURES, REPO_ROOT
 from tests.fork_stand_in import site_env_text, stand_in_checkout
-from tests.local_engine_fixtures import PYTHON, run_overrides, tiny_release
+from tests.local_engine_fixtures import PYTHON, released_pretraining, run_overrides, tiny_release
 from tests.slurm_cluster import free_ports, slurm_cluster, submit_in_process  # noqa: F401  (the fixture)
 from training.cluster.launch import main
 
@@ -127,7 +127,10 @@ def test_megatron_engine_jobs_start_resubmit_and_extend(slurm_cluster, tiny_run,
     megatron_site = tmp / "megatron site.env"
     megatron_site.write_text(site_env_text(fork, SEEN=str(seen)))
     save = tmp / "fork save"
-    overrides = ["training.engine=megatron", f"training.save={save}", f"training.train_split_file={data / 'train.txt'}",
+    # the start: a release prepare_release made from a pretraining checkpoint that recorded 400 consumed samples
+    pretrained = released_pretraining(tmp / "base", tmp.parent / "pretrained", 400)
+    overrides = ["training.engine=megatron", f"training.load={pretrained}", f"training.save={save}",
+                 f"training.train_split_file={data / 'train.txt'}",
                  "training.valid_split_file=", "training.tensorboard=true", "cluster.gpus_per_node=2",
                  f"cluster.site_env={megatron_site}",
                  f"cluster.rdzv_port={free_ports(1)[0]}"]
@@ -141,6 +144,8 @@ def test_megatron_engine_jobs_start_resubmit_and_extend(slurm_cluster, tiny_run,
     assert "--finetune" in expected
     job, log = submit_in_process(config, *overrides)
     assert slurm_cluster.wait(job) == "COMPLETED", log.read_text()[-3000:]
+    # a fresh start's data position is 0 (--reset-progress), not the pretraining run's 400 samples
+    assert "iteration        1/       4 | consumed samples:            4 |" in log.read_text()
     ranks = {p.name: json.loads(p.read_text()) for p in seen.glob("rank*.json")}
     assert sorted(ranks) == ["rank0.json", "rank1.json"], log.read_text()[-3000:]
     for rank, record in enumerate(ranks[f"rank{r}.json"] for r in range(2)):

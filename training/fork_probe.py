@@ -10,11 +10,15 @@ reports, without changing anything:
   (the site env's, else the one the job inherits from the shell that submits it);
 * ``imports``: for ``apex`` (its ``FusedAdam``), ``amp_C`` and ``fused_mix_prec_layer_norm_cuda`` (apex's CUDA
   extensions the fork imports), null when importable, else the error;
-* ``helpers``: the fork's dataset helper (``megatron/data/helpers*.so``, built by ``make`` at every start): whether
-  it is built and newer than ``helpers.cpp``; else what ``make`` needs: ``make``, a C++ compiler (``$CXX`` or
-  ``g++``), ``python3 -m pybind11 --includes`` and ``python3-config`` (the Makefile's own commands);
+* ``helpers``: the fork's dataset helper (``megatron/data/helpers{EXT_SUFFIX}`` of this python, built by ``make``
+  at every start): whether it is built and newer than ``helpers.cpp``; else what ``make`` needs: ``make``, a C++
+  compiler (``$CXX`` or ``g++``), ``python3 -m pybind11 --includes`` and ``python3-config`` (the Makefile's own
+  commands);
 * ``writable``: each data folder (the fork writes its index maps next to the data); ``checkout_writable``: the
-  checkout's ``megatron/data`` and ``megatron/fused_kernels`` (it builds its helper and kernels there).
+  checkout's ``megatron/data`` and ``megatron/fused_kernels`` (it builds its helper and kernels there);
+* ``cuda``: what the fork's ``fused_kernels.load`` uses at every start: ``cuda_home`` (torch's
+  ``cpp_extension.CUDA_HOME``), ``nvcc`` (the release line of ``CUDA_HOME/bin/nvcc -V``) and ``ninja``
+  (``ninja --version``), each null when missing.
 
 The code: ``training.cluster.fork_probe`` (``training/cluster/fork_probe.py``); this module is the command's entry point only.
 """

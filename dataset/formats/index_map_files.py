@@ -9,8 +9,11 @@ the right name without checking that it still fits the data (DESIGN.md 2.3, 2.6)
 After the data at a prefix is rewritten, its old maps make the fork die ("Items to be packed do not fit inside
 a single sample") or, worse, train on rows packed from other documents. So ``dataset.preprocess`` and
 ``dataset.merge_shards`` remove the maps of the datasets they replace (``remove_index_maps``, from
-``commit_datasets``), and preflight refuses maps older than their data or whose document ids do not fit it
-(``stale_index_maps``).
+``commit_datasets``), and preflight refuses maps older than their data, whose document ids do not fit it, or
+whose rows were packed for another ``seq_length`` (``stale_index_maps``): the packed maps' names hold the number
+of samples and the seed but not the row length, so a run with another ``seq_length`` reuses them by name. Their
+rows are the fork's greedy packing of the shuffled documents exactly when every row fits the row length, could
+not take the next document, and only documents longer than a row fall between rows (``packing_problem``).
 
 A map's name starts with its dataset's name, and one dataset's name can start another's (``pairs`` and
 ``pairs_valid``): a map belongs to the longest dataset name in its folder (or among the names given) that its
@@ -77,19 +80,25 @@ def remove_index_maps(prefixes: Iterable[str]) -> list[Path]:
     return removed
 
 
-def stale_index_maps(prefix: str, data_files: Iterable[Path], documents: int | None = None) -> list[str]:
+PACKED_BATCH, PACKED_SHUFFLE = "_decoder_packed_batch_idx.npy", "_decoder_packed_shuffle_idx.npy"
+
+
+def stale_index_maps(prefix: str, data_files: Iterable[Path], documents: int | None = None,
+                     lengths: np.ndarray | None = None, row_length: int | None = None) -> list[str]:
     """Why each index map of ``prefix`` cannot be the fork's for the data as it is now (empty: none is stale).
 
     ``data_files``: the dataset's ``.bin``/``.idx`` files (a map older than any of them was built from older
     data); ``documents``: how many the dataset holds now (a packed map's shuffle index holds document ids, which
-    are below the document count of whatever range it was built for).
+    are below the document count of whatever range it was built for); ``lengths`` (tokens of each pair, inputs +
+    targets) and ``row_length`` (the run's ``seq_length + 1``): a packed batch map must be the greedy packing of
+    its shuffle map into rows of that length (``packing_problem``).
     """
     data_time = max((f.stat().st_mtime for f in data_files if f.exists()), default=None)
     problems = []
     for path in index_maps_of([prefix])[str(Path(prefix).absolute())]:
         if data_time is not None and path.stat().st_mtime < data_time - COPY_SLACK_S:
             problems.append(f"{path}: older than the data it indexes")
-        elif documents is not None and path.name.endswith("_decoder_packed_shuffle_idx.npy"):
+        elif documents is not None and path.name.endswith(PACKED_SHUFFLE):
             try:
                 order = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
@@ -97,4 +106,57 @@ def stale_index_maps(prefix: str, data_files: Iterable[Path], documents: int | N
                 continue
             if len(order) and int(order.max()) >= documents:
                 problems.append(f"{path}: indexes document {int(order.max())}, the data has {documents} documents")
+        elif lengths is not None and row_length is not None and path.name.endswith(PACKED_BATCH):
+            shuffle = path.with_name(path.name[:-len(PACKED_BATCH)] + PACKED_SHUFFLE)
+            try:
+                rows = np.load(path, mmap_mode="r", allow_pickle=False)
+                order = np.load(shuffle, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError):
+                continue  # a missing or unreadable shuffle map is its own finding (or the fork rebuilds both)
+            problem = packing_problem(rows, order, lengths, row_length)
+            if problem:
+                problems.append(f"{path}: {problem}")
     return problems
+
+
+def packing_problem(rows: np.ndarray, order: np.ndarray, lengths: np.ndarray, row_length: int) -> str | None:
+    """Why ``rows`` ([start, end) into ``order``) are not the fork's greedy packing of the documents ``order``
+    names (pair lengths ``lengths``) into rows of ``row_length`` tokens; None when they are.
+
+    The fork closes a row when the next document would overflow it and skips a document longer than a row, so
+    its rows are exactly those that fit, could not take the next document, and leave out only documents longer
+    than a row. Document ids beyond ``lengths`` are left to the document-count check.
+    """
+    rows, order = np.asarray(rows), np.asarray(order)
+    if rows.ndim != 2 or rows.shape[1:] != (2,) or order.ndim != 1:
+        return f"not a packed map (shape {rows.shape})"
+    if not len(rows) or not len(order):
+        return None
+    if int(order.min()) < 0 or int(order.max()) >= len(lengths) or int(rows.min()) < 0 \
+            or int(rows.max()) > len(order):
+        return None
+    starts, ends = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
+    tokens = np.asarray(lengths, dtype=np.int64)[order]
+    cumulative = np.concatenate(([0], np.cumsum(tokens)))
+    filled = cumulative[ends] - cumulative[starts]
+    too_long = np.flatnonzero(filled > row_length)
+    if len(too_long):
+        k = int(too_long[0])
+        return (f"row {k} packs {int(filled[k])} tokens, more than the {row_length} of seq_length {row_length - 1}"
+                " (built for a longer seq_length)")
+    has_next = ends < len(order)
+    room = np.flatnonzero(has_next & (filled + tokens[np.minimum(ends, len(order) - 1)] <= row_length))
+    if len(room):
+        k = int(room[0])
+        return (f"row {k} ({int(filled[k])} tokens) would have taken the next document"
+                f" ({int(tokens[ends[k]])} tokens) in rows of {row_length} (built for a shorter seq_length)")
+    if (starts[1:] < ends[:-1]).any() or (ends <= starts).any():
+        return "rows overlap or are empty"
+    covered = np.zeros(len(order) + 1, dtype=np.int64)
+    np.add.at(covered, starts, 1)
+    np.add.at(covered, ends, -1)
+    left_out = np.flatnonzero((np.cumsum(covered)[:int(ends[-1])] == 0) & (tokens[:int(ends[-1])] <= row_length))
+    if len(left_out):
+        return (f"leaves out document {int(order[left_out[0]])} ({int(tokens[left_out[0]])} tokens), which fits"
+                f" a row of {row_length} (built for a shorter seq_length)")
+    return None

@@ -51,12 +51,30 @@ def _first_line(argv: list[str]) -> str | None:
 def _helpers(megatron_dir: Path) -> dict[str, Any]:
     data = megatron_dir / "megatron" / "data"
     source = data / "helpers.cpp"
-    built = [p for p in data.glob("helpers*.so")] if data.is_dir() else []
-    fresh = bool(built) and source.is_file() and max(p.stat().st_mtime for p in built) >= source.stat().st_mtime
+    # the file this python imports (the Makefile names it with python3-config's suffix), not another python's
+    built = data / f"helpers{sysconfig.get_config_var('EXT_SUFFIX')}"
+    fresh = built.is_file() and source.is_file() and built.stat().st_mtime >= source.stat().st_mtime
     return {"built": fresh, "make": shutil.which("make"), "compiler": shutil.which(os.environ.get("CXX", "g++")),
             "pybind11": _first_line(["python3", "-m", "pybind11", "--includes"]),
             "python3_config": _first_line(["python3-config", "--extension-suffix"]),
             "extension_suffix": sysconfig.get_config_var("EXT_SUFFIX")}
+
+
+def _cuda_toolchain() -> dict[str, Any]:
+    """What the fork's ``fused_kernels.load`` uses at every start: ``torch.utils.cpp_extension.CUDA_HOME`` (None
+    for a CPU build of torch, or when torch finds no toolkit), the ``release`` line of ``CUDA_HOME/bin/nvcc -V``
+    (it reads the CUDA version from it), and ``ninja --version`` (``cpp_extension.load`` builds with ninja)."""
+    try:
+        from torch.utils import cpp_extension
+
+        cuda_home = cpp_extension.CUDA_HOME
+    except Exception:  # noqa: BLE001 - no torch, or one that fails to import: no CUDA_HOME for the fork either
+        cuda_home = None
+    nvcc = None
+    if cuda_home:
+        out = command_stdout([str(Path(cuda_home) / "bin" / "nvcc"), "-V"]) or ""
+        nvcc = next((line.strip() for line in out.splitlines() if "release" in line), None)
+    return {"cuda_home": cuda_home, "nvcc": nvcc, "ninja": _first_line(["ninja", "--version"])}
 
 
 def _writable(folder: Path) -> bool:
@@ -68,6 +86,7 @@ def probe(data_folders: list[str]) -> dict[str, Any]:
     report: dict[str, Any] = {"python": sys.executable, "megatron_dir": megatron_dir,
                               "imports": {name: _import_error(name) for name in FORK_EXTENSIONS}}
     report["writable"] = {folder: _writable(Path(folder)) for folder in data_folders}
+    report["cuda"] = _cuda_toolchain()
     if megatron_dir:
         checkout = Path(megatron_dir) / "megatron"
         report["helpers"] = _helpers(Path(megatron_dir))

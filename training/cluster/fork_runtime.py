@@ -11,7 +11,10 @@ an error with its fix before the queue wait, not a failed job after it:
 * the fork's dataset helper is built, or ``make`` can build it (``make``, a C++ compiler, ``pybind11`` and
   ``python3-config`` for the same Python), as the fork runs ``make -C megatron/data`` at every start;
 * the data folders are writable (the fork writes its index maps next to the data), and so are the checkout's
-  ``megatron/data`` (the helper) and ``megatron/fused_kernels`` (its kernels are built there at start).
+  ``megatron/data`` (the helper) and ``megatron/fused_kernels`` (its kernels are built there at start);
+* on GPUs (``cluster.request_gpus``): the CUDA toolkit and ninja the fork's ``fused_kernels.load`` uses at every
+  start (it runs ``CUDA_HOME/bin/nvcc -V`` with torch's ``cpp_extension.CUDA_HOME`` and builds its softmax kernels
+  with ``cpp_extension.load``, which needs ninja).
 
     report, problem = run_probe("site.env", ["/data"], os.environ)    # the probe's JSON, or why it failed
 """
@@ -66,10 +69,12 @@ def run_probe(site_env: str, data_folders: Sequence[str],
                   " (activate its venv there) and submit must run from the toolkit's folder")
 
 
-def runtime_findings(report: Mapping[str, Any], site_env: str) -> list[Finding]:
-    """Errors for every run-time need of the fork the probe found missing (pure)."""
+def runtime_findings(report: Mapping[str, Any], site_env: str, gpus: bool) -> list[Finding]:
+    """Errors for every run-time need of the fork the probe found missing (pure); ``gpus``: the job gets GPUs."""
     found = []
     python = f"{report['python']} (the job's python after sourcing {site_env})"
+    if gpus and "cuda" in report:
+        found += _cuda_findings(report["cuda"], python)
     for name, error in report["imports"].items():
         if error:
             found.append(Finding(True, f"{python} cannot import {name} ({error}); the fork's optimizer and layer"
@@ -95,6 +100,25 @@ def runtime_findings(report: Mapping[str, Any], site_env: str) -> list[Finding]:
             if not writable:
                 found.append(Finding(True, f"{folder} is not writable for the job: {what}; make it writable (or"
                                      " use a copy that is)"))
+    return found
+
+
+def _cuda_findings(cuda: Mapping[str, Any], python: str) -> list[Finding]:
+    """The fork's ``fused_kernels.load`` at every start: ``CUDA_HOME/bin/nvcc -V``, then ninja builds."""
+    found = []
+    if not cuda.get("cuda_home"):
+        found.append(Finding(True, f"{python}: torch.utils.cpp_extension.CUDA_HOME is None (a CPU build of torch, or"
+                             " no CUDA toolkit found): the fork runs CUDA_HOME/bin/nvcc -V at every start and dies;"
+                             " install a CUDA build of torch and load the CUDA toolkit in the site env (export"
+                             " CUDA_HOME=/path/to/cuda, or put its bin/nvcc on the PATH)"))
+    elif not cuda.get("nvcc"):
+        found.append(Finding(True, f"{cuda['cuda_home']}/bin/nvcc -V fails in the job's environment (CUDA_HOME from"
+                             f" {python}): the fork reads the CUDA version from it at every start; point CUDA_HOME"
+                             " at a whole CUDA toolkit in the site env"))
+    if not cuda.get("ninja"):
+        found.append(Finding(True, "ninja is not on the job's PATH: the fork builds its fused kernels with"
+                             " torch.utils.cpp_extension.load at every start, which needs it; pip install ninja into"
+                             " that environment (or the distribution's ninja-build)"))
     return found
 
 
@@ -179,7 +203,7 @@ def check_fork_runtime(run: RunConfig, environ: Mapping[str, str], start: Any, r
     fork_dir = report["megatron_dir"] if report else megatron_dir(environ, cluster.site_env)
     found += check_megatron_dir(fork_dir, cluster.site_env, fork_script(cfg))
     if report:
-        found += runtime_findings(report, cluster.site_env)
+        found += runtime_findings(report, cluster.site_env, cluster.request_gpus)
     if cfg.dtype == "auto":
         where = "the GPUs" if cluster.request_gpus else "CPU nodes (cluster.request_gpus: false)"
         found.append(Finding(False, f"training.dtype auto: the fork trains in {cfg.compute_dtype(cluster.request_gpus)}"

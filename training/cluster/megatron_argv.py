@@ -19,7 +19,13 @@ Every flag is spelled as the fork's ``megatron/arguments.py`` (branch ``mtf``) s
 * a start loads the release folder with ``--finetune --no-load-optim --no-load-rng`` and saves elsewhere; a
   resume loads the save folder without them, so iteration, samples, optimizer and scheduler continue (the
   fork's ``load_checkpoint`` turns ``--finetune`` off by itself when ``--load`` holds a tracker, so the
-  decision is made here, from the save folder, and never left to that flag).
+  decision is made here, from the save folder, and never left to that flag);
+* a start on branch ``mtf`` also passes ``--reset-progress``: with ``--finetune`` turned off, the fork takes
+  ``consumed_train_samples``/``consumed_valid_samples`` from the start checkpoint's recorded args (a release
+  ``conversion.prepare_release`` made from a pretraining ``iter_*`` keeps its count), so without it a fresh run
+  begins at that data position; ``--reset-progress`` sets iteration and both counts to 0, as the local engine
+  starts. Branch ``multi-query-attention`` (pretraining) has no such flag and keeps ``--finetune``, which
+  there already leaves both counts at 0.
 
     argv = build_megatron_argv(cfg, preset("starcoderbase-1b"), StartPoint(False, "ckpt/base"), 128)
 """
@@ -35,6 +41,7 @@ from training.cluster.pretrain_argv import PRETRAIN_SCRIPT, pretrain_data_flags
 
 FINETUNE_SCRIPT = "finetune_mtf.py"
 FINETUNE_FLAGS = ("--finetune", "--no-load-optim", "--no-load-rng")  # a start from a release checkpoint
+RESET_PROGRESS = "--reset-progress"  # a start on branch mtf: iteration and data position 0 (see the docstring)
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,8 @@ def build_megatron_argv(cfg: TrainingConfig, shape: ModelShape, start: StartPoin
     argv += ["--load", start.load, "--save", cfg.save, "--save-interval", str(cfg.save_interval)]
     if not start.resume:
         argv += FINETUNE_FLAGS
+        if cfg.mode != "pretrain":
+            argv.append(RESET_PROGRESS)
     argv += list(load_flags)
     if override_scheduler:
         argv.append("--override-opt_param-scheduler")

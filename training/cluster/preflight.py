@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping
 from dataset.formats.index_map_files import stale_index_maps
 from dataset.formats.indexed_dataset import IndexedDataset, IndexFormatError, data_file_path, index_file_path
 from dataset.formats.preprocess_outputs import ROLES as DOCUMENT_ROLES, document_prefix
+from dataset.splitting.packed_index import pair_lengths
 from dataset.splitting.split_files import SplitFileError, parse_split_file, resolve_prefix
 from dataset.formats.tokenizer_match import TokenizerMismatchError, check_data_tokenizer
 from runconfig.model_presets import ModelShape
@@ -160,6 +161,7 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
                 entries.setdefault(role, []).append((d, prefix))
     dtypes: dict[str, list[str]] = {}
     sizes: dict[Path, int] = {}
+    lengths: dict[Path, list[Any]] = {}  # per prefix, the inputs' and the targets' sequence sizes
     for d, prefix in (e for role in entries.values() for e in role):
         for key in DOCUMENT_ROLES:
             name = document_prefix(str(prefix), key)
@@ -170,6 +172,7 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
                 continue
             dtypes.setdefault(str(data.dtype), []).append(name)
             sizes[prefix] = len(data.doc_idx) - 1
+            lengths.setdefault(prefix, []).append(data.sizes)
             top = data.max_token_id()
             if vocab is not None and top >= vocab:
                 found.append(Finding(True, f"{name}: token id {top} is not below the tokenizer's {vocab} tokens;"
@@ -177,7 +180,9 @@ def check_splits(cfg: Any, vocab: int | None, fork: bool) -> list[Finding]:
     for prefix in dict.fromkeys(prefix for role in entries.values() for _, prefix in role):
         found += check_data_tokenizer_finding(prefix, cfg.tokenizer)
     if fork:
-        found += _stale_maps(sorted({p for role in entries.values() for _, p in role}), sizes)
+        pairs = {p: pair_lengths(*v) for p, v in lengths.items() if len(v) == 2 and len(v[0]) == len(v[1])}
+        found += _stale_maps(sorted({p for role in entries.values() for _, p in role}), sizes, pairs,
+                             cfg.seq_length + 1)  # finetune_mtf packs rows of seq_length + 1 tokens
     if len(dtypes) > 1:
         found.append(Finding(True, "the datasets mix token dtypes (" + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in sorted(dtypes.items())) + "); preprocess them with one tokenizer"))
@@ -198,13 +203,15 @@ def check_data_tokenizer_finding(prefix: str | Path, tokenizer: str) -> list[Fin
     return [Finding(False, warning.removeprefix("warning: "))] if warning else []
 
 
-def _stale_maps(prefixes: Iterable[Path], sizes: Mapping[Path, int]) -> list[Finding]:
-    """The fork's index maps next to each prefix that it would reuse although the data changed since."""
+def _stale_maps(prefixes: Iterable[Path], sizes: Mapping[Path, int], lengths: Mapping[Path, Any],
+                row_length: int) -> list[Finding]:
+    """The fork's index maps next to each prefix that it would reuse although the data (or the row length, which
+    their names do not hold) changed since."""
     found = []
     for prefix in prefixes:
         files = [f(document_prefix(str(prefix), role)) for role in DOCUMENT_ROLES
                  for f in (index_file_path, data_file_path)]
-        for problem in stale_index_maps(str(prefix), files, sizes.get(prefix)):
+        for problem in stale_index_maps(str(prefix), files, sizes.get(prefix), lengths.get(prefix), row_length):
             found.append(Finding(True, f"stale index map {problem}: the fork would reuse it; delete it (the fork"
                                  " rebuilds the maps it does not find; dataset.preprocess removes them when it"
                                  " rewrites a prefix)"))

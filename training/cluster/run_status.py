@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from conversion.checkpoint_format import TRACKER_NAME
+from conversion.checkpoint_format import TRACKER_NAME, tag_dir_name
 from runconfig.run_config import RunConfig, load_run_config
 from training.cluster.fork_probe import command_stdout
 from training.cluster.slurm_submit import JOB_ID_NAME, run_dir
@@ -137,7 +137,6 @@ def resubmission(run: RunConfig, tag: str) -> list[str]:
 
     Read-only: it does not claim the save folder (``checkpointing.plan_start`` would, and would clear leftovers that,
     seen from this host, belong to no live process, while a job on another node may be writing them)."""
-    from training.resume.recorded_args import read_recorded_checkpoint
     from training.resume.run_identity import check_resume_identity
     from training.resume.schedule_resume import resume_schedule
 
@@ -147,14 +146,28 @@ def resubmission(run: RunConfig, tag: str) -> list[str]:
     if not tag.isdigit():
         return [f"a resubmission would be refused: {Path(cfg.save) / TRACKER_NAME} says {tag!r}, not an iteration"]
     try:
-        recorded = read_recorded_checkpoint(cfg.save)
-        check_resume_identity(recorded.args, cfg)
-        consumed = int(recorded.args.get("consumed_train_samples") or 0)
-        decision = resume_schedule(cfg, recorded.scheduler, consumed)
+        args, scheduler, consumed = recorded_progress(Path(cfg.save), tag)
+        check_resume_identity(args, cfg)
+        decision = resume_schedule(cfg, scheduler, consumed)
     except ValueError as exc:  # ResumeError, CheckpointFormatError: what submit would refuse with
         return [f"a resubmission would be refused: {exc}"]
     lines = [f"a resubmission would resume from iteration {consumed // cfg.global_batch_size}"]
     return lines + [f"  {line}" for line in decision.lines()]
+
+
+def recorded_progress(save: Path, tag: str) -> tuple[dict[str, Any], Any, int]:
+    """(recorded args, scheduler state, consumed samples) of the save folder's latest checkpoint, in either
+    layout: the fork's (``mp_rank_XX``) or the local engine's Hugging Face one for other model families
+    (``training.local.hf_family.checkpoint``, ``train_state.pt``), read as the job will read it."""
+    from training.local.hf_family.checkpoint import is_hf_family_checkpoint, read_train_state
+    from training.resume.recorded_args import read_recorded_checkpoint
+
+    folder = save / tag_dir_name(tag)
+    if is_hf_family_checkpoint(folder):
+        state = read_train_state(folder, meta=True)  # no tensor read: the optimizer state may be large
+        return state.get("args") or {}, state.get("opt_param_scheduler"), int(state.get("consumed_train_samples") or 0)
+    recorded = read_recorded_checkpoint(str(save))
+    return recorded.args, recorded.scheduler, int(recorded.args.get("consumed_train_samples") or 0)
 
 
 def status_lines(run: RunConfig) -> list[str]:

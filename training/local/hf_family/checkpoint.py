@@ -96,9 +96,10 @@ def save_checkpoint(save_dir: Path, iteration: int, model: torch.nn.Module, opti
     return None
 
 
-def read_train_state(folder: Path) -> dict[str, Any]:
-    """``train_state.pt`` of an iteration folder (safe loader), its format and layout checked."""
-    state = load_checkpoint_file(Path(folder) / STATE_FILE)
+def read_train_state(folder: Path, meta: bool = False) -> dict[str, Any]:
+    """``train_state.pt`` of an iteration folder (safe loader), its format and layout checked; ``meta``: its
+    tensors (optimizer, RNG) on the meta device, for a reader of the other entries only."""
+    state = load_checkpoint_file(Path(folder) / STATE_FILE, meta=meta)
     if state.get("format") != FORMAT or state.get("layout") not in (SAFETENSORS, DISTRIBUTED):
         raise CheckpointFormatError(f"{folder}/{STATE_FILE}: format {state.get('format')!r} layout"
                                     f" {state.get('layout')!r}, expected {FORMAT} (safetensors or distributed)")
