@@ -17,14 +17,16 @@ id 0, so preprocessing must not append another EOD.
 
 jsonl bytes: ``json_line(record)``, the compact UTF-8 JSON line that ``dataset.formats.parquet_records.record_line``
 makes of a parquet row (``orjson``: no spaces after ``:`` and ``,``), keys in the order ``inputs``, ``targets``.
-Why that form and not ``json.dumps``'s ``": "``: ``dataset.preprocess --valid-fraction`` hashes each line's bytes as
-written, so only lines written exactly as a parquet row reads hold out the same records from the same documents
-given either way (``tests/test_builder_jsonl_lines.py``). Builds before this rule wrote ``json.dumps`` lines: rebuilding
-such a file changes its bytes, so a ``--valid-fraction`` split of the rebuilt file differs from the old one's.
+Why that form and not ``json.dumps``'s ``": "``: ``dataset.preprocess --valid-fraction`` hashes each line's bytes
+as written, so only lines written exactly as a parquet row reads hold out the same records from the same
+documents given either way (``tests/test_builder_jsonl_lines.py``). Builds before this rule wrote ``json.dumps``
+lines: rebuilding such a file changes its bytes, so a ``--valid-fraction`` split of the rebuilt file differs from
+the old one's.
 
-Files appear under their final name only when complete, then the builder's manifest ``NAME.manifest.json`` (named after the whole output name: ``x.txt`` and ``x.jsonl`` never share
-one), which is also the record that proves the output is the builder's own (``guardrails.output_records``): an
-existing ``--output`` is replaced only when that record, written by the same builder, lists it as it is now.
+Files appear under their final name only when complete, then the builder's manifest ``NAME.manifest.json`` (named
+after the whole output name: ``x.txt`` and ``x.jsonl`` never share one), which is also the record that proves the
+output is the builder's own (``guardrails.output_records``): an existing ``--output`` is replaced only when that
+record, written by the same builder, lists it as it is now.
 """
 from __future__ import annotations
 
