@@ -9,7 +9,8 @@
 ``dataset.builders.git_runner``: tracked files only, nothing from the working tree). Each file that passes the filters
 becomes one record ``{"content": TEXT}``, a compact UTF-8 JSON line, byte for byte the line a parquet row
 ``content=TEXT`` stands for in ``dataset.preprocess`` (``dataset.builders.octopack_format.json_line``: so
-``--valid-fraction`` holds out the same files from this jsonl as from the same documents in parquet); with ``--filename-prefix`` TEXT is ``"<filename>" PATH "\\n" SOURCE`` (PATH relative
+``--valid-fraction`` holds out the same files from this jsonl as from the same documents in parquet); with
+``--filename-prefix`` TEXT is ``"<filename>" PATH "\\n" SOURCE`` (PATH relative
 to the source, ``/``-separated), the StarCoder metadata form that ``--fim-split-sample <filename>`` splits on.
 
 Skipped and counted, never silently: files with another extension (``other_extension``), in an excluded

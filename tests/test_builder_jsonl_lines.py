@@ -19,7 +19,8 @@ ODD = ["é ü 中文", '"quoted"', "back\\slash", "\ttab", "ctl\x01\x1f", "line\
 def _source(root):
     root.mkdir()
     for i in range(60):
-        (root / f"m{i:02d}.py").write_text(f"def f{i}():\n    return '''{ODD[i % len(ODD)]}''' * {i}\n", encoding="utf-8")
+        text = f"def f{i}():\n    return '''{ODD[i % len(ODD)]}''' * {i}\n"
+        (root / f"m{i:02d}.py").write_text(text, encoding="utf-8")
     return root
 
 
