@@ -7,8 +7,10 @@
 ``--source`` is a local folder (walked depth first in sorted name order; symlinks not followed) or, with
 ``--revision``, a local git repository read at that revision (``git ls-tree`` + ``git cat-file``, through
 ``dataset.builders.git_runner``: tracked files only, nothing from the working tree). Each file that passes the filters
-becomes one record ``{"content": TEXT}`` (``json.dumps(..., ensure_ascii=False)``, as the fork's FIM
-fixture ``code.jsonl``); with ``--filename-prefix`` TEXT is ``"<filename>" PATH "\\n" SOURCE`` (PATH relative
+becomes one record ``{"content": TEXT}``, a compact UTF-8 JSON line, byte for byte the line a parquet row
+``content=TEXT`` stands for in ``dataset.preprocess`` (``dataset.builders.octopack_format.json_line``: so
+``--valid-fraction`` holds out the same files from this jsonl as from the same documents in parquet); with
+``--filename-prefix`` TEXT is ``"<filename>" PATH "\\n" SOURCE`` (PATH relative
 to the source, ``/``-separated), the StarCoder metadata form that ``--fim-split-sample <filename>`` splits on.
 
 Skipped and counted, never silently: files with another extension (``other_extension``), in an excluded

@@ -56,11 +56,12 @@ def test_family_trains_in_both_modes_and_saves_hugging_face_checkpoints(tmp_path
     assert (tmp_path / "pt" / "iter_0000002" / "model.safetensors").is_file()
 
 
-def test_stopped_at_3_and_extended_to_6_equals_an_uninterrupted_6(tmp_path):
+@pytest.mark.parametrize("family", ["llama", "starcoder2", "qwen2"])  # untied, tied head, two kinds of layers
+def test_stopped_at_3_and_extended_to_6_equals_an_uninterrupted_6(tmp_path, family):
     """Dropout on, so the RNG states must come back exactly; the decay window is fixed (24 samples)."""
     from conversion.checkpoint_format import load_checkpoint_file
 
-    base = tiny_hf(tmp_path, "llama", dropout=0.1)
+    base = tiny_hf(tmp_path, family, dropout=0.1)
     whole = train(_cfg(tmp_path, base, tmp_path / "whole", lr_decay_samples=24), say=lambda _m: None)
     first = train(_cfg(tmp_path, base, tmp_path / "parts", train_iters=3, lr_decay_samples=24), say=lambda _m: None)
     messages = []

@@ -6,7 +6,6 @@ The code of ``python -m dataset.code_to_jsonl``; how to run it and what it does:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Iterator
 from dataset.builders.commits_to_jsonl import REGULAR_FILE_MODES, content_skip
 from dataset.builders.git_history import blob_sizes, read_blobs
 from dataset.builders.git_runner import GitError, run_git
-from dataset.builders.octopack_format import FILENAME, claim_builder_output, finish_build
+from dataset.builders.octopack_format import FILENAME, claim_builder_output, finish_build, json_line
 
 DEFAULT_EXTENSIONS = (".py",)
 DEFAULT_EXCLUDE_DIRS = (".git", "__pycache__", "node_modules", ".venv", "venv", "site-packages")
@@ -32,7 +31,7 @@ class CodeRecord:
     content: str
 
     def to_json_line(self) -> str:
-        return json.dumps({"content": self.content}, ensure_ascii=False) + "\n"
+        return json_line({"content": self.content})
 
 
 @dataclass(frozen=True)

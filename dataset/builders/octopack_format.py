@@ -15,22 +15,29 @@ id 0, so preprocessing must not append another EOD.
 
 ``dataset.code_to_jsonl`` writes its raw-code ``{"content"}`` lines and manifest through the same functions.
 
-jsonl bytes: ``json.dumps(record, ensure_ascii=False) + "\\n"``, UTF-8, keys in the order ``inputs``,
-``targets`` (what the fork's fixtures use). Files appear under their final name only when complete, then the
-builder's manifest ``NAME.manifest.json`` (named after the whole output name: ``x.txt`` and ``x.jsonl`` never share
-one), which is also the record that proves the output is the builder's own (``guardrails.output_records``): an
-existing ``--output`` is replaced only when that record, written by the same builder, lists it as it is now.
+jsonl bytes: ``json_line(record)``, the compact UTF-8 JSON line that ``dataset.formats.parquet_records.record_line``
+makes of a parquet row (``orjson``: no spaces after ``:`` and ``,``), keys in the order ``inputs``, ``targets``.
+Why that form and not ``json.dumps``'s ``": "``: ``dataset.preprocess --valid-fraction`` hashes each line's bytes
+as written, so only lines written exactly as a parquet row reads hold out the same records from the same
+documents given either way (``tests/test_builder_jsonl_lines.py``). Builds before this rule wrote ``json.dumps``
+lines: rebuilding such a file changes its bytes, so a ``--valid-fraction`` split of the rebuilt file differs from
+the old one's.
+
+Files appear under their final name only when complete, then the builder's manifest ``NAME.manifest.json`` (named
+after the whole output name: ``x.txt`` and ``x.jsonl`` never share one), which is also the record that proves the
+output is the builder's own (``guardrails.output_records``): an existing ``--output`` is replaced only when that
+record, written by the same builder, lists it as it is now.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Mapping, Protocol
 
+from dataset.formats.parquet_records import record_line
 from guardrails.file_set import atomic_file_set
 from guardrails.output_paths import claim_file
 from guardrails.output_records import OutputKind, sidecar_record
@@ -49,6 +56,11 @@ COMMIT_MSG = "<commit_msg>"
 COMMIT_AFTER = "<commit_after>"
 
 
+def json_line(values: Mapping[str, str]) -> str:
+    """One jsonl line (with its newline), byte for byte the line a parquet row of the same values stands for."""
+    return record_line(dict(values)).decode("utf-8") + "\n"
+
+
 @dataclass(frozen=True)
 class PairRecord:
     """One jsonl line: the prompt (no loss) and the completion (loss)."""
@@ -57,7 +69,7 @@ class PairRecord:
     targets: str
 
     def to_json_line(self) -> str:
-        return json.dumps({"inputs": self.inputs, "targets": self.targets}, ensure_ascii=False) + "\n"
+        return json_line({"inputs": self.inputs, "targets": self.targets})
 
 
 def contains_special_token(text: str) -> bool:

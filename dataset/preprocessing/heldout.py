@@ -7,10 +7,15 @@ chosen records are written to their own prefix and never to the training one.
 Two rules, one per way of sizing the hold-out:
 
 - ``--valid-fraction F``: a record is held out when a seeded hash of its line (keyed 64-bit BLAKE2b of the
-  line's bytes as stored, without the newline) falls below ``F * 2**64``. Each record is decided alone, from
-  its own bytes: no count of the corpus first, and the same records are held out however the input is cut
-  into shards (``dataset.preprocessing.shard_plan``), so a sharded run and a single-process run write the same files. The
-  number held out is about ``F * n`` (binomial), not exactly. Identical lines share a hash, so a duplicated
+  line's bytes as written in the file, without the newline; a parquet row is hashed as its compact JSON line,
+  ``dataset.formats.parquet_records.record_line``) falls below ``F * 2**64``. The bytes, not the parsed record,
+  decide: the same documents written with other JSON spacing or escapes (``json.dumps``'s ``": "``) are other
+  lines and another split. This project's builders (``dataset.builders``) write ``record_line``'s form, so their
+  jsonl and a parquet file of the same documents hold out the same records; other jsonl is hashed as it is
+  (never re-serialised: that would move records of an existing file between training and validation).
+  Each record is decided alone, from its own bytes: no count of the corpus first, and the same records are held
+  out however the input is cut into shards (``dataset.preprocessing.shard_plan``), so a sharded run and a
+  single-process run write the same files. The number held out is about ``F * n`` (binomial), not exactly. Identical lines share a hash, so a duplicated
   record is never in training and validation at once.
 - ``--valid-count K`` (single-process only: it needs the count of all records first): exactly ``K`` records,
   ``numpy.random.RandomState(seed).choice(n, K, replace=False)`` over record ordinals ``0..n-1`` (non-blank

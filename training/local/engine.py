@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from conversion.checkpoint_format import tag_dir_name
 from guardrails.atomic_files import write_json_atomic
-from training.local import checkpointing, lora
+from training.local import checkpointing, fsdp_start, lora
 from training.local.distributed import (
     DistEnv, barrier, close_distributed, full_model_state, full_optimizer_state, init_distributed,
     mean_across_ranks, no_grad_sync, wrap_model,
@@ -40,7 +40,6 @@ from training.local.hf_family.families import (
     decoder_layers, enable_activation_checkpointing, max_positions, uses_megatron_layout,
 )
 from training.local.model_dropout import apply_run_dropout
-from training.local.model_init import load_start_model
 from training.local.optim_setup import build_adamw, set_lr
 from training.local.packed_attention import PackedLossModel, causal_lm, require_sdpa
 from training.resume.run_identity import identity_values
@@ -110,13 +109,17 @@ def _validate(runner: torch.nn.Module, data: Any, cfg: Any, env: DistEnv, pad_id
 
 
 def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.ResumeState | None,
-                 env: DistEnv, say: Callable[[str], None]) -> torch.nn.Module:
+                 env: DistEnv, say: Callable[[str], None]) -> tuple[torch.nn.Module, dict | None]:
+    """The model on its device (under FSDP2: on the CPU or meta, before sharding) and, for a fresh FSDP2 start,
+    the weights ``fsdp_start.broadcast_start_weights`` sends from rank 0 once it is sharded (else None)."""
+    start = None
     if resume is not None and not cfg.lora.enabled:
         model = resume.build_model()
         say(f"restored: model weights from {plan.source / tag_dir_name(resume.iteration)}")
     else:
-        # LoRA resumes on the untouched base weights of training.load plus the saved adapters
-        model, where = load_start_model(Path(cfg.load))
+        # LoRA resumes on the untouched base weights of training.load plus the saved adapters; under FSDP2
+        # only rank 0 reads them (the others build the model on the meta device)
+        model, where, start = fsdp_start.start_model(Path(cfg.load), env, sharded=cfg.fsdp and env.distributed)
         say(f"loaded: {where}")
     if cfg.seq_length > max_positions(model.config):
         raise ValueError(f"training.seq_length {cfg.seq_length} exceeds the model's {max_positions(model.config)} positions")
@@ -139,11 +142,11 @@ def _setup_model(cfg: Any, plan: checkpointing.StartPlan, resume: checkpointing.
     if cfg.activation_checkpointing:  # recompute each decoder layer in the backward pass (the same RNG draws)
         enable_activation_checkpointing(causal_lm(model))
     if cfg.fsdp and env.distributed:  # fully_shard moves each unit to the device as it shards it: one whole
-        return model                  # layer on the GPU at a time, never the whole model
+        return model, start           # layer on the GPU at a time, never the whole model
     if hf_checkpoint.on_meta(model):  # a distributed checkpoint's model: its weights are read after wrapping
         hf_checkpoint.materialize(model, env.device)
-        return model
-    return model.to(env.device)
+        return model, start
+    return model.to(env.device), start
 
 
 def _run_args(cfg: Any, env: DistEnv, schedule: SampleLRSchedule, consumed: int) -> dict[str, Any]:
@@ -222,7 +225,7 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
               if plan.resume else None)
     seed_everything(cfg.seed)
     divisible_by = checkpointing.vocab_divisor(plan.source)  # the run's checkpoints pad the vocab as its start
-    model = _setup_model(cfg, plan, resume, env, say)
+    model, start = _setup_model(cfg, plan, resume, env, say)
     inner_config = causal_lm(model).config
     # before the first file is written (the index maps under SAVE): data the model cannot embed is refused,
     # first, since a tokenizer larger than the model also explains a padding id beyond its embeddings
@@ -244,8 +247,10 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
         say(f"data: {data.skipped_pairs} pairs longer than {cfg.seq_length + 1} tokens were skipped (as the fork does)")
     runner = wrap_model(PackedLossModel(model), env, cfg.fsdp, decoder_layers(causal_lm(model)),
                         bf16=_compute_dtype(env, cfg) == "bfloat16")
-    if hf_checkpoint.on_meta(model):  # each rank allocates its own shards only (read from the checkpoint below)
-        hf_checkpoint.materialize(runner, env.device)
+    if hf_checkpoint.on_meta(model):  # each rank allocates its own shards only (read from the checkpoint below,
+        hf_checkpoint.materialize(runner, env.device)  # or sent by rank 0 at a fresh start)
+    if start is not None:
+        fsdp_start.broadcast_start_weights(model, start)
     # after FSDP sharding, which replaces the parameters
     optimizer = build_adamw(model, cfg, fused=not (cfg.fsdp and env.distributed))
     # a resume keeps its checkpoint's decay window unless training.lr_decay_samples says otherwise (as the fork)

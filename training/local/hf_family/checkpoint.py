@@ -115,10 +115,18 @@ def model_from_checkpoint(folder: Path, state: dict[str, Any]) -> torch.nn.Modul
 
     if state["layout"] == SAFETENSORS:
         return AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="sdpa")
+    return meta_model(AutoConfig.from_pretrained(str(folder)))
+
+
+def meta_model(config: Any) -> torch.nn.Module:
+    """The ``*ForCausalLM`` of ``config`` with its parameters on the meta device (no storage, no initialisation) and
+    its buffers computed by the model's own code (RoPE's frequencies, which no state dict holds); a tied head is
+    the embedding. No process ever holds (or initialises) the whole model: see :func:`materialize`."""
+    from transformers import AutoModelForCausalLM
+
     from conversion.megatron_to_hf import parameters_on_meta
 
-    config = AutoConfig.from_pretrained(str(folder))
-    with parameters_on_meta():  # no process ever holds (or initialises) the whole model: see materialize()
+    with parameters_on_meta():
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
     model.tie_weights()  # inside, each registration made a parameter of its own: a tied head is one again
     return model
