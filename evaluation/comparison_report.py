@@ -105,7 +105,7 @@ def _published(pairs: Sequence[tuple[Run, Run]]) -> list[str]:
     return ["\n### Published numbers (PUBLISHED, not measured here; full benchmark, the source's settings)\n",
             "| model | task | language | pass@1 (%) | note | source |\n|---|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n",
-            f"\nHumanEvalFix: see {HUMANEVALFIX_SOURCE}.\n"]
+            f"\nHumanEvalFix: {HUMANEVALFIX_SOURCE} has the other models and languages.\n"]
 
 
 def _flips(pairs: Sequence[tuple[Run, Run]], numbers: Sequence[dict]) -> list[str]:

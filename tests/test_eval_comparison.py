@@ -83,6 +83,18 @@ def test_published_rows_only_for_known_models_and_marked():
     assert {p.language for p in published_rows("bigcode/octocoder", "humaneval")} == {"python", "go", "rust"}
 
 
+def test_published_humanevalfix_rows_for_octocoder_and_starcoder():
+    """OctoPack's Table 2 (HumanEvalFix pass@1 %), read from the paper's LaTeX in bigcode-project/octopack and the
+    authors' result files (bigcode/evaluation: OctoCoder Python 0.3037, Go 0.3015)."""
+    fix = {(p.model, p.language): round(100 * p.pass_at_1, 1) for p in published_rows("bigcode/octocoder", "humanevalfix")
+           + published_rows("bigcode/starcoder", "humanevalfix")}
+    assert fix == {("octocoder", "python"): 30.4, ("octocoder", "go"): 30.2, ("octocoder", "rust"): 16.5,
+                   ("starcoder", "python"): 8.7, ("starcoder", "go"): 20.1, ("starcoder", "rust"): 6.7}
+    for p in published_rows("octocoder", "humanevalfix") + published_rows("starcoder", "humanevalfix"):
+        assert "arXiv:2308.07124" in p.source and "Table 2" in p.source and "--prompt" in p.note
+    assert published_rows("starcoderbase", "humanevalfix") == []  # not in Table 2: nothing invented
+
+
 def test_a_known_model_gets_its_published_row_marked_published(tmp_path):
     rows = [json.loads(line) for line in (PROBLEMS / "python_samples.jsonl").read_text().splitlines()]
     runs = {}
