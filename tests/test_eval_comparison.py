@@ -77,6 +77,20 @@ def test_report_command_compares_two_runs(tmp_path):
     assert foreign.read_text() == "# my notes\n"
 
 
+
+def test_a_subset_run_says_so_in_the_plot_too(tmp_path):
+    """A --limit / partial run is labelled SUBSET in its table row and under its bar in the pass@1 plot."""
+    from PIL import Image
+
+    rows = [json.loads(line) for line in (PROBLEMS / "python_samples.jsonl").read_text().splitlines()]
+    right = [r for r in rows if r["expected"]][:2]  # two problems of the file's four
+    base, tuned = score(tmp_path, "base", right), score(tmp_path, "tuned", right)
+    out = tmp_path / "report.md"
+    assert commands.main(["report", "--base", str(base), "--tuned", str(tuned), "--out", str(out)]) == 0
+    assert "| HumanEval (python.jsonl) python | 2 of 4 (SUBSET) |" in out.read_text()
+    with Image.open(tmp_path / "report_pass_at_1.png") as png:
+        assert png.text["Description"] == "HumanEval (python.jsonl) python SUBSET"
+
 def test_published_rows_only_for_known_models_and_marked():
     assert [round(p.pass_at_1, 4) for p in published_rows("/models/StarCoderBase-1B/")] == [0.1517]
     assert published_rows("out/demo/hf") == []
