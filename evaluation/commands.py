@@ -131,9 +131,9 @@ def _model_tasks(args: argparse.Namespace, run) -> int:
                            "max_new_tokens": args.max_new_tokens, "timeout_s": args.timeout, "greedy": True,
                            "sandbox": sandbox_settings(sandbox)}
     write_output(args.out, args.command, {"written_by": f"{WRITTEN_BY} {args.command}", **summary})
-    extra = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
-    print(f"pass@1={summary['pass@1']:.4f}{extra} over {summary['tasks']} tasks "
-          f"({summary['problems']} problems) -> {args.out}")
+    from evaluation.task_runs import summary_line
+
+    print(f"{summary_line(summary)} -> {args.out}")
     return 0
 
 

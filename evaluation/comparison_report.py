@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from evaluation.evaluated_runs import Run
+from evaluation.humaneval_score import problems_cell
 from evaluation.paired_stats import (REASONS, bootstrap_interval, failure_counts, flipped, paired_difference,
                                      problem_rates)
 from evaluation.published_scores import HUMANEVALFIX_SOURCE, published_rows
@@ -35,8 +36,7 @@ def _interval(low: float, high: float) -> str:
 
 
 def _where(run: Run) -> str:
-    total = run.results.get("problems_total")
-    return f"{run.results.get('problems')} of {total} (SUBSET)" if run.subset else str(run.results.get("problems"))
+    return problems_cell(run.results)
 
 
 def _completion(run: Run, task_id: str, passed: bool | None) -> str:
@@ -73,7 +73,9 @@ def comparison_sections(pairs: Sequence[tuple[Run, Run]], unmatched: Sequence[st
                     + f" | {_pct(base.results['pass@1'])} {_interval(*n['base_ci'])} | {_pct(tuned.results['pass@1'])} "
                     f"{_interval(*n['tuned_ci'])} | {'+' if d['difference'] >= 0 else ''}{_pct(d['difference'])} "
                     f"{_interval(d['low'], d['high'])} | {len(n['better'])} | {len(n['worse'])} |")
-        plot_rows.append({"label": label.replace(" (", "\n("), "base": base.results["pass@1"], "base_ci": n["base_ci"],
+        # a SUBSET bar says so under its label, as its table row does
+        plot_rows.append({"label": label.replace(" (", "\n(") + ("\nSUBSET" if base.subset else ""),
+                          "base": base.results["pass@1"], "base_ci": n["base_ci"],
                           "tuned": tuned.results["pass@1"], "tuned_ci": n["tuned_ci"]})
     header = ("| benchmark | problems | pass@k base/tuned | base pass@1 [95% CI] | tuned pass@1 [95% CI] | "
               "tuned - base [paired 95% CI] | now solved | now failing |\n|" + "---|" * 8 + "\n")
@@ -105,7 +107,7 @@ def _published(pairs: Sequence[tuple[Run, Run]]) -> list[str]:
     return ["\n### Published numbers (PUBLISHED, not measured here; full benchmark, the source's settings)\n",
             "| model | task | language | pass@1 (%) | note | source |\n|---|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n",
-            f"\nHumanEvalFix: see {HUMANEVALFIX_SOURCE}.\n"]
+            f"\nHumanEvalFix: {HUMANEVALFIX_SOURCE} has the other models and languages.\n"]
 
 
 def _flips(pairs: Sequence[tuple[Run, Run]], numbers: Sequence[dict]) -> list[str]:

@@ -5,8 +5,8 @@ stripped, samples with temperature 0.2 and top-p 0.95, and cuts each generation 
 :data:`HUMANEVAL_STOP_SEQUENCES` (and at end of text). ``--n 1 --temperature 0`` is greedy.
 
 The length budget has two modes. The default, ``harness``, is the harness's ``max_length_generation=512``: the
-prompt and the generation together hold at most 512 tokens (a prompt of 512 tokens or more is cut to its first
-512, as the harness's tokenizer call does, and gets no new token). ``--max-new-tokens N`` instead allows N new
+prompt and the generation together hold at most 512 tokens (a prompt of 512 tokens or more keeps its last 512,
+as the harness's tokenizer, made with ``truncation_side="left"``, cuts it, and gets no new token). ``--max-new-tokens N`` instead allows N new
 tokens whatever the prompt's length (more lenient; not comparable with published harness numbers).
 ``settings.json`` records which mode ran (:func:`length_budget`). Library module.
 """

@@ -19,6 +19,12 @@ from evaluation.humanevalfix import (FIX_MAX_LENGTH, FIX_STOP_WORDS, FIX_TIMEOUT
                                      fix_program, fixed_code)
 
 
+# HumanEvalPack's tasks (humanevalpack.py: synthesis and fix) append this literal to every language's stop words, and
+# the harness then appends the tokenizer's own end-of-text token too: a model whose EOS is another token (Llama's
+# </s>) still has its generation cut at the text "<|endoftext|>", as there
+PACK_END_OF_TEXT = "<|endoftext|>"
+
+
 def completion_for(prompt: str, generated: str) -> str:
     """The completion of the full ``prompt`` equivalent to ``prompt.strip() + generated``."""
     trailing = prompt[len(prompt.rstrip()):]
@@ -30,7 +36,7 @@ class GenerationTask:
     name: str  # "humaneval" or "humanevalfix"
     language: str
     prompt: Callable[[dict], str]  # the problem's prompt before stripping
-    stops: tuple[str, ...]  # the end-of-text token is added from the tokenizer
+    stops: tuple[str, ...]  # the tokenizer's end-of-text token is added to these (humaneval_generate.stop_words)
     stop_rule: str
     cut: Callable[[str, tuple[str, ...]], str]  # the generation after the stripped prompt -> the text scored
     sample: Callable[[str, dict, str], Sample]
@@ -49,12 +55,14 @@ def humaneval_task(language: str) -> GenerationTask:
     if language == "python":
         return GenerationTask("humaneval", language, lambda p: generation_prompt(language, p), HUMANEVAL_STOP_SEQUENCES,
                               "", lambda text, stops: text, sample, None)
-    return GenerationTask("humaneval", language, lambda p: generation_prompt(language, p), STOP_WORDS[language],
+    return GenerationTask("humaneval", language, lambda p: generation_prompt(language, p),
+                          (*STOP_WORDS[language], PACK_END_OF_TEXT),
                           "braces", lambda text, stops: close_function(text.rstrip(), stops), sample, None)
 
 
 def humanevalfix_task(language: str) -> GenerationTask:
-    return GenerationTask("humanevalfix", language, lambda p: fix_prompt(language, p), FIX_STOP_WORDS[language],
+    return GenerationTask("humanevalfix", language, lambda p: fix_prompt(language, p),
+                          (*FIX_STOP_WORDS[language], PACK_END_OF_TEXT),
                           "unindented" if language == "python" else "braces",
                           lambda text, stops: cut_generation(language, text, stops),
                           lambda task_id, problem, text: Sample(task_id, text, 0),

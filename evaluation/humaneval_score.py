@@ -47,6 +47,12 @@ def subset_label(problems: int, total: int) -> str | None:
     return None if problems >= total else f"subset: {problems} of {total} problems (--limit or a partial samples file)"
 
 
+def problems_cell(results: dict) -> str:
+    """The problems a run covered, as every table shows them: ``N``, or ``N of TOTAL (SUBSET)`` for part of one."""
+    problems = results.get("problems")
+    return f"{problems} of {results.get('problems_total')} (SUBSET)" if results.get("subset") else str(problems)
+
+
 def score_samples(samples: Sequence[Sample], problems: dict[str, dict], sandbox, ks: Sequence[int],
                   workers: int, progress: bool = True) -> dict:
     checker = PythonChecker(sandbox) if isinstance(sandbox, Sandbox) else sandbox

@@ -4,12 +4,17 @@
     code = fixed_code("go", problem, generated)      # the whole function the model wrote (prompt base + generation)
     text = fix_program("go", problem, code)          # what runs: HumanEvalPack's program around it
 
-From ``bigcode_eval/tasks/humanevalpack.py`` (task ``humanevalfixtests-LANGUAGE``, prompt ``starcodercommit``,
-the form OctoPack uses for StarCoder-family models): the prompt base is the declaration (Rust: ``fn main(){}``
-and the declaration); the context is the prompt base, the buggy solution, a newline and the tests; the prompt is
-``<commit_before>CONTEXT<commit_msg>Fix bugs in ENTRY.<commit_after>BASE``, stripped. Generation stops at the
+From ``bigcode_eval/tasks/humanevalpack.py`` (task ``humanevalfixtests-LANGUAGE``, prompt ``starcodercommit``:
+the harness's commit-format prompt, in the form of the commits a StarCoder-family model saw in pretraining): the
+prompt base is the declaration (Rust: ``fn main(){}`` and the declaration); the context is the prompt base, the
+buggy solution, a newline and the tests; the prompt is ``<commit_before>CONTEXT<commit_msg>Fix bugs in
+ENTRY.<commit_after>BASE``, stripped. It is not the prompt behind OctoPack's published HumanEvalFix rows
+(``octopack/evaluation/run/eval_scripts``): StarCoder's used ``--prompt instruct`` (``CONTEXT\\nFix bugs in
+ENTRY.\\n\\nBASE``), OctoCoder's ``--prompt octocoder`` (``Question: Fix bugs in ENTRY.\\nCONTEXT\\n\\nAnswer:\\nBASE``),
+so a number from here sits beside theirs with that difference. Generation stops at the
 language's stop words (Python: ``\\nclass``, ``\\ndef``, ``\\n#``, ``\\n@``, ``\\nprint``, ``\\nif``, ``\\nassert``; Go:
-``\\n//``, ``\\nfunc main(``, ``struct``, ``\\nfunc``; Rust: none) and end of text, or when the function is
+``\\n//``, ``\\nfunc main(``, ``struct``, ``\\nfunc``; Rust: none), the literal ``<|endoftext|>`` that humanevalpack.py
+adds to each and the tokenizer's end-of-text token (``evaluation.generation_tasks``), or when the function is
 complete (Python: a non-indented line; Go/Rust: the brace that closes it); OctoPack samples 20 per problem at
 temperature 0.2 (top-p 0.95) with ``--max_length_generation 2048``. The generation is cut the same way
 (``remove_last_block``), appended to the stripped prompt base, and run with the reference ``"\\n" + test``:

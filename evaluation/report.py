@@ -24,6 +24,7 @@ from typing import Sequence
 from guardrails.file_set import FileSet
 from evaluation.comparison_report import comparison_sections
 from evaluation.evaluated_runs import find_runs, pair_runs
+from evaluation.humaneval_score import problems_cell
 
 LABELS = ("base", "fine-tuned")
 
@@ -210,7 +211,7 @@ def _comparison(eval_dir: Path, context: ReportContext) -> list[str]:
 
 def _task_section(eval_dir: Path, name: str, title: str, exact: bool) -> list[str]:
     found = {label: _load(eval_dir / f"{name}_{label}.json") for label in LABELS}
-    rows = [(label, r["pass@1"], *([r["exact_match"]] if exact else []), r["tasks"], r["problems"])
+    rows = [(label, r["pass@1"], *([r["exact_match"]] if exact else []), r["tasks"], problems_cell(r))
             for label, r in found.items() if r]
     if not rows:
         return []

@@ -39,7 +39,9 @@ def write_pass_at_1_plot(rows: Sequence[dict], path: Path, atomic: bool = True) 
     axes.legend(fontsize=8)
     figure.tight_layout()
     with atomic_path(path) if atomic else nullcontext(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE})
+        # the bars' labels in the PNG's text too (what it shows, SUBSET marks included), readable without the image
+        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE, "Description": " | ".join(
+            r["label"].replace("\n", " ") for r in rows)})
     plt.close(figure)
     return path
 
@@ -67,6 +69,6 @@ def write_sweep_plot(rows: Sequence[dict], path: Path, title: str) -> Path:
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE})
+        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": PLOT_SIGNATURE, "Title": title})
     plt.close(figure)
     return path

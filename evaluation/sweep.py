@@ -85,7 +85,9 @@ def _sweep_into(tmp: Path, args: argparse.Namespace, iterations: list[int], prob
         print(f"iteration {iteration}: pass@1={row['pass@1']:.4f}"
               + (f" held-out loss={row['heldout_loss']:.4f}" if "heldout_loss" in row else ""))
     best = max(rows, key=lambda r: (r["pass@1"], -r.get("heldout_loss", 0.0)))
-    write_sweep_plot(rows, tmp / "sweep.png", f"{task.name} {args.language}")
+    subset = rows[0]["subset"]  # every checkpoint ran the same problems
+    write_sweep_plot(rows, tmp / "sweep.png", f"{task.name} {args.language}"
+                     + (f" - SUBSET: {subset.removeprefix('subset: ')}" if subset else ""))
     write_record(tmp / SWEEP.record, SWEEP, tmp, facts={  # last: it lists every file above
         "written_by": "python -m evaluation sweep", "run": str(args.run), "language": args.language,
         "problems_source": source, "best_iteration": best["iteration"], "checkpoints": rows}, indent=1)

@@ -3,8 +3,9 @@
     summary = run_infilling(model, tokenizer, problems, sandbox, limit=2, workers=2)
     summary = run_commit_fixes(model, tokenizer, problems, sandbox, limit=2, workers=2)
 
-Both return ``{"tasks", "problems", "pass@1", ..., "results": [...]}`` (see ``evaluation.infilling`` and
-``evaluation.commit_fixes`` for how the tasks are built). Programs run in the BigCode harness's prelude
+Both return ``{"tasks", "problems", "problems_total", "subset", "pass@1", ..., "results": [...]}`` (see
+``evaluation.infilling`` and ``evaluation.commit_fixes`` for how the tasks are built; ``subset`` is set when
+``limit`` left problems out, as for HumanEval runs). Programs run in the BigCode harness's prelude
 (``evaluation.python_programs``), as HumanEval's do. Library module behind ``python -m evaluation``.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from evaluation.commit_fixes import COMMIT_STOPS, candidate_tasks, commit_prompt, fix_program
 from evaluation.generate import generate_from_ids, generate_texts
 from evaluation.generation_options import GenerationSettings
-from evaluation.humaneval_score import run_checks as run_texts
+from evaluation.humaneval_score import run_checks as run_texts, subset_label
 from evaluation.infilling import INFILL_STOPS, infilled_program, middle_from, psm_prompt_ids, single_line_tasks, summarize
 from evaluation.python_programs import harness_wrapped
 from evaluation.sandbox import Sandbox
@@ -21,6 +22,20 @@ from evaluation.sandbox import Sandbox
 def run_checks(programs, sandbox: Sandbox, workers: int, progress: bool, label: str):
     """The programs in the harness's prelude, in parallel in the sandbox, results in input order."""
     return run_texts([harness_wrapped(text) for text in programs], sandbox, workers, progress, label)
+
+
+def with_subset(summary: dict, problems: dict[str, dict], limit: int | None) -> dict:
+    """``summary`` with the benchmark's size and the subset label of a ``limit`` run (None: every problem)."""
+    total = len(problems)
+    return {**summary, "problems_total": total, "subset": subset_label(min(limit or total, total), total)}
+
+
+def summary_line(summary: dict) -> str:
+    """The printed result: pass@1 (and exact match) over the tasks, SUBSET when part of the benchmark ran."""
+    exact = f" exact_match={summary['exact_match']:.4f}" if "exact_match" in summary else ""
+    subset = (f" - a SUBSET ({summary['subset']}), not comparable with full-benchmark numbers"
+              if summary.get("subset") else "")
+    return f"pass@1={summary['pass@1']:.4f}{exact} over {summary['tasks']} tasks ({summary['problems']} problems){subset}"
 
 
 def greedy(max_new_tokens: int, stops: tuple[str, ...], batch_size: int) -> GenerationSettings:
@@ -39,7 +54,7 @@ def run_infilling(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox,
     lines = [middle_from(text) for text in raw]
     programs = [infilled_program(problems[t.problem_id], t, line) for t, line in zip(tasks, lines)]
     passed = [r.status == "passed" for r in run_checks(programs, sandbox, workers, progress, "infilling tests")]
-    return summarize(tasks, lines, passed)
+    return with_subset(summarize(tasks, lines, passed), problems, limit)
 
 
 def run_commit_fixes(model, tokenizer, problems: dict[str, dict], sandbox: Sandbox, limit: int | None,
@@ -57,9 +72,10 @@ def run_commit_fixes(model, tokenizer, problems: dict[str, dict], sandbox: Sandb
     by_mutation: dict[str, list[bool]] = {}
     for task, result in zip(tasks, results):
         by_mutation.setdefault(task.mutation, []).append(result.status == "passed")
-    return {"tasks": len(tasks), "problems": len({t.problem_id for t in tasks}),
-            "mutants_still_passing": len(candidates) - len(tasks),
-            "pass@1": sum(r.status == "passed" for r in results) / max(len(tasks), 1),
-            "pass@1_by_mutation": {m: sum(v) / len(v) for m, v in by_mutation.items()},
-            "results": [{"task_id": t.task_id, "mutation": t.mutation, "passed": r.status == "passed",
-                         "result": r.result, "fix": code} for t, r, code in zip(tasks, results, fixes)]}
+    summary = {"tasks": len(tasks), "problems": len({t.problem_id for t in tasks}),
+               "mutants_still_passing": len(candidates) - len(tasks),
+               "pass@1": sum(r.status == "passed" for r in results) / max(len(tasks), 1),
+               "pass@1_by_mutation": {m: sum(v) / len(v) for m, v in by_mutation.items()},
+               "results": [{"task_id": t.task_id, "mutation": t.mutation, "passed": r.status == "passed",
+                            "result": r.result, "fix": code} for t, r, code in zip(tasks, results, fixes)]}
+    return with_subset(summary, problems, limit)

@@ -24,7 +24,10 @@ Evaluation stage: the base model too is exported, both are evaluated with small 
 held-out loss, the harness checks in Python, Go and Rust, pass@k on the TOY task family (``evaluation.toy_tasks``:
 its fine-tuning pairs join the data in the ``pairs`` step when ``data.inputs`` names them) and on a HumanEval
 subset, compared with intervals and flipped problems, infilling, planted-bug fixes, prompts side by side) and
-``out/demo/report.md`` is written with its plot.
+``out/demo/report.md`` is written with its plot; then the demo checks that the fine-tuned model's TOY pass@1 is above
+the base model's in every trained language (:func:`check_toy_effect`), and stops with an error otherwise. The
+outcome is deterministic on a CPU for a given seed and number of torch threads (``training.cpu_threads``; 0 takes
+torch's default, the machine's cores): another thread count sums in another order and trains other weights.
 
 ``demo.model_family=llama`` (or mistral, qwen2, starcoder2) runs the same stages with a tiny random model of that
 family written as a Hugging Face folder (``training.model_init --family``): the local engine trains it with
@@ -392,7 +395,26 @@ def evaluate(run: DemoRun) -> list[Path]:
         if plot not in files.temporaries:
             files.remove(plot)  # an earlier run's (proven above): only this run's plot may sit beside the report
         files.temporary(report_path).write_bytes(text.encode("utf-8"))
+    if plan.toy_dir is not None:  # after the report, which then shows what went wrong
+        check_toy_effect(eval_dir, plan.toy_languages)
     return [base, eval_dir, report_path, *([plot] if plot.exists() else [])]
+
+
+def check_toy_effect(eval_dir: Path, languages: Sequence[str]) -> None:
+    """The demo's point: on the TOY problems the fine-tuned model's pass@1 is above the base model's in every
+    trained language (as the fine-tune's own check wants the validation loss down); the demo stops otherwise."""
+    import json
+
+    def pass_at_1(label: str, language: str) -> float:
+        return json.loads((eval_dir / label / f"toy-{language}" / "results.json").read_text())["pass@1"]
+
+    moved = {language: (pass_at_1("base", language), pass_at_1("fine-tuned", language)) for language in languages}
+    shown = ", ".join(f"{language} {100 * b:.1f}% -> {100 * t:.1f}%" for language, (b, t) in moved.items())
+    flat = [language for language, (b, t) in moved.items() if not t > b]
+    print(f"TOY pass@1 {'did NOT go up in ' + ', '.join(flat) if flat else 'went up'}: {shown} (base -> fine-tuned)")
+    if flat:
+        raise DemoStepError(f"the fine-tuned model's TOY pass@1 is not above the base model's in {', '.join(flat)}"
+                            " (see the report); train longer (training.train_iters) or on more TOY pairs (demo.toy_pairs)")
 
 
 STEPS: list[tuple[str, Callable[[DemoRun], list[Path]]]] = [

@@ -63,27 +63,38 @@ def test_bad_override_is_a_clear_error(capsys):
     assert "unknown key 'max_recordz'" in capsys.readouterr().err
 
 
-def _whole_demo_argv(tmp_path):
-    """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package, and the TOY family's)."""
+def _whole_demo_argv(tmp_path, toy=True):
+    """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package; with ``toy``, the TOY
+    family's too, trained long enough to learn it)."""
     data = tmp_path / "data"
-    email_pkg = Path(sysconfig.get_paths()["stdlib"]) / "email"
-    return [
-        f"data.inputs=[{data / 'pairs.jsonl'},{tmp_path / 'toy' / 'toy_pairs.jsonl'}]",
-        f"data.tokenizer={data / 'tokenizer.json'}",
+    inputs = [data / "pairs.jsonl", *([tmp_path / "toy" / "toy_pairs.jsonl"] if toy else [])]
+    argv = [
+        f"data.inputs=[{','.join(map(str, inputs))}]", f"data.tokenizer={data / 'tokenizer.json'}",
         f"data.output_prefix={data / 'pairs'}", "data.valid_fraction=0.2", f"splits.out_dir={data}",
         f"training.load={tmp_path / 'base'}", f"training.save={tmp_path / 'ckpt'}",
         f"training.train_split_file={data / 'train_data_paths.txt'}",
-        f"training.valid_split_file={data / 'valid_data_paths.txt'}",
-        "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8", "training.eval_iters=1",
-        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg}]", "demo.vocab_size=1000", "demo.max_records=150",
-        "demo.max_record_chars=500", "demo.pretrain_iters=4", "demo.pretrain_files=20",
-        "demo.eval_problems=1", "demo.eval_samples=2", "demo.toy_problems=2", "demo.toy_pairs=20", "demo.toy_samples=2",
+        f"training.valid_split_file={data / 'valid_data_paths.txt'}", "training.eval_iters=1",
+        "training.lr_warmup_samples=8", f"demo.roots=[{email_pkg()}]", "demo.vocab_size=1000", "demo.max_records=150",
+        "demo.max_record_chars=500", "demo.eval_problems=1", "demo.eval_samples=2",
     ]
+    if not toy:
+        return [*argv, "training.train_iters=16", "training.eval_interval=8", "training.save_interval=8",
+                "demo.pretrain_iters=4", "demo.pretrain_files=20"]
+    # What the TOY effect needs (measured: 150 or 300 steps, or 500 without the 20 steps of continued pretraining,
+    # learn the body's form but not its operation and constant: TOY pass@1 stays 0). Two torch threads: the same
+    # weights bit for bit on every run (another thread count trains other weights), so this is not flaky under load
+    return [*argv, "training.train_iters=500", "training.eval_interval=250", "training.save_interval=250",
+            "training.cpu_threads=2", "demo.pretrain_iters=20", "demo.pretrain_files=200", "demo.toy_problems=4",
+            "demo.toy_pairs=2000", "demo.toy_samples=2"]
+
+
+def email_pkg() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"]) / "email"
 
 
 def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
-    """Every demo step, tiny: data -> base model -> fine-tune (validation loss must fall) -> HF, verified by logits
-    -> evaluation report."""
+    """Every demo step, small: data -> base model -> fine-tune (validation loss must fall) -> HF, verified by logits
+    -> evaluation report, and the fine-tuned model's TOY pass@1 above the base model's (the demo's own check)."""
     import functools
 
     from evaluation import report
@@ -97,10 +108,16 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
     assert "validation loss went down" in printed
     # continued pretraining on raw code with FIM ran first, and the fine-tune started from its checkpoint
     assert "continued pretraining with FIM" in printed
-    assert (tmp_path / "pretrain" / "checkpoints" / "latest_checkpointed_iteration.txt").read_text() == "4"
-    assert f"loaded: Megatron checkpoint {tmp_path / 'pretrain' / 'checkpoints'} (tag 4)" in printed
+    assert (tmp_path / "pretrain" / "checkpoints" / "latest_checkpointed_iteration.txt").read_text() == "20"
+    assert f"loaded: Megatron checkpoint {tmp_path / 'pretrain' / 'checkpoints'} (tag 20)" in printed
     assert "MATCH" in printed.splitlines()  # the logit check's verdict line ("MISMATCH" is another line)
-    assert (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").read_text() == "16"
+    assert (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").read_text() == "500"
+    # the demo's point: fine-tuning moved TOY pass@1 from the base model's (measured here: 0 -> 1.0 in both)
+    assert "TOY pass@1 went up: python 0.0% -> " in printed
+    for language in ("python", "go"):
+        base, tuned = (json.loads((tmp_path / "eval" / label / f"toy-{language}" / "results.json").read_text())["pass@1"]
+                       for label in ("base", "fine-tuned"))
+        assert tuned >= base + 0.5, (language, base, tuned)
     assert (tmp_path / "hf" / "model.safetensors.index.json").exists() or (tmp_path / "hf" / "model.safetensors").exists()
     assert (tmp_path / "base" / "latest_checkpointed_iteration.txt").read_text() == "release"
     text = (tmp_path / "report.md").read_text()
@@ -110,13 +127,13 @@ def test_whole_demo_pipeline_into_tmp_path(tmp_path, capsys, monkeypatch):
         assert title in text, title
     assert "| HumanEval | python | 1.0000 | - | 2 |" in text and "python -m training.finetune" in text
     for language in ("python", "go", "rust"):  # the harness works in every language: canonical 1, wrong 0
-        assert f"| TOY arithmetic | {language} | 1.0000 | 0.0000 | 2 | all |" in text
-    assert "| TOY arithmetic go | 2 |" in text and "| HumanEval python | 1 of 164 (SUBSET) |" in text
+        assert f"| TOY arithmetic | {language} | 1.0000 | 0.0000 | 4 | all |" in text
+    assert "| TOY arithmetic go | 4 |" in text and "| HumanEval python | 1 of 164 (SUBSET) |" in text
     assert "The **TOY** rows are a task family made for this demo" in text
     assert (tmp_path / "report_pass_at_1.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "base_hf" / "config.json").exists()
     assert (tmp_path / "eval" / "fine-tuned" / "toy-go" / "samples.jsonl").exists()
-    assert json.loads((tmp_path / "toy" / "toy.json").read_text())["files"]["toy_pairs.jsonl"] == 40
+    assert json.loads((tmp_path / "toy" / "toy.json").read_text())["files"]["toy_pairs.jsonl"] == 4000
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -179,7 +196,7 @@ def test_whole_demo_with_a_tiny_llama(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "ComparisonPlan", functools.partial(report.ComparisonPlan, canonical_problems=1))
     demo = _demo_module()
     data = tmp_path / "data"
-    rc = demo.main([*_whole_demo_argv(tmp_path), "demo.model_family=llama"])
+    rc = demo.main([*_whole_demo_argv(tmp_path, toy=False), "demo.model_family=llama"])
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
     assert "validation loss went down" in printed and "continued pretraining with FIM" in printed
@@ -194,3 +211,17 @@ def test_whole_demo_with_a_tiny_llama(tmp_path, capsys, monkeypatch):
     assert "## Prompts side by side" in text and "## Held-out loss" in text
     side = (tmp_path / "eval" / "side_by_side.md").read_text()
     assert "| go |" in side and "| rust |" in side and "| python |" in side  # the language column
+
+
+def test_the_demo_stops_when_the_toy_pass_at_1_does_not_rise(tmp_path, capsys):
+    """The TOY check: tuned above base in every trained language, or a clear error naming the language."""
+    demo = _demo_module()
+    for label, rates in (("base", {"python": 0.0, "go": 0.25}), ("fine-tuned", {"python": 0.5, "go": 0.25})):
+        for language, rate in rates.items():
+            (tmp_path / label / f"toy-{language}").mkdir(parents=True)
+            (tmp_path / label / f"toy-{language}" / "results.json").write_text(json.dumps({"pass@1": rate}))
+    demo.check_toy_effect(tmp_path, ("python",))
+    assert "TOY pass@1 went up: python 0.0% -> 50.0% (base -> fine-tuned)" in capsys.readouterr().out
+    with pytest.raises(demo.DemoStepError, match="TOY pass@1 is not above the base model's in go"):
+        demo.check_toy_effect(tmp_path, ("python", "go"))
+    assert "TOY pass@1 did NOT go up in go: python 0.0% -> 50.0%, go 25.0% -> 25.0%" in capsys.readouterr().out

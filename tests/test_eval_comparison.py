@@ -77,10 +77,36 @@ def test_report_command_compares_two_runs(tmp_path):
     assert foreign.read_text() == "# my notes\n"
 
 
+
+def test_a_subset_run_says_so_in_the_plot_too(tmp_path):
+    """A --limit / partial run is labelled SUBSET in its table row and under its bar in the pass@1 plot."""
+    from PIL import Image
+
+    rows = [json.loads(line) for line in (PROBLEMS / "python_samples.jsonl").read_text().splitlines()]
+    right = [r for r in rows if r["expected"]][:2]  # two problems of the file's four
+    base, tuned = score(tmp_path, "base", right), score(tmp_path, "tuned", right)
+    out = tmp_path / "report.md"
+    assert commands.main(["report", "--base", str(base), "--tuned", str(tuned), "--out", str(out)]) == 0
+    assert "| HumanEval (python.jsonl) python | 2 of 4 (SUBSET) |" in out.read_text()
+    with Image.open(tmp_path / "report_pass_at_1.png") as png:
+        assert png.text["Description"] == "HumanEval (python.jsonl) python SUBSET"
+
 def test_published_rows_only_for_known_models_and_marked():
     assert [round(p.pass_at_1, 4) for p in published_rows("/models/StarCoderBase-1B/")] == [0.1517]
     assert published_rows("out/demo/hf") == []
     assert {p.language for p in published_rows("bigcode/octocoder", "humaneval")} == {"python", "go", "rust"}
+
+
+def test_published_humanevalfix_rows_for_octocoder_and_starcoder():
+    """OctoPack's Table 2 (HumanEvalFix pass@1 %), read from the paper's LaTeX in bigcode-project/octopack and the
+    authors' result files (bigcode/evaluation: OctoCoder Python 0.3037, Go 0.3015)."""
+    fix = {(p.model, p.language): round(100 * p.pass_at_1, 1) for p in published_rows("bigcode/octocoder", "humanevalfix")
+           + published_rows("bigcode/starcoder", "humanevalfix")}
+    assert fix == {("octocoder", "python"): 30.4, ("octocoder", "go"): 30.2, ("octocoder", "rust"): 16.5,
+                   ("starcoder", "python"): 8.7, ("starcoder", "go"): 20.1, ("starcoder", "rust"): 6.7}
+    for p in published_rows("octocoder", "humanevalfix") + published_rows("starcoder", "humanevalfix"):
+        assert "arXiv:2308.07124" in p.source and "Table 2" in p.source and "--prompt" in p.note
+    assert published_rows("starcoderbase", "humanevalfix") == []  # not in Table 2: nothing invented
 
 
 def test_a_known_model_gets_its_published_row_marked_published(tmp_path):

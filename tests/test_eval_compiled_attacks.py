@@ -21,12 +21,13 @@ def toolchain(language):
         pytest.skip(str(exc))
 
 
-def score(tmp_path, language, completions, timeout="3"):
+def score(tmp_path, language, completions, timeout="3", problems=None):
     samples = tmp_path / "s.jsonl"
     first = "Go/0" if language == "go" else "Rust/0"
     samples.write_text("".join(json.dumps({"task_id": first, "completion": c}) + "\n" for c in completions))
     out = tmp_path / "r.json"
-    assert commands.main(["humaneval", "--language", language, "--problems", str(PROBLEMS / f"{language}.jsonl"),
+    problems = problems or PROBLEMS / f"{language}.jsonl"
+    assert commands.main(["humaneval", "--language", language, "--problems", str(problems),
                           "--samples", str(samples), "--out", str(out), "--k", "1", "--timeout", timeout,
                           "--no-progress", "--workers", "2"]) == 0
     return [r["result"] for r in json.loads(out.read_text())["results"]]
@@ -52,19 +53,19 @@ def test_go_loops_memory_and_goroutine_bombs_fail(tmp_path):
     assert all(r != "passed" for r in results), results
 
 
-def test_rust_cannot_write_outside_reach_the_network_or_spawn_onto_the_host(tmp_path, host_folder):
-    toolchain("rust")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
-    received = []
+@pytest.fixture
+def listener():
+    """A TCP listener on the host's loopback, recording whatever reaches it while the test runs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.2)
+    received, stop = [], threading.Event()
 
     def accept():
-        for _ in range(60):
+        while not stop.is_set():
             try:
-                connection, _ = listener.accept()
+                connection, _ = server.accept()
                 received.append(connection.recv(100))
                 connection.close()
             except OSError:
@@ -72,19 +73,52 @@ def test_rust_cannot_write_outside_reach_the_network_or_spawn_onto_the_host(tmp_
 
     thread = threading.Thread(target=accept)
     thread.start()
+    yield server.getsockname()[1], received
+    stop.set()
+    thread.join()
+    server.close()
+
+
+# A problem whose test setup imports os, net and os/exec (HumanEval-X's own Go problems import none of them, so a
+# completion could not even name them): what a Go program that can use them does, the sandbox must contain
+HOSTILE_GO = {"task_id": "Go/0", "prompt": "// Hostile returns x.\nfunc Hostile(x int) int {\n", "import": "",
+              "declaration": "\nfunc Hostile(x int) int {\n", "canonical_solution": "    return x\n}\n",
+              "test_setup": 'package main\n\nimport (\n    "net"\n    "os"\n    "os/exec"\n    "testing"\n'
+                            '    "github.com/stretchr/testify/assert"\n)\n\nvar _, _, _ = net.Dial, os.WriteFile, exec.Command\n',
+              "test": "func TestHostile(t *testing.T) {\n    assert := assert.New(t)\n    assert.Equal(3, Hostile(3))\n}\n"}
+
+
+def test_go_cannot_write_outside_reach_the_network_or_spawn_onto_the_host(tmp_path, host_folder, listener):
+    toolchain("go")
+    port, received = listener
+    problems = tmp_path / "hostile_go.jsonl"
+    problems.write_text(json.dumps(HOSTILE_GO) + "\n")
     target = host_folder / "written"
-    try:
-        results = score(tmp_path, "rust", [
-            f'    std::fs::write("{target}", "x").unwrap();\n    0\n}}\n',
-            "    use std::io::Write;\n"
-            f'    let mut s = std::net::TcpStream::connect("127.0.0.1:{port}").unwrap();\n'
-            '    s.write_all(b"leak").unwrap();\n    0\n}\n',
-            f'    std::process::Command::new("/bin/sh").arg("-c").arg("touch {target}").status().unwrap();\n'
-            "    xs.iter().map(|x| x * x).sum()\n}\n",
-            "    loop {}\n}\n"])
-    finally:
-        thread.join()
-        listener.close()
+    results = score(tmp_path, "go", [
+        "    return x\n}\n",  # the problem itself builds and passes: the failures below are the sandbox's doing
+        f'    if err := os.WriteFile("{target}", []byte("x"), 0o644); err != nil {{\n        panic(err)\n    }}\n'
+        "    return x\n}\n",
+        f'    c, err := net.Dial("tcp", "127.0.0.1:{port}")\n    if err != nil {{\n        panic(err)\n    }}\n'
+        '    c.Write([]byte("leak"))\n    return x\n}\n',
+        f'    if err := exec.Command("/bin/sh", "-c", "touch {target}").Run(); err != nil {{\n        panic(err)\n'
+        "    }\n    return x\n}\n"], problems=problems)
+    assert results[0] == "passed", results
+    assert all(r.startswith("failed") and "compile" not in r for r in results[1:]), results
+    assert not target.exists() and received == []
+
+
+def test_rust_cannot_write_outside_reach_the_network_or_spawn_onto_the_host(tmp_path, host_folder, listener):
+    toolchain("rust")
+    port, received = listener
+    target = host_folder / "written"
+    results = score(tmp_path, "rust", [
+        f'    std::fs::write("{target}", "x").unwrap();\n    0\n}}\n',
+        "    use std::io::Write;\n"
+        f'    let mut s = std::net::TcpStream::connect("127.0.0.1:{port}").unwrap();\n'
+        '    s.write_all(b"leak").unwrap();\n    0\n}\n',
+        f'    std::process::Command::new("/bin/sh").arg("-c").arg("touch {target}").status().unwrap();\n'
+        "    xs.iter().map(|x| x * x).sum()\n}\n",
+        "    loop {}\n}\n"])
     assert results[0].startswith("failed") and results[1].startswith("failed") and results[3] == "timed out"
     assert not target.exists() and received == []
 

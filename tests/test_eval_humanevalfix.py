@@ -34,6 +34,25 @@ def test_cuts_are_the_harness_remove_last_block():
     assert cut_generation("go", "\n    return 1\n}\nfunc main() {}", ("\nfunc main(",)) == "\n    return 1\n}"
 
 
+
+@pytest.mark.parametrize("task", ["humanevalfix python", "humanevalfix go", "humanevalfix rust", "humaneval go",
+                                  "humaneval rust"])
+def test_humanevalpack_tasks_stop_at_the_literal_end_of_text_whatever_the_tokenizers_eos(task):
+    """humanevalpack.py appends "<|endoftext|>" to every language's stop words, then the tokenizer's EOS: a Llama
+    (EOS </s>) that writes the text <|endoftext|> has its generation cut there, as in the harness."""
+    from types import SimpleNamespace
+
+    from evaluation.generation_tasks import humaneval_task, humanevalfix_task
+    from evaluation.humaneval_generate import stop_words
+
+    name, language = task.split()
+    made = (humanevalfix_task if name == "humanevalfix" else humaneval_task)(language)
+    stops = stop_words(made, SimpleNamespace(eos_token="</s>"))
+    assert stops[-2:] == ("<|endoftext|>", "</s>")
+    body = "\n    return 1" if language == "python" else "\n    return 1\n}"
+    assert made.cut(body + "<|endoftext|>\nmore text", stops) == body
+    assert stop_words(made, SimpleNamespace(eos_token="<|endoftext|>")).count("<|endoftext|>") == 1
+
 def test_go_program_imports_what_the_fix_uses_outside_comments():
     problem = pack("go")["Go/2"]
     code = fixed_code("go", problem, "\n    // math.Floor is not used here\n    return math.Abs(a - b)\n}")

@@ -47,7 +47,8 @@ def test_report_renders_every_section_from_the_files(tmp_path):
                                                               "problems_source": "out/toy/toy_go.jsonl", "model": label})
         (tmp_path / label / "toy-go" / "samples.jsonl").write_text("".join(
             json.dumps({"task_id": e["task_id"], "completion": f"    return {label}\n}}\n"}) + "\n" for e in entries))
-        write(tmp_path / f"infill_{label}.json", {"pass@1": 0.25, "exact_match": 0.125, "tasks": 8, "problems": 2})
+        write(tmp_path / f"infill_{label}.json", {"pass@1": 0.25, "exact_match": 0.125, "tasks": 8, "problems": 2,
+                                                  "problems_total": 164, "subset": "subset: 2 of 164 problems"})
         write(tmp_path / f"mutantfix_{label}.json", {"pass@1": 0.0, "tasks": 7, "problems": 3})
     (tmp_path / "side_by_side.md").write_text("| prompt | language | base | fine-tuned |\n|---|---|---|---|\n")
     plot = tmp_path / "report_pass_at_1.png"
@@ -60,7 +61,8 @@ def test_report_renders_every_section_from_the_files(tmp_path):
     assert "**TOY arithmetic go**: now solved Go/toy_0; now failing none." in text
     assert "return&nbsp;base" in text and "return&nbsp;fine-tuned" in text  # the flipped problem side by side
     assert plot.read_bytes()[:4] == b"\x89PNG" and "![pass@1" in text
-    assert "| base | 0.2500 | 0.1250 | 8 | 2 |" in text and "NOT HumanEvalFix" in text
+    assert "| base | 0.2500 | 0.1250 | 8 | 2 of 164 (SUBSET) |" in text and "NOT HumanEvalFix" in text
+    assert "| base | 0.0000 | 7 | 3 |" in text  # a file without the subset fields (the whole benchmark)
     assert "![training and validation loss](checkpoints/loss_curve.png)" in text
     assert text.rstrip().endswith("|---|---|---|---|")
 

@@ -54,4 +54,8 @@ def test_sweep_evaluates_each_saved_checkpoint_and_plots(tmp_path, toy_folder):
         assert row["heldout_loss"] == pytest.approx(expected, rel=1e-5)
         assert (out / f"iter_{row['iteration']:07d}" / "results.json").is_file() and row["subset"]
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG" and not (out / ".hf-checkpoint").exists()
+    from PIL import Image
+
+    with Image.open(out / "sweep.png") as png:  # the --limit run's plot says it is a SUBSET in its title
+        assert png.text["Title"].startswith("humaneval python - SUBSET: 2 of ")
     assert summary["best_iteration"] in (10, 15)

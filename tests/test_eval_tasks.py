@@ -13,7 +13,7 @@ from evaluation.infilling import (MissingFimTokens, fim_token_ids, infilled_prog
                                   single_line_tasks)
 from evaluation.sandbox import Sandbox, SandboxLimits
 from evaluation.side_by_side import SIDE_BY_SIDE_PROMPTS, complete_prompts, markdown_table
-from evaluation.task_runs import run_commit_fixes, run_infilling
+from evaluation.task_runs import run_commit_fixes, run_infilling, summary_line
 from tests.conftest import FORK_FIXTURES
 from tests.evaluation_fixtures import tiny_hf_folder, tiny_tokenizer
 from tests.tiny_hf_checkpoints import tiny_model
@@ -75,6 +75,12 @@ def test_run_infilling_on_the_tiny_model(problems, box):
     assert summary["layout"].startswith("HumanEval-SingleLineInfilling")
     assert summary["exact_match"] == sum(r["exact_match"] for r in summary["results"]) / summary["tasks"]
     assert 0.0 <= summary["pass@1"] <= 1.0
+    assert summary["problems_total"] == len(problems) and summary["subset"].startswith(f"subset: 1 of {len(problems)}")
+    assert summary_line(summary).endswith(f"(1 problems) - a SUBSET ({summary['subset']}), not comparable with "
+                                          "full-benchmark numbers")
+    whole = run_infilling(tiny_model(seed=3), tiny_tokenizer(), dict(list(problems.items())[:1]), box, limit=None,
+                          workers=2, max_new_tokens=8)
+    assert whole["subset"] is None and "SUBSET" not in summary_line(whole)
 
 
 def test_the_generated_middle_keeps_its_newline():
@@ -106,6 +112,7 @@ def test_commit_fix_tasks_fail_until_fixed(problems, box):
                                max_new_tokens=8)
     assert summary["tasks"] + summary["mutants_still_passing"] == len(tasks) and summary["tasks"] > 0
     assert summary["pass@1"] == 0.0  # eight random tokens fix nothing
+    assert summary["subset"].startswith(f"subset: 3 of {len(problems)}") and "SUBSET" in summary_line(summary)
 
 
 def test_side_by_side_table():
