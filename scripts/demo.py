@@ -27,7 +27,8 @@ subset, compared with intervals and flipped problems, infilling, planted-bug fix
 ``out/demo/report.md`` is written with its plot; then the demo checks that the fine-tuned model's TOY pass@1 is above
 the base model's in every trained language (:func:`check_toy_effect`), and stops with an error otherwise. The
 outcome is deterministic on a CPU for a given seed and number of torch threads (``training.cpu_threads``; 0 takes
-torch's default, the machine's cores): another thread count sums in another order and trains other weights.
+torch's default, the machine's cores; demo.yaml says 2): another thread count sums in another order and trains other
+weights.
 
 ``demo.model_family=llama`` (or mistral, qwen2, starcoder2) runs the same stages with a tiny random model of that
 family written as a Hugging Face folder (``training.model_init --family``): the local engine trains it with
