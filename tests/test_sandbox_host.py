@@ -132,6 +132,20 @@ def test_memory_beyond_the_cgroup_limit_fails(tmp_path):
     assert box.run(below).result == "passed"
 
 
+def test_the_memory_limit_holds_for_all_processes_of_one_sample_together():
+    """Four processes of 40 MiB each: every one is within its own RLIMIT_AS (96 MiB), together they are beyond the
+    sample's 96 MiB memory cgroup, which kills some of them (SIGKILL); with 512 MiB all four live."""
+    child = "import time; b = b'x' * (40 << 20); time.sleep(2)"
+    program = (f"import subprocess, sys\nkids = [subprocess.Popen([sys.executable, '-c', {child!r}]) for _ in range(4)]\n"
+               "codes = [k.wait() for k in kids]\nassert codes.count(0) < 4 and -9 in codes, codes\n")
+    small = Sandbox(SandboxLimits(timeout_s=15.0, memory_bytes=96 << 20))
+    if not small.in_force["memory"].startswith("memory cgroup"):
+        pytest.skip(f"no writable memory cgroup here ({small.in_force['cgroup']})")
+    assert small.run(program).result == "passed"
+    large = Sandbox(SandboxLimits(timeout_s=15.0, memory_bytes=512 << 20)).run(program)
+    assert large.result == "failed: AssertionError: [0, 0, 0, 0]", large
+
+
 def test_pipe_buffers_count_against_the_memory_limit():
     """48 pipes holding 1 MiB each: within the user's pipe allowance (64 MiB), beyond a 40 MiB memory cgroup."""
     pipes = ("import fcntl, os\nheld = []\nfor _ in range(48):\n    r, w = os.pipe()\n"
