@@ -105,7 +105,7 @@ def judge_argv(program: ArgvProgram, phases: tuple[PhaseOutcome, ...], verdict: 
             limit = next(p.timeout_s for p in program.phases if p.name == done.name)
             return "timed out", f"phase {done.name}: over {limit:g}s"
         if done.status == "signal":
-            return "failed", f"phase {done.name}: killed by {_signal_name(done.code)}{memory}"
+            return "failed", f"phase {done.name}: killed by {signal_name(done.code)}{memory}"
         if done.code != 0:
             return "failed", f"phase {done.name}: exit status {done.code}{memory}"
     if verdict == "output limit":
@@ -117,7 +117,8 @@ def judge_argv(program: ArgvProgram, phases: tuple[PhaseOutcome, ...], verdict: 
     return "failed", f"the phase driver ended early (exit status {returncode}){memory}"
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal N`` for a number that names no signal (the judges of native programs)."""
     try:
         return signal.Signals(number).name
     except ValueError:

@@ -25,7 +25,7 @@ import signal
 import time
 
 from evaluation.sandbox import ProgramResult, Sandbox, SandboxLimits
-from evaluation.sandbox_argv import ArgvProgram, ArgvResult
+from evaluation.sandbox_argv import ArgvProgram, ArgvResult, signal_name
 
 TAIL_BYTES = 4096  # of the test binary's output: judged here, never written to results
 SANDBOX_PYTHON = "/usr/bin/python3"  # the sandbox's interpreter (evaluation.sandbox binds it); runs DRAIN
@@ -58,13 +58,6 @@ def compiled_limits(compile_s: float, run_s: float, base: SandboxLimits = Sandbo
                          open_files=max(base.open_files, 1024))
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def judge(language: str, result: ArgvResult) -> ProgramResult:
     """Passed when every phase exited 0 and the tests' own success line ends the output; else a fixed phrase."""
     if result.status == "timed out":
@@ -84,7 +77,7 @@ def judge(language: str, result: ArgvResult) -> ProgramResult:
         return ProgramResult("failed", "exited before the tests finished", result.seconds)
     if last.status == "signal" or (last.status == "exit" and last.code > 128 and last.code - 128 != signal.SIGABRT):
         number = last.code if last.status == "signal" else last.code - 128
-        return ProgramResult("failed", f"killed by {_signal_name(number)}", result.seconds)
+        return ProgramResult("failed", f"killed by {signal_name(number)}", result.seconds)
     if b"assertion failed" in tail or b"assertion `left" in tail:  # Rust's assert_eq! panics
         reason = "test failed"
     elif b"panic" in tail:  # Go's runtime panic ("panic:"), Rust's other panics ("panicked at")

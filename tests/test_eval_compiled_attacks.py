@@ -139,3 +139,19 @@ def test_rust_cannot_read_host_files_at_compile_or_run_time_nor_fake_a_pass_by_e
     assert results[1] == "failed: panicked" and results[3] == "failed: exited before the tests finished"
     assert results[4] == "passed"
     assert "secret-canary" not in (tmp_path / "r.json").read_text()
+
+
+def test_a_killed_run_phase_is_named_by_its_signal_without_running_anything():
+    """The judge's own phrases (no toolchain needed): a signal, a shell's 128+N status, a number no signal has;
+    SIGABRT (134) is a Rust panic's abort, judged by its output, not as a kill."""
+    from evaluation.sandbox_argv import ArgvResult, PhaseOutcome
+    from evaluation.toolchain_jobs import judge
+
+    def run_phase(status, code, output=b""):
+        compiled = PhaseOutcome("compile", "exit", 0, 0.1)
+        return judge("rust", ArgvResult("failed", "", (compiled, PhaseOutcome("run", status, code, 0.1)), output, 0.2))
+
+    assert run_phase("signal", 9).reason == "killed by SIGKILL"
+    assert run_phase("exit", 128 + 11).reason == "killed by SIGSEGV"
+    assert run_phase("exit", 128 + 99).reason == "killed by signal 99"
+    assert run_phase("exit", 128 + 6, b"thread 'main' panicked at src/main.rs").reason == "panicked"
