@@ -37,12 +37,10 @@ def chosen_iterations(save: Path, every: int) -> list[int]:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from evaluation.commands import UsageError, parse_ks, problem_set
+    from evaluation.commands import parse_ks, problem_set
     from evaluation.checkers import make_checker
     from evaluation.generation_tasks import humaneval_task
 
-    if args.every < 1:
-        raise UsageError(f"--every {args.every}: give a positive number of iterations")
     iterations = chosen_iterations(args.run, args.every)
     ks = parse_ks(args.k)
     claim_folder(args.out, SWEEP, "--out", inputs=[args.run])

@@ -59,3 +59,10 @@ def test_sweep_evaluates_each_saved_checkpoint_and_plots(tmp_path, toy_folder):
     with Image.open(out / "sweep.png") as png:  # the --limit run's plot says it is a SUBSET in its title
         assert png.text["Title"].startswith("humaneval python - SUBSET: 2 of ")
     assert summary["best_iteration"] in (10, 15)
+
+
+def test_sweep_refuses_a_non_positive_every_before_reading_the_run(tmp_path, capsys):
+    """--every is range-checked with every numeric flag (commands.FLAG_BOUNDS), before --run is even listed."""
+    out = tmp_path / "sweep"
+    assert commands.main(["sweep", "--run", str(tmp_path / "missing"), "--every", "0", "--out", str(out)]) == 2
+    assert "--every must be >= 1, got 0" in capsys.readouterr().err and not out.exists()
