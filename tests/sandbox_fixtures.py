@@ -1,4 +1,4 @@
-"""Shared helpers of the sandbox tests: one sandbox per test module, dedented programs, process trees, a gcc check."""
+"""Shared helpers of the sandbox tests: one sandbox per test module, dedented programs, the process-limit program, process trees, a gcc check."""
 from __future__ import annotations
 
 import shutil
@@ -28,6 +28,24 @@ def compiled_hook(box: Sandbox, source: str) -> bytes:
 
 def run(box: Sandbox, source: str):
     return box.run(textwrap.dedent(source))
+
+
+def process_limit_program(expected: int, attempts: int) -> str:
+    """A program that starts ``/bin/sleep`` children until the process limit refuses one, asserts that exactly
+    ``expected`` started, and ends them."""
+    return textwrap.dedent(f"""\
+        import subprocess
+        children = []
+        try:
+            for _ in range({attempts}):
+                children.append(subprocess.Popen(["/bin/sleep", "30"]))
+        except OSError:
+            pass
+        assert len(children) == {expected}, len(children)
+        for child in children:
+            child.kill()
+            child.wait()
+        """)
 
 
 def descendants(pid: int) -> list[int]:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -17,7 +18,8 @@ from evaluation.humaneval_score import run_checks
 from evaluation.sandbox import Sandbox, SandboxUnavailable, exception_reason, sanitise
 from evaluation.sandbox_cgroup import find_parents
 from evaluation.sandbox_limits import SandboxLimits
-from tests.sandbox_fixtures import LIMITS, compiled_hook, descendants, make_box, run, without_hook
+from tests.sandbox_fixtures import (LIMITS, compiled_hook, descendants, make_box, process_limit_program, run,
+                                    without_hook)
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +81,8 @@ def test_memory_bomb_fails(box):
 
 
 def test_process_and_thread_limits_hold_and_nothing_is_left_behind(box):
-    counted = run(box, f"""
-        import subprocess, threading, time
-        children = []
-        try:
-            for _ in range(200):
-                children.append(subprocess.Popen(["/bin/sleep", "30"]))
-        except OSError:
-            pass
-        assert len(children) == {LIMITS.max_processes}, len(children)
-        for child in children:
-            child.kill()
-            child.wait()
+    counted = box.run(process_limit_program(LIMITS.max_processes, 200) + textwrap.dedent(f"""
+        import threading, time
         started = 0
         threading.stack_size(256 << 10)  # address space, not the process limit, would stop 8 MiB stacks first
         try:
@@ -100,7 +92,7 @@ def test_process_and_thread_limits_hold_and_nothing_is_left_behind(box):
         except RuntimeError:
             pass
         assert started == {LIMITS.max_processes}, started
-        """)
+        """))
     assert counted.result == "passed", counted
     bomb = run(box, "import subprocess\nwhile True:\n    try:\n        subprocess.Popen(['/bin/sleep', '30'])\n"
                     "    except OSError:\n        pass\n")

@@ -15,13 +15,13 @@ import secrets
 import shutil
 import socket
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from evaluation.python_programs import harness_wrapped
 from tests.conftest import REPO_ROOT
+from tests.sandbox_fixtures import process_limit_program
 from tests.test_sandbox_forgery import ATTACKS, CURRENT_FRAMES, DRIVER_REACH, SETTRACE_JUMP, WRONG
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -52,16 +52,7 @@ def programs(canary: str, socket_path: str) -> dict[str, str]:
         "unix socket": f"import socket\nsocket.socket(socket.AF_UNIX).connect({socket_path!r})\n",
         "canary": f"raise AssertionError(open({canary!r}).read())\n",
         "proc sys": "open('/proc/sys/vm/swappiness', 'w').write('1')\n",
-        "processes": textwrap.dedent("""
-            import subprocess
-            children = []
-            try:
-                for _ in range(100):
-                    children.append(subprocess.Popen(["/bin/sleep", "30"]))
-            except OSError:
-                pass
-            assert len(children) == 16, len(children)
-            """),
+        "processes": process_limit_program(16, 100),
         "tmpfs": "import os\nfor i in range(100):\n    open(f'f{i}', 'wb').write(os.urandom(8 << 20))\n",
         "uid": "import os\nassert os.getuid() == 65534 and os.listdir('.') == []\n",
         "shadow": "raise AssertionError(open('/etc/shadow').read())\n",
