@@ -85,6 +85,10 @@ def _score_benchmark(args: argparse.Namespace, fix: bool) -> int:
     ks = parse_ks(args.k)
     if args.model is None:
         check_replaceable(args.out, "humanevalfix" if fix else "humaneval", (args.samples,))
+    else:  # refused before the problems are read and a toolchain is built (generate_and_score claims it again)
+        from evaluation.humaneval_generate import check_output_folder
+
+        check_output_folder(args.out, "humanevalfix" if fix else "humaneval", args.model)
     problems, source = problem_set(args, fix)
     task = (humanevalfix_task if fix else humaneval_task)(args.language)
     timeout = args.timeout if args.timeout is not None else task.timeout_s

@@ -90,3 +90,18 @@ def test_generate_fixes_with_the_commit_prompt(tmp_path):
     assert settings["generation"]["stop_sequences"][-1] == "<|endoftext|>" and settings["generation"]["stop_rule"] == "unindented"
     results = json.loads((out / "results.json").read_text())
     assert results["samples"] == 4 and results["subset"].startswith("subset: 2 of 4")
+
+
+def test_a_model_run_refuses_a_foreign_out_before_any_problem_or_checker(tmp_path, monkeypatch, capsys):
+    """--model --out is claimed first: a file that is no earlier output is refused before the problems are read
+    and before a checker (for Go or Rust: the shared build) is made."""
+    def never(*args, **kwargs):
+        raise AssertionError("reached past the --out check")
+
+    monkeypatch.setattr(commands, "make_checker", never)
+    monkeypatch.setattr(commands, "load_problem_set", never)
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    assert commands.main(["humanevalfix", "--language", "go", "--problems", str(PROBLEMS / "humanevalpack_go.jsonl"),
+                          "--model", str(tmp_path / "hf"), "--out", str(foreign), "--no-progress"]) == 2
+    assert "--out" in capsys.readouterr().err and foreign.read_text() == "mine"
