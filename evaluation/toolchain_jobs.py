@@ -1,7 +1,7 @@
 """Compiled-language checks in the sandbox: a Go or Rust test program compiled, then run, behind the same wall.
 
-    runner = JobRunner(compile_s=60, run_s=20, binds=(shared_build_folder,))
-    result = runner.run(argv_program)   # an ArgvProgram (evaluation.toolchains builds it): a ProgramResult
+    runner = JobRunner("go", compile_s=60, run_s=20)
+    result = runner.run(go_job(build, text, 60, 20))   # evaluation.toolchains builds the ArgvProgram
 
 The seam between the Go/Rust checks and the sandbox: ``Sandbox.run_argv`` (``evaluation.sandbox_argv``) runs
 the phases (compile, then run) in the working folder, each under its own wall-clock limit, with the files
