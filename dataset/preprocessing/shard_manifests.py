@@ -11,12 +11,12 @@ differs.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dataset.formats.input_files import range_sha256
 from dataset.formats.preprocess_manifest import manifest_path, read_manifest
 from dataset.preprocessing.shard_plan import ShardSpec, shard_prefix, shards_folder
 
@@ -115,21 +115,6 @@ def merged_run_facts(manifest: dict[str, Any]) -> dict[str, Any] | None:
         return run_facts(settings, manifest["inputs"], manifest["tokenizer"]["sha256"])
     except (KeyError, TypeError, AttributeError):
         return None
-
-
-def range_sha256(path: str, start: int, end: int) -> str:
-    """The sha256 of bytes ``start:end`` of ``path`` as they are now (what a shard recorded for its piece)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        left = end - start
-        while left > 0:
-            block = handle.read(min(left, 1 << 22))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
-    return digest.hexdigest()
 
 
 def edited_inputs(inputs: Any, pieces: Any) -> list[str]:
