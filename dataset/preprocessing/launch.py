@@ -102,14 +102,16 @@ def shard_facts(data: DataConfig) -> dict[str, Any]:
     return json.loads(json.dumps(facts))  # tuples as lists, as in a manifest
 
 
-def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None
+def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None,
+                    hashed: dict[tuple[str, int, int], str] | None = None
                     ) -> tuple[dict[int, dict[str, Any]], list[int], list[str]]:
     """(shard index -> manifest for every finished shard of this run, indices of shards made otherwise, the inputs
     edited in place since some shard read them).
 
     With ``facts`` (:func:`shard_facts`), a shard made with other settings, inputs or tokenizer is not
     finished: it is listed as stale, and a resubmission makes it again. So is a shard whose input bytes are no
-    longer those it read (an edit in place keeps path and size: ``edited_inputs`` compares the pieces' hashes).
+    longer those it read (an edit in place keeps path and size: ``edited_inputs`` compares the pieces' hashes;
+    ``hashed``: the pieces this command hashed already, shared with :func:`merged`).
     """
     done, stale, edited = {}, [], []
     for index in range(num_shards):
@@ -117,7 +119,8 @@ def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None =
         if not path.is_file():
             continue
         manifest = read_shard_manifest(path, index, num_shards)  # damaged: one line naming it
-        changed = [] if facts is None else edited_inputs(manifest["shard"]["inputs"], manifest["shard"]["pieces"])
+        changed = [] if facts is None else edited_inputs(manifest["shard"]["inputs"], manifest["shard"]["pieces"],
+                                                           hashed)
         if facts is not None and (facts != shard_run_facts(manifest) or changed):
             stale.append(index)
             edited += [p for p in changed if p not in edited]
@@ -133,7 +136,8 @@ def stale_line(stale: list[int], edited: list[str], then: str) -> str:
     return f"shards {stale} {why}: {then}"
 
 
-def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
+def merged(prefix: str, num_shards: int, facts: dict[str, Any],
+           hashed: dict[tuple[str, int, int], str] | None = None) -> bool | None:
     """True when ``prefix`` holds the merge of this run's shards, None when it holds a merge made with other
     settings, inputs or tokenizer (the run config changed since: the shards are made again) or from input bytes
     edited in place since, else False."""
@@ -148,7 +152,7 @@ def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
     if not isinstance(m, dict) or m.get("stage") != "merge_shards" or not isinstance(m.get("shards"), list) \
             or len(m["shards"]) != num_shards:
         return False
-    if merged_run_facts(m) != facts or edited_inputs(m.get("inputs"), m.get("pieces")):
+    if merged_run_facts(m) != facts or edited_inputs(m.get("inputs"), m.get("pieces"), hashed):
         return None  # another run's, or its inputs were edited in place since (same paths and sizes)
     return True
 
@@ -211,8 +215,8 @@ def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob
 def submit(args: argparse.Namespace) -> int:
     data, settings, job = _load(args)
     prefix, n = job.output_prefix, job.num_shards
-    facts = shard_facts(data)
-    is_merged = merged(prefix, n, facts)
+    facts, hashed = shard_facts(data), {}  # hashed: each piece of an input touched since is read once
+    is_merged = merged(prefix, n, facts, hashed)
     if is_merged:
         print(f"already merged: {manifest_path(prefix)}; nothing to submit")
         return 0
@@ -220,7 +224,7 @@ def submit(args: argparse.Namespace) -> int:
         print(f"{manifest_path(prefix)} was merged from other settings, inputs or tokenizer, or from inputs"
               " edited in place since: making it again")
     state = read_state(prefix, n)
-    done, stale, edited = finished_shards(prefix, n, facts)
+    done, stale, edited = finished_shards(prefix, n, facts, hashed)
     if stale:
         print(stale_line(stale, edited, "making them again"))
     states = _queue(state)
@@ -266,13 +270,13 @@ def submit(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     data, _, job = _load(args)
     state = read_state(job.output_prefix, job.num_shards)
-    facts = shard_facts(data)
-    done, stale, edited = finished_shards(job.output_prefix, job.num_shards, facts)
+    facts, hashed = shard_facts(data), {}  # hashed: each piece of an input touched since is read once
+    done, stale, edited = finished_shards(job.output_prefix, job.num_shards, facts, hashed)
     if stale:
         print(stale_line(stale, edited, "submit makes them again"))
     flying = shards_in_flight(_queue(state), state.array_jobs)
     print(progress_line(data, done, len(flying), state, time.time()))
-    is_merged = merged(job.output_prefix, job.num_shards, facts)
+    is_merged = merged(job.output_prefix, job.num_shards, facts, hashed)
     if is_merged:
         print(f"merged: {manifest_path(job.output_prefix)}")
     elif is_merged is None:
