@@ -220,6 +220,33 @@ def test_an_input_edited_in_place_after_the_merge_is_not_already_merged(run_conf
     assert "--array=" in out and slurm[1]() == []
 
 
+def test_status_hashes_each_piece_of_a_touched_input_once(run_config, fork_dir, slurm, capsys, monkeypatch,
+                                                           tmp_path):
+    """status checks the shards' pieces and then the merge's, which are the same pieces: an input touched since
+    (other mtime, same bytes) was read twice by one command, the whole corpus for a corpus touched by a copy."""
+    import collections
+    import os
+
+    from dataset.preprocessing import shard_manifests
+
+    copies = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for copy, name in zip(copies, ("sample.jsonl", "sample2.jsonl")):
+        copy.write_bytes((fork_dir / name).read_bytes())
+    inputs = f"data.inputs=['{copies[0]}', '{copies[1]}']"
+    _make_and_merge(run_config, monkeypatch, inputs)
+    for copy in copies:
+        later = os.stat(copy).st_mtime_ns + 5_000_000_000
+        os.utime(copy, ns=(later, later))
+    calls, real = collections.Counter(), shard_manifests.range_sha256
+    monkeypatch.setattr(shard_manifests, "range_sha256", lambda *key: calls.update([key]) or real(*key))
+    capsys.readouterr()
+    assert launch.main(["status", "--config", str(run_config), inputs]) == 0
+    out = capsys.readouterr().out
+    assert "merged: " in out and "edited" not in out, out
+    assert {path for path, _, _ in calls} == {str(c) for c in copies}  # every piece was checked ...
+    assert set(calls.values()) == {1}, calls  # ... once
+
+
 @pytest.mark.parametrize("damage", ["cut", "a list", "keys missing"])
 def test_damaged_launch_state_or_shard_manifest_is_one_line(run_config, slurm, capsys, monkeypatch, damage):
     from dataset.preprocessing.shard_manifests import shard_manifest_path

@@ -1,5 +1,6 @@
 """Parquet inputs (the StarCoder data / The Stack layout) for dataset.preprocess: the same bytes out as the same
 records given as jsonl, the same skips and hold-outs, shards cut at row-group boundaries, language folders."""
+import hashlib
 import json
 
 import pytest
@@ -109,6 +110,13 @@ def test_shards_cut_parquet_at_row_groups_and_merge_to_the_same_bytes(fork_dir, 
         assert _run(fork_dir, [parquet], prefix, *extra, "--num-shards", 4, "--shard-index", index) == 0
     assert merge_shards.main(["--output-prefix", str(prefix), "--num-shards", "4"]) == 0
     assert _outputs(prefix, ("inputs", "targets")) == _outputs(tmp_path / "one" / "pairs", ("inputs", "targets"))
+    # the recorded digests are of the file's bytes (whole, and each shard's piece): what launch compares them with
+    data = parquet.read_bytes()
+    assert read_manifest(manifest_path(tmp_path / "one" / "pairs"))["inputs"][0]["sha256"] == \
+        hashlib.sha256(data).hexdigest()
+    pieces = read_manifest(manifest_path(prefix))["pieces"]
+    assert len(pieces) == len([p for p in pieces if p["path"] == str(parquet)]) > 1
+    assert [p["sha256"] for p in pieces] == [hashlib.sha256(data[p["start"]:p["end"]]).hexdigest() for p in pieces]
 
 
 def test_languages_are_read_from_a_stack_like_folder(fork_dir, tmp_path, capsys):

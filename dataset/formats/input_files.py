@@ -11,11 +11,12 @@ there is an error naming the ones that are. Files given by name are read as give
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Iterator
 
-from dataset.formats.jsonl_records import InputFileError, LineChunk, LongLine, count_records, iter_chunks
+from dataset.formats.jsonl_records import READ_BLOCK, InputFileError, LineChunk, LongLine, count_records, iter_chunks
 from dataset.formats.parquet_records import count_parquet_records, is_parquet, iter_parquet_chunks
 
 RECORD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
@@ -56,7 +57,29 @@ def count_input_records(paths: list[str], max_line_bytes: int) -> int:
 def iter_input_chunks(path: str | os.PathLike, keys: tuple[str, ...], max_line_bytes: int, chunk_bytes: int,
                       digest: list[str] | None = None, byte_range: tuple[int, int] | None = None
                       ) -> Iterator[LineChunk | LongLine]:
-    """The file's records as chunks of JSON lines (``dataset.formats.jsonl_records.iter_chunks`` for jsonl)."""
+    """The file's records as chunks of JSON lines (``dataset.formats.jsonl_records.iter_chunks`` for jsonl); at the
+    end the sha256 of the bytes read (``byte_range``, else the whole file) is appended to ``digest``."""
     if is_parquet(path):
-        return iter_parquet_chunks(path, keys, max_line_bytes, chunk_bytes, digest, byte_range)
-    return iter_chunks(path, max_line_bytes, chunk_bytes, digest, byte_range)
+        return _parquet_chunks(path, keys, max_line_bytes, chunk_bytes, digest, byte_range)
+    return iter_chunks(path, max_line_bytes, chunk_bytes, digest, byte_range)  # hashed as it is read
+
+
+def _parquet_chunks(path: str | os.PathLike, keys: tuple[str, ...], max_line_bytes: int, chunk_bytes: int,
+                    digest: list[str] | None, byte_range: tuple[int, int] | None) -> Iterator[LineChunk | LongLine]:
+    yield from iter_parquet_chunks(path, keys, max_line_bytes, chunk_bytes, byte_range)
+    if digest is not None:  # pyarrow reads the footer and the chosen columns only: the bytes are hashed apart
+        start, end = byte_range if byte_range is not None else (0, os.path.getsize(path))
+        digest.append(range_sha256(path, start, end))
+
+
+def range_sha256(path: str | os.PathLike, start: int, end: int) -> str:
+    """The sha256 of bytes ``start:end`` of ``path`` as they are now: what a run records for the piece it read,
+    and what ``dataset.preprocessing.shard_manifests`` compares with that record."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        left = end - start
+        while left > 0 and (block := handle.read(min(left, READ_BLOCK))):
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()

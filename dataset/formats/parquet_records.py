@@ -14,11 +14,11 @@ Only the needed columns of one row group are in memory at a time (The Stack's ``
 of MB), cut into chunks of about ``chunk_bytes`` of JSON. A row whose line would pass ``max_line_bytes`` is a
 :class:`~dataset.formats.jsonl_records.LongLine`, as in jsonl. Shards (``dataset.preprocessing.shard_plan``) cut a parquet file at
 row-group boundaries: a piece ``(start, end)`` reads the row groups whose data starts in it
-(:func:`row_group_starts`); the digest is of the file's bytes in the piece, as for a jsonl range.
+(:func:`row_group_starts`); the digest of the file's bytes in the piece, as for a jsonl range, is
+``dataset.formats.input_files``'s.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -81,21 +81,9 @@ def _columns(schema_names: list[str], keys: tuple[str, ...]) -> list[str]:
     return wanted
 
 
-def _file_digest(path: str | os.PathLike, byte_range: tuple[int, int] | None) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        start, end = byte_range if byte_range is not None else (0, os.fstat(f.fileno()).st_size)
-        f.seek(start)
-        left = end - start
-        while left > 0 and (block := f.read(min(READ_BLOCK, left))):
-            sha.update(block)
-            left -= len(block)
-    return sha.hexdigest()
-
-
 def iter_parquet_chunks(path: str | os.PathLike, keys: tuple[str, ...], max_line_bytes: int,
-                        chunk_bytes: int = READ_BLOCK, digest: list[str] | None = None,
-                        byte_range: tuple[int, int] | None = None) -> Iterator[LineChunk | LongLine]:
+                        chunk_bytes: int = READ_BLOCK, byte_range: tuple[int, int] | None = None
+                        ) -> Iterator[LineChunk | LongLine]:
     """Yield the rows of ``path`` (the row groups starting inside ``byte_range``) as chunks of JSON lines."""
     name = os.fspath(path)
     parquet = _open(path)
@@ -108,8 +96,6 @@ def iter_parquet_chunks(path: str | os.PathLike, keys: tuple[str, ...], max_line
         if byte_range is None or byte_range[0] <= starts[group] < byte_range[1]:
             yield from _group_chunks(parquet, name, group, columns, first_row, max_line_bytes, chunk_bytes)
         first_row += rows_in_group
-    if digest is not None:
-        digest.append(_file_digest(path, byte_range))
 
 
 def _group_chunks(parquet: Any, name: str, group: int, columns: list[str], first_row: int, max_line_bytes: int,

@@ -93,23 +93,25 @@ _STATE_FIX = ("check with squeue that no job of this run is queued or running, t
               " again (finished shards are kept)")
 
 
-def shard_facts(data: DataConfig) -> dict[str, Any]:
-    """What a shard's manifest must say for it to count as this run's: settings, inputs, tokenizer."""
-    paths = expand_inputs(data.inputs, data.languages)
+def shard_facts(data: DataConfig, paths: list[str]) -> dict[str, Any]:
+    """What a shard's manifest must say for it to count as this run's: settings, inputs (``paths``: the input
+    files, language folders expanded), tokenizer."""
     facts = run_facts(output_settings(dataclasses.asdict(data)),
                       [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
                       hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest())
     return json.loads(json.dumps(facts))  # tuples as lists, as in a manifest
 
 
-def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None
+def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None = None,
+                    hashed: dict[tuple[str, int, int], str] | None = None
                     ) -> tuple[dict[int, dict[str, Any]], list[int], list[str]]:
     """(shard index -> manifest for every finished shard of this run, indices of shards made otherwise, the inputs
     edited in place since some shard read them).
 
     With ``facts`` (:func:`shard_facts`), a shard made with other settings, inputs or tokenizer is not
     finished: it is listed as stale, and a resubmission makes it again. So is a shard whose input bytes are no
-    longer those it read (an edit in place keeps path and size: ``edited_inputs`` compares the pieces' hashes).
+    longer those it read (an edit in place keeps path and size: ``edited_inputs`` compares the pieces' hashes;
+    ``hashed``: the pieces this command hashed already, shared with :func:`merged`).
     """
     done, stale, edited = {}, [], []
     for index in range(num_shards):
@@ -117,7 +119,8 @@ def finished_shards(prefix: str, num_shards: int, facts: dict[str, Any] | None =
         if not path.is_file():
             continue
         manifest = read_shard_manifest(path, index, num_shards)  # damaged: one line naming it
-        changed = [] if facts is None else edited_inputs(manifest["shard"]["inputs"], manifest["shard"]["pieces"])
+        changed = [] if facts is None else edited_inputs(manifest["shard"]["inputs"], manifest["shard"]["pieces"],
+                                                           hashed)
         if facts is not None and (facts != shard_run_facts(manifest) or changed):
             stale.append(index)
             edited += [p for p in changed if p not in edited]
@@ -133,7 +136,8 @@ def stale_line(stale: list[int], edited: list[str], then: str) -> str:
     return f"shards {stale} {why}: {then}"
 
 
-def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
+def merged(prefix: str, num_shards: int, facts: dict[str, Any],
+           hashed: dict[tuple[str, int, int], str] | None = None) -> bool | None:
     """True when ``prefix`` holds the merge of this run's shards, None when it holds a merge made with other
     settings, inputs or tokenizer (the run config changed since: the shards are made again) or from input bytes
     edited in place since, else False."""
@@ -148,16 +152,17 @@ def merged(prefix: str, num_shards: int, facts: dict[str, Any]) -> bool | None:
     if not isinstance(m, dict) or m.get("stage") != "merge_shards" or not isinstance(m.get("shards"), list) \
             or len(m["shards"]) != num_shards:
         return False
-    if merged_run_facts(m) != facts or edited_inputs(m.get("inputs"), m.get("pieces")):
+    if merged_run_facts(m) != facts or edited_inputs(m.get("inputs"), m.get("pieces"), hashed):
         return None  # another run's, or its inputs were edited in place since (same paths and sizes)
     return True
 
 
-def progress_line(data: DataConfig, done: dict[int, dict[str, Any]], in_flight: int, state: LaunchState,
-                  now: float) -> str:
-    """Shards done / in flight / to submit, input bytes done, records and bytes per second."""
+def progress_line(data: DataConfig, facts: dict[str, Any], done: dict[int, dict[str, Any]], in_flight: int,
+                  state: LaunchState, now: float) -> str:
+    """Shards done / in flight / to submit, input bytes done (of the input sizes in ``facts``), records and bytes
+    per second."""
     n = data.num_shards
-    total = sum(input_sizes(expand_inputs(data.inputs, data.languages)))
+    total = sum(i["bytes"] for i in facts["inputs"])
     records = sum(m["records_in"] for m in done.values())
     nbytes = sum(sum(p["end"] - p["start"] for p in m["shard"]["pieces"]) for m in done.values())
     seconds = sum(m["timings_s"].get("total", 0.0) for m in done.values())
@@ -185,7 +190,8 @@ def _queue(state: LaunchState) -> dict[str, str]:
     return parse_squeue(_run(squeue_argv())) if state.array_jobs or state.merge_jobs else {}
 
 
-def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob]:
+def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob, list[str]]:
+    """The run config's sections, the shard job, and the input files (language folders expanded, walked once)."""
     bad = [o for o in args.overrides if "=" not in o or "." not in o.split("=", 1)[0]]
     if bad:
         raise LaunchError(f"override {bad[0]!r} must be written section.key=value (e.g. data.num_shards=8)")
@@ -194,9 +200,10 @@ def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob
     if not data.inputs or not data.tokenizer or not data.output_prefix:
         raise LaunchError(f"{args.config}: data: needs inputs, tokenizer and output_prefix")
     try:  # a folder of languages stands for its files
-        missing = [p for p in expand_inputs(data.inputs, data.languages) if not Path(p).is_file()]
+        paths = expand_inputs(data.inputs, data.languages)
     except InputFileError as exc:
         raise LaunchError(f"{exc} (data.inputs / data.languages in {args.config})") from None
+    missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise LaunchError(f"{missing[0]}: no such input file; check data.inputs in {args.config}")
     shard_config(data, ShardSpec(0, data.num_shards))  # what a shard cannot do is refused now, not on the nodes
@@ -205,14 +212,14 @@ def _load(args: argparse.Namespace) -> tuple[DataConfig, ClusterConfig, ShardJob
                    num_shards=data.num_shards, python=sys.executable, workdir=os.getcwd(),
                    log_dir=str(shards_folder(prefix) / "logs"),
                    site_env=os.path.abspath(settings.site_env) if Path(settings.site_env).is_file() else "")
-    return data, settings, job
+    return data, settings, job, paths
 
 
 def submit(args: argparse.Namespace) -> int:
-    data, settings, job = _load(args)
+    data, settings, job, paths = _load(args)
     prefix, n = job.output_prefix, job.num_shards
-    facts = shard_facts(data)
-    is_merged = merged(prefix, n, facts)
+    facts, hashed = shard_facts(data, paths), {}  # hashed: each piece of an input touched since is read once
+    is_merged = merged(prefix, n, facts, hashed)
     if is_merged:
         print(f"already merged: {manifest_path(prefix)}; nothing to submit")
         return 0
@@ -220,7 +227,7 @@ def submit(args: argparse.Namespace) -> int:
         print(f"{manifest_path(prefix)} was merged from other settings, inputs or tokenizer, or from inputs"
               " edited in place since: making it again")
     state = read_state(prefix, n)
-    done, stale, edited = finished_shards(prefix, n, facts)
+    done, stale, edited = finished_shards(prefix, n, facts, hashed)
     if stale:
         print(stale_line(stale, edited, "making them again"))
     states = _queue(state)
@@ -228,7 +235,7 @@ def submit(args: argparse.Namespace) -> int:
     waiting_merges = [j for j in state.merge_jobs if j in states]
     todo = [i for i in range(n) if i not in done and i not in flying]
     if not todo and waiting_merges:
-        print(progress_line(data, done, len(flying), state, time.time()))
+        print(progress_line(data, facts, done, len(flying), state, time.time()))
         print(f"nothing to submit: merge job {waiting_merges[-1]} is waiting")
         return 0
     commands = [["scancel", j] for j in waiting_merges]  # it waits for a task that failed: it can never start
@@ -239,7 +246,7 @@ def submit(args: argparse.Namespace) -> int:
     if args.dry_run:
         for argv in [*commands, sbatch_merge_argv(settings, job, after)]:
             print(shlex.join(argv))
-        print(progress_line(data, done, len(flying), state, time.time()))
+        print(progress_line(data, facts, done, len(flying), state, time.time()))
         return 0
     claim_file(state_path(prefix), LAUNCH_STATE, "data.output_prefix")  # refused before anything is submitted
     Path(job.log_dir).mkdir(parents=True, exist_ok=True)
@@ -259,20 +266,20 @@ def submit(args: argparse.Namespace) -> int:
     write_json_with_record(state_path(prefix), LAUNCH_STATE, vars(state), indent=2)
     print(f"submitted the merge as job {merge_job}: {shlex.join(merge_argv)}")
     print(f"logs: {job.log_dir}")
-    print(progress_line(data, done, len(flying) + len(todo), state, time.time()))
+    print(progress_line(data, facts, done, len(flying) + len(todo), state, time.time()))
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
-    data, _, job = _load(args)
+    data, _, job, paths = _load(args)
     state = read_state(job.output_prefix, job.num_shards)
-    facts = shard_facts(data)
-    done, stale, edited = finished_shards(job.output_prefix, job.num_shards, facts)
+    facts, hashed = shard_facts(data, paths), {}  # hashed: each piece of an input touched since is read once
+    done, stale, edited = finished_shards(job.output_prefix, job.num_shards, facts, hashed)
     if stale:
         print(stale_line(stale, edited, "submit makes them again"))
     flying = shards_in_flight(_queue(state), state.array_jobs)
-    print(progress_line(data, done, len(flying), state, time.time()))
-    is_merged = merged(job.output_prefix, job.num_shards, facts)
+    print(progress_line(data, facts, done, len(flying), state, time.time()))
+    is_merged = merged(job.output_prefix, job.num_shards, facts, hashed)
     if is_merged:
         print(f"merged: {manifest_path(job.output_prefix)}")
     elif is_merged is None:

@@ -147,7 +147,7 @@ def preprocess(config: DataConfig, progress: bool = False, shard: ShardSpec | No
                                   mask, workers, timings)
         manifest[REMOVED_MAPS_KEY] = [str(p) for p in removed_maps]
         if shard is not None:
-            manifest["shard"] = shard_manifest_section(final_config, shard, pieces, digests)
+            manifest["shard"] = shard_manifest_section(final_config, shard, paths, pieces, digests)
         write_manifest(path, manifest, outputs.files)
         note_complete(prefix_claim(str(config.output_prefix)))  # an interrupt from here on: "complete"
         return PreprocessSummary(manifest, path)

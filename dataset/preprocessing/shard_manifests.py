@@ -11,12 +11,12 @@ differs.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dataset.formats.input_files import range_sha256
 from dataset.formats.preprocess_manifest import manifest_path, read_manifest
 from dataset.preprocessing.shard_plan import ShardSpec, shard_prefix, shards_folder
 
@@ -117,29 +117,17 @@ def merged_run_facts(manifest: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def range_sha256(path: str, start: int, end: int) -> str:
-    """The sha256 of bytes ``start:end`` of ``path`` as they are now (what a shard recorded for its piece)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        left = end - start
-        while left > 0:
-            block = handle.read(min(left, 1 << 22))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
-    return digest.hexdigest()
-
-
-def edited_inputs(inputs: Any, pieces: Any) -> list[str]:
+def edited_inputs(inputs: Any, pieces: Any, hashed: dict[tuple[str, int, int], str] | None = None) -> list[str]:
     """The inputs whose bytes a shard (or a merge) read, ``pieces`` with their sha256, hold other bytes now: an
     input edited in place at the same size, which the paths and sizes of :func:`run_facts` cannot tell.
 
     An input whose modification time is still the one recorded in ``inputs`` is taken as read (no I/O beyond a
     stat); the pieces of any other input are hashed again, so a file only touched still counts as the same. A
     piece list that is not one (a damaged manifest) counts every input as edited: the work is made again.
+    ``hashed``: ``(path, start, end) -> sha256`` of the pieces one command has hashed already (a merge's pieces
+    are its shards' pieces), so that no byte of an input is read twice to answer one command.
     """
+    hashed = {} if hashed is None else hashed
     recorded = {i.get("path"): i.get("mtime_ns") for i in inputs if isinstance(i, dict)} \
         if isinstance(inputs, list) else {}
     if not isinstance(pieces, list) or not pieces or any(not isinstance(p, dict) or _piece_problem(p) for p in pieces):
@@ -152,7 +140,10 @@ def edited_inputs(inputs: Any, pieces: Any) -> list[str]:
         try:
             if recorded.get(path) is not None and os.stat(path).st_mtime_ns == recorded[path]:
                 continue
-            same = range_sha256(path, piece["start"], piece["end"]) == piece["sha256"]
+            key = (path, piece["start"], piece["end"])
+            if key not in hashed:
+                hashed[key] = range_sha256(*key)
+            same = hashed[key] == piece["sha256"]
         except OSError:
             same = False
         if not same:

@@ -12,7 +12,6 @@ import dataclasses
 import os
 from typing import Any
 
-from dataset.formats.input_files import expand_inputs
 from dataset.preprocessing.shard_plan import InputPiece, ShardPlanError, ShardSpec, input_stats, shard_prefix
 from runconfig.data_section import DataConfig
 
@@ -49,10 +48,10 @@ def output_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NOT_SETTINGS}
 
 
-def shard_manifest_section(config: DataConfig, shard: ShardSpec, pieces: list[InputPiece],
+def shard_manifest_section(config: DataConfig, shard: ShardSpec, paths: list[str], pieces: list[InputPiece],
                            digests: list[str]) -> dict[str, Any]:
-    """The ``shard`` section of a shard's manifest (``config`` is the run's, with the final prefix)."""
-    paths = expand_inputs(config.inputs, config.languages)  # the files, when the inputs are language folders
+    """The ``shard`` section of a shard's manifest (``config`` is the run's, with the final prefix; ``paths`` the
+    input files the run planned its pieces over: ``config.inputs`` with language folders expanded)."""
     return {
         "index": shard.index,
         "count": shard.count,
