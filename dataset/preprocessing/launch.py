@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shlex
@@ -24,6 +23,7 @@ from guardrails.output_records import OutputKind
 from dataset.formats.input_files import expand_inputs
 from dataset.formats.jsonl_records import InputFileError
 from dataset.formats.preprocess_manifest import manifest_path, read_manifest
+from dataset.formats.tokenizer_match import tokenizer_sha256
 from dataset.preprocessing.shard_jobs import (
     ShardJob, parse_job_id, parse_squeue, sbatch_array_argv, sbatch_merge_argv, shards_in_flight, squeue_argv,
 )
@@ -98,7 +98,7 @@ def shard_facts(data: DataConfig, paths: list[str]) -> dict[str, Any]:
     files, language folders expanded), tokenizer."""
     facts = run_facts(output_settings(dataclasses.asdict(data)),
                       [{"path": p, "bytes": n} for p, n in zip(paths, input_sizes(paths))],
-                      hashlib.sha256(Path(data.tokenizer).read_bytes()).hexdigest())
+                      tokenizer_sha256(data.tokenizer))
     return json.loads(json.dumps(facts))  # tuples as lists, as in a manifest
 
 
