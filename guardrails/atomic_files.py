@@ -40,6 +40,15 @@ def temporary_sibling(path: Path) -> Path:
         return tmp
 
 
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to disk (before a rename makes it the file its final name points at)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file name to write (``torch.save``, ...); fsync and rename it onto ``path`` on success."""
@@ -52,11 +61,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-        try:  # the data must be on disk before the name points at it, or a crash can leave an empty file
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)  # the data must be on disk before the name points at it, or a crash can leave an empty file
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
