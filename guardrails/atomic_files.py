@@ -28,13 +28,16 @@ from guardrails.output_paths import make_parents, note_complete, remove_if_empty
 
 TEMP_TAG = ".tmp-"  # every temporary's name holds this; tests glob ``*.tmp-*`` for leftovers
 
-
-def temporary_sibling(path: Path) -> Path:
-    """Create (exclusively, empty, mode 0666 minus umask) and return a fresh temporary beside ``path``."""
+def temporary_sibling(path: Path, folder: bool = False) -> Path:
+    """Create (exclusively, empty: a file of mode 0666 minus umask, or a ``folder``) and return a fresh temporary
+    beside ``path``."""
     while True:
         tmp = temporary_name(path)
-        try:  # O_EXCL: two writers of the same name (threads, a reused pid) never share a temporary
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+        try:  # exclusive: two writers of the same name (threads, a reused pid) never share a temporary
+            if folder:
+                tmp.mkdir()
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
         except FileExistsError:
             continue
         return tmp
