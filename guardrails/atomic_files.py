@@ -26,7 +26,6 @@ from typing import IO, Any, Iterator
 
 from guardrails.output_paths import make_parents, note_complete, remove_if_empty, temporary_name
 
-TEMP_TAG = ".tmp-"  # every temporary's name holds this; tests glob ``*.tmp-*`` for leftovers
 
 def temporary_sibling(path: Path, folder: bool = False) -> Path:
     """Create (exclusively, empty: a file of mode 0666 minus umask, or a ``folder``) and return a fresh temporary
