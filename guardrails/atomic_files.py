@@ -26,18 +26,29 @@ from typing import IO, Any, Iterator
 
 from guardrails.output_paths import make_parents, note_complete, remove_if_empty, temporary_name
 
-TEMP_TAG = ".tmp-"  # every temporary's name holds this; tests glob ``*.tmp-*`` for leftovers
 
-
-def temporary_sibling(path: Path) -> Path:
-    """Create (exclusively, empty, mode 0666 minus umask) and return a fresh temporary beside ``path``."""
+def temporary_sibling(path: Path, folder: bool = False) -> Path:
+    """Create (exclusively, empty: a file of mode 0666 minus umask, or a ``folder``) and return a fresh temporary
+    beside ``path``."""
     while True:
         tmp = temporary_name(path)
-        try:  # O_EXCL: two writers of the same name (threads, a reused pid) never share a temporary
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+        try:  # exclusive: two writers of the same name (threads, a reused pid) never share a temporary
+            if folder:
+                tmp.mkdir()
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
         except FileExistsError:
             continue
         return tmp
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to disk (before a rename makes it the file its final name points at)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -52,11 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-        try:  # the data must be on disk before the name points at it, or a crash can leave an empty file
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)  # the data must be on disk before the name points at it, or a crash can leave an empty file
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

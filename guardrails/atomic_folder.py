@@ -22,20 +22,10 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from guardrails.atomic_files import temporary_sibling
 from guardrails.output_paths import (
     make_parents, note_complete, remove_if_empty, remove_stale_leftovers, temporary_name,
 )
-
-
-def _fresh_folder(out: Path, what: str) -> Path:
-    """Create (exclusively) and return a new hidden ``.OUT.codeft.{what}-PID-HEX`` beside ``out``."""
-    while True:
-        folder = temporary_name(out, what)
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            continue
-        return folder
 
 
 @contextlib.contextmanager
@@ -45,7 +35,7 @@ def atomic_output_dir(out: str | Path) -> Iterator[Path]:
     remove_stale_leftovers(out)
     created = make_parents(out)
     try:
-        tmp = _fresh_folder(out, "tmp")
+        tmp = temporary_sibling(out, folder=True)
     except BaseException:
         remove_if_empty(created)
         raise

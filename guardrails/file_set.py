@@ -34,7 +34,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
-from guardrails.atomic_files import temporary_sibling
+from guardrails.atomic_files import fsync_file, temporary_sibling
 from guardrails.command_errors import signals_deferred
 from guardrails.output_paths import make_parents, note_complete, remove_if_empty
 from guardrails.output_records import RECORD_KEY, OutputKind, record_section, sidecar_record
@@ -67,14 +67,6 @@ class FileSet:
         remove_if_empty(self.created)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def atomic_file_set(output: str | os.PathLike, kind: OutputKind, facts: Mapping[str, Any] | None = None,
                     record: str | os.PathLike | None = None) -> Iterator[FileSet]:
@@ -87,12 +79,12 @@ def atomic_file_set(output: str | os.PathLike, kind: OutputKind, facts: Mapping[
     try:
         yield files
         for tmp in files.temporaries.values():
-            _fsync(tmp)  # the data must be on disk before a name points at it
+            fsync_file(tmp)  # the data must be on disk before a name points at it
         section = record_section(kind, output.parent, list(files.temporaries), read_from=files.temporaries)
         record_tmp = files.temporary(record)
         record_tmp.write_text(json.dumps({**head, **files.facts, RECORD_KEY: section},
                                          indent=2) + "\n", encoding="utf-8")
-        _fsync(record_tmp)
+        fsync_file(record_tmp)
     except BaseException:
         files.discard()
         raise

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from guardrails.output_records import (
-    OutputKind, files_under, proof_problem, read_record, record_problem, sidecar_record,
+    OutputKind, files_under, proof_problem, read_record, record_problem, sidecar_record, write_record,
 )
 
 MARKER = "codeft"
@@ -250,8 +250,6 @@ def check_run_folder(folder: str | os.PathLike, kind: OutputKind, flag: str, ado
 
 def own_run_folder(folder: str | os.PathLike, kind: OutputKind) -> str:
     """Create ``folder`` and its record when missing (after :func:`check_run_folder`); returns the record's nonce."""
-    from guardrails.output_records import write_record
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     section = read_record(folder / kind.record)

@@ -113,7 +113,8 @@ def _build(path: str | Path | None, raw: dict[str, Any], lines: dict[tuple[str, 
         # a rule across keys, broken only once the command line's values are in: say so, not the file's line
         if not given or "" not in where or not _builds(cls, dict(raw.get(name) or {}), label, where):
             raise
-    mine = [item for item in overrides if item.split("=", 1)[0].split(".", 1)[0] == name]
+    # this section's overrides as parse_overrides reads them: section.key=value, or a bare key=value
+    mine = [item for item in overrides if (key := item.split("=", 1)[0]).split(".", 1)[0] == name or "." not in key]
     where[""] = f"the command line ({' '.join(mine)}) over {where['']}"
     return build_dataclass(cls, values, label, where)
 

@@ -52,6 +52,7 @@ from guardrails.output_paths import OutputRefused
 from guardrails.output_records import OutputKind
 from runconfig import ConfigError, build_dataclass, parse_overrides
 from runconfig.run_config import RunConfig, load_run_config
+from runconfig.value_rules import POSITIVE, SEED, Bound
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 DEMO = OutputKind("the demo's output", "scripts/demo.py")
@@ -88,6 +89,23 @@ class DemoSettings:
     toy_problems: int = 16  # TOY test problems per language (evaluation.toy_tasks), when data.inputs has the toy pairs
     toy_pairs: int = 2000  # TOY fine-tuning pairs per language (Python, Go), never a test problem
     toy_samples: int = 5  # samples per TOY problem (pass@1 and pass@5)
+
+    def __post_init__(self) -> None:
+        # refused when the demo starts, not minutes later when the step that reads the value runs
+        for name, bound in DEMO_BOUNDS.items():
+            problem = bound.problem(getattr(self, name))
+            if problem:
+                raise ValueError(f"{name} {problem}")
+
+
+# every numeric knob's range (runconfig.value_rules' Bound; tests/test_demo_data_stage.py checks none is missing)
+DEMO_BOUNDS: dict[str, Bound] = {
+    "max_records": POSITIVE, "max_record_chars": POSITIVE, "seed": SEED, "vocab_size": POSITIVE,
+    "model_layers": POSITIVE, "model_hidden": POSITIVE, "model_heads": POSITIVE,
+    "pretrain_iters": Bound(low=0, note="0 = skip the continued pretraining"), "pretrain_files": POSITIVE,
+    "eval_problems": POSITIVE, "eval_samples": POSITIVE,
+    "toy_problems": POSITIVE, "toy_pairs": POSITIVE, "toy_samples": POSITIVE,
+}
 
 
 @dataclass

@@ -99,6 +99,9 @@ def test_a_rule_broken_by_a_command_line_override_says_so(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_section(config, "training", TrainingConfig, ["training.lr_warmup_samples=1000"])
     assert str(info.value).startswith(f"the command line (training.lr_warmup_samples=1000) over {config}:1: training: ")
+    with pytest.raises(ConfigError) as info:  # a bare key=value is this section's override too, and is named
+        load_section(config, "training", TrainingConfig, ["lr_warmup_samples=1000", "data.workers=2"])
+    assert str(info.value).startswith(f"the command line (lr_warmup_samples=1000) over {config}:1: training: ")
     config.write_text("training:\n  train_iters: 10\n  global_batch_size: 4\n  lr_warmup_samples: 1000\n")
     with pytest.raises(ConfigError) as info:  # broken by the file alone: its line, whatever the command line says
         load_section(config, "training", TrainingConfig, ["training.lr=0.1"])

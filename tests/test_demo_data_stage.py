@@ -63,6 +63,21 @@ def test_bad_override_is_a_clear_error(capsys):
     assert "unknown key 'max_recordz'" in capsys.readouterr().err
 
 
+def test_every_numeric_demo_knob_is_range_checked_before_any_step(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    demo = _demo_module()
+    numeric = {f.name for f in dataclasses.fields(demo.DemoSettings) if f.type in ("int", "float")}
+    assert len(numeric) > 10 and numeric == set(demo.DEMO_BOUNDS)  # the walk found them; each has a range
+    monkeypatch.chdir(tmp_path)  # the default config's outputs are relative: nothing may appear here
+    for name in sorted(numeric):
+        low = demo.DEMO_BOUNDS[name].low
+        assert demo.main(["--steps", "pairs", f"demo.{name}={int(low) - 1}"]) == 2, name
+        err = capsys.readouterr().err
+        assert f"overrides:demo: {name} must be >= {int(low)}" in err and f"got {int(low) - 1}" in err, (name, err)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _whole_demo_argv(tmp_path, toy=True):
     """Every step of the demo, tiny, into ``tmp_path`` (pairs from the stdlib's email package; with ``toy``, the TOY
     family's too, trained long enough to learn it)."""
