@@ -77,3 +77,15 @@ def test_disabled_by_default_imports_and_writes_nothing(tmp_path, monkeypatch):
     assert open_wandb(WandbConfig(), tmp_path, {}) is None and not (tmp_path / "wandb").exists()
     with pytest.raises(ValueError, match="training.wandb.mode=offline needs the wandb package"):
         open_wandb(WandbConfig(mode="offline"), tmp_path, {})
+
+
+def test_a_run_without_the_package_is_refused_before_it_reads_or_writes_anything(tmp_path, monkeypatch):
+    base, save = tiny_hf(tmp_path, "llama", dropout=0.0), tmp_path / "run"
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    cfg = load_section(None, "training", TrainingConfig,
+                       run_overrides(tmp_path, base, save, train_iters=2, **{"wandb.mode": "offline"}))
+    messages = []
+    with pytest.raises(ValueError, match="training.wandb.mode=offline needs the wandb package"):
+        train(cfg, say=messages.append)
+    assert not messages  # refused before the model was loaded (the engine says "loaded: ...")
+    assert not save.exists()  # no index maps, no training_config.json, no record left behind

@@ -29,8 +29,6 @@ from training.resume.recorded_args import (
 from training.resume.run_identity import check_resume_identity
 from training.resume.schedule_resume import ScheduleDecision, fresh_schedule, resume_schedule
 
-FORK_DROPOUT = FORK_ARG_DEFAULTS["hidden_dropout"]  # the fork's default for both (0.1), when nothing is recorded
-
 LOCAL_MODULE = "training.finetune"  # the local engine's "script": a module run with python -m
 
 
@@ -115,9 +113,11 @@ def run_dropout(cfg: Any, recorded: RecordedCheckpoint | None) -> tuple[float, f
     if recorded is None and (cfg.hidden_dropout is None or cfg.attention_dropout is None):
         return None
     args = recorded.args if recorded is not None else {}
-    hidden = cfg.hidden_dropout if cfg.hidden_dropout is not None else args.get("hidden_dropout", FORK_DROPOUT)
+    # unrecorded: the fork's own default of each flag
+    hidden = cfg.hidden_dropout if cfg.hidden_dropout is not None else \
+        args.get("hidden_dropout", FORK_ARG_DEFAULTS["hidden_dropout"])
     attention = cfg.attention_dropout if cfg.attention_dropout is not None else \
-        args.get("attention_dropout", FORK_DROPOUT)
+        args.get("attention_dropout", FORK_ARG_DEFAULTS["attention_dropout"])
     return float(hidden), float(attention)
 
 

@@ -193,7 +193,6 @@ def check_fork_runtime(run: RunConfig, environ: Mapping[str, str], start: Any, r
                        shape: ModelShape | None) -> list[Finding]:
     """The fork in the job's environment (``training.cluster.fork_runtime``), its argv, and what the job will do."""
     from training.cluster.fork_job import plan_fork_job
-    from training.cluster.fork_runtime import run_probe, runtime_findings
 
     cfg, cluster = run.training, run.cluster
     found: list[Finding] = []

@@ -66,8 +66,6 @@ def parse_sacct(stdout: str) -> tuple[str, str] | None:
     return (parts[0].split()[0], parts[1] if len(parts) > 1 else "") if parts[0] else None
 
 
-
-
 def job_state(job_id: str) -> str:
     """``RUNNING``, ``COMPLETED (exit 0:0)``..., or what is known when SLURM has forgotten the job."""
     for argv, parse in ((scontrol_argv(job_id), parse_scontrol), (sacct_argv(job_id), parse_sacct)):
@@ -176,16 +174,15 @@ def status_lines(run: RunConfig) -> list[str]:
     jobs = submitted_jobs(run)
     if not jobs:
         lines.append("jobs: none submitted (python -m training.launch submit --config ...)")
-    for job_id, folder in jobs:
-        log = log_file(run, job_id)
-        lines.append(f"job {job_id} ({folder.name}): {job_state(job_id)}; log {log if log else '(none yet)'}")
     logs = [log_file(run, job_id) for job_id, _ in jobs]
+    for (job_id, folder), log in zip(jobs, logs):
+        lines.append(f"job {job_id} ({folder.name}): {job_state(job_id)}; log {log if log else '(none yet)'}")
     progress = engine_progress(Path(cfg.save)) if cfg.engine == "local" else \
         next((p for p in (fork_progress(log) for log in reversed(logs) if log) if p), None)
     lines.append(progress_line(progress, cfg) if progress else "last logged: no iteration yet")
     tracker = Path(cfg.save) / TRACKER_NAME
     tag = tracker.read_text(encoding="utf-8").strip() if tracker.is_file() else ""
-    lines.append(f"latest checkpoint: {Path(cfg.save) / f'iter_{int(tag):07d}'} (iteration {tag})" if tag.isdigit()
+    lines.append(f"latest checkpoint: {Path(cfg.save) / tag_dir_name(tag)} (iteration {tag})" if tag.isdigit()
                  else "latest checkpoint: none")
     return lines + resubmission(run, tag)
 

@@ -45,7 +45,7 @@ from training.local.packed_attention import PackedLossModel, causal_lm, require_
 from training.resume.run_identity import identity_values
 from training.local.rng_state import capture_rng_state, restore_rng_state, seed_everything
 from training.resume.schedule_resume import fresh_schedule, resume_schedule
-from training.local.wandb_tracker import open_wandb
+from training.local.wandb_tracker import check_wandb, open_wandb
 from training.local.train_data import (
     build_run_data, check_data_fits_model, describe_run_data, micro_batches, resolve_pad_id,
 )
@@ -220,6 +220,7 @@ def _train(cfg: Any, env: DistEnv, say: Callable[[str], None]) -> TrainResult:
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
+    check_wandb(cfg.wandb)  # now, not after the model and data are read; every rank, so that none waits on rank 0
     plan = checkpointing.plan_start(cfg.load, cfg.save)
     resume = (checkpointing.load_resume_state(plan.source, cfg.global_batch_size, cfg)
               if plan.resume else None)

@@ -50,15 +50,26 @@ def _run_id(folder: Path) -> str:
     return run_id
 
 
-def open_wandb(settings: Any, save_dir: Path, config: dict[str, Any]) -> WandbTracker | None:
-    """The run's tracker, or None with ``mode: disabled``."""
-    if settings.mode == "disabled":
-        return None
+def _wandb_module(settings: Any) -> Any:
     try:
         import wandb
     except ImportError as exc:
         raise ValueError(f"training.wandb.mode={settings.mode} needs the wandb package: pip install wandb"
                          " (or codeft[wandb]); or set training.wandb.mode=disabled") from exc
+    return wandb
+
+
+def check_wandb(settings: Any) -> None:
+    """Refuse a tracking mode without the package before the run loads a model or writes a file."""
+    if settings.mode != "disabled":
+        _wandb_module(settings)
+
+
+def open_wandb(settings: Any, save_dir: Path, config: dict[str, Any]) -> WandbTracker | None:
+    """The run's tracker, or None with ``mode: disabled``."""
+    if settings.mode == "disabled":
+        return None
+    wandb = _wandb_module(settings)
     folder = Path(save_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=settings.project, name=settings.run_name or Path(save_dir).resolve().name,
